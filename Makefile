@@ -1,0 +1,46 @@
+# The interface people and CI use. Every target works from a fresh clone: it installs first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export BENTOML_HOME ?= $(CURDIR)/var/bentoml
+export BENTOML_DO_NOT_TRACK := true
+export NML_DISABLE_USAGE_LOGGING := 1
+PORT ?= 3000
+
+.PHONY: install test lint train serve build bench replay monitor demo clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+.tools/.installed: scripts/install-tools.sh
+	bash scripts/install-tools.sh
+	touch $@
+
+install: $(VENV)/.installed .tools/.installed  ## Python deps (one venv) + helm, kubectl, promtool, wrk, checkov
+
+lint: install  ## ruff (lint + format) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: install  ## the whole test suite: unit, integration (real servers and tools), e2e
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+train: install  ## train the good model and a worse release into the BentoML store
+	$(PY) -m bentos.train -r good -r no-key-features
+
+serve: install  ## serve the newest rain_forecast model with `bentoml serve` on PORT
+	$(VENV)/bin/bentoml serve . --port $(PORT)
+
+build: install  ## bentoml build (offline)
+	$(VENV)/bin/bentoml build .
+
+bench: install  ## serving benchmark (BentoML vs bare Starlette vs MLServer); figures in bench/results
+	$(PY) bench/serve_bench.py
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,109 @@
+"""Plain data passed from analysis to the decision and to metrics: no I/O, no NannyML types.
+
+Analysis (`monitor/analysis.py`, `monitor/shadow.py`) produces one `ChunkEvidence` per
+completed chunk of a model version; the store persists it (as JSON via `to_dict`); the
+decision (`monitor/decision.py`) reads sequences of them; metrics publish the latest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A performance figure with its confidence band and NannyML's own alert flag."""
+
+    value: float | None
+    lower: float | None = None
+    upper: float | None = None
+    sampling_error: float | None = None
+    lower_threshold: float | None = None
+    upper_threshold: float | None = None
+    alert: bool = False
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    feature: str
+    method: str  # "kolmogorov_smirnov" | "jensen_shannon" | "chi2"
+    value: float
+    threshold: float | None
+    alert: bool
+
+
+@dataclass(frozen=True)
+class SegmentEvidence:
+    """The same estimates restricted to one value of the schema's segment column."""
+
+    segment: str
+    rows: int
+    estimated: dict[str, Estimate] = field(default_factory=dict)
+    realized: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChunkEvidence:
+    """Everything measured on one chunk of consecutive records of one model version."""
+
+    model: str
+    version: str
+    chunk_index: int  # 0-based, per version, in arrival order
+    rows: int
+    first_seq: int  # store sequence numbers bounding the chunk (inclusive)
+    last_seq: int
+    start_time: str  # ISO-8601 of the first and last record's timestamp
+    end_time: str
+    # NannyML CBPE on the served scores, keyed by metric: roc_auc, f1, precision, recall.
+    estimated: dict[str, Estimate] = field(default_factory=dict)
+    # Realized performance on the rows whose labels have arrived (None until enough).
+    realized: dict[str, float | None] = field(default_factory=dict)
+    labelled_rows: int = 0
+    # Drift and data quality: diagnosis only, never a rollback trigger by themselves.
+    drift: list[FeatureDrift] = field(default_factory=list)
+    multivariate_error: float | None = None
+    multivariate_threshold: float | None = None
+    multivariate_alert: bool = False
+    missing_ratio: dict[str, float] = field(default_factory=dict)
+    out_of_range_ratio: dict[str, float] = field(default_factory=dict)
+    # Features ranked by how their drift tracks the estimated drop, importance-weighted.
+    drift_ranking: list[tuple[str, float]] = field(default_factory=list)
+    segments: list[SegmentEvidence] = field(default_factory=list)
+    # Shadow re-scoring with the version's own artifact: training/serving skew.
+    parity_violation_ratio: float | None = None  # share of rows whose |served - own| > tol
+    # Shadow re-scoring with the last known-good version's artifact, on the same rows.
+    known_good_version: str | None = None
+    same_learner: bool | None = None
+    rank_correlation: float | None = None  # Spearman, live vs known-good scores
+    rank_correlation_floor: float | None = None  # reference mean - 3 sd (chunks of this size)
+    known_good_estimated: dict[str, Estimate] = field(default_factory=dict)
+    known_good_realized: dict[str, float | None] = field(default_factory=dict)
+    analysed_at: str = ""
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return sorted({d.feature for d in self.drift if d.alert})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChunkEvidence:
+        d = dict(data)
+        d["estimated"] = {k: Estimate(**v) for k, v in d.get("estimated", {}).items()}
+        d["known_good_estimated"] = {
+            k: Estimate(**v) for k, v in d.get("known_good_estimated", {}).items()
+        }
+        d["drift"] = [FeatureDrift(**x) for x in d.get("drift", [])]
+        d["drift_ranking"] = [tuple(x) for x in d.get("drift_ranking", [])]
+        d["segments"] = [
+            SegmentEvidence(
+                segment=s["segment"],
+                rows=s["rows"],
+                estimated={k: Estimate(**v) for k, v in s.get("estimated", {}).items()},
+                realized=s.get("realized", {}),
+            )
+            for s in d.get("segments", [])
+        ]
+        return cls(**d)
