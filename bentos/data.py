@@ -37,20 +37,39 @@ def weather_schema() -> ModelSchema:
     """
     return ModelSchema(
         features=[
-            Feature(name="origin", dtype="category", categories=["EWR", "JFK", "LGA"],
-                    description="Station (airport) code"),
+            Feature(
+                name="origin",
+                dtype="category",
+                categories=["EWR", "JFK", "LGA"],
+                description="Station (airport) code",
+            ),
             Feature(name="hour", dtype="int", min=0, max=23, description="Hour of day, local"),
             Feature(name="temp", min=-40, max=130, description="Temperature, F"),
             Feature(name="dewp", min=-60, max=100, description="Dew point, F"),
             Feature(name="humid", min=0, max=100, description="Relative humidity, %"),
-            Feature(name="wind_dir", min=0, max=360, nullable=True,
-                    description="Wind direction, degrees; null when calm or missing"),
+            Feature(
+                name="wind_dir",
+                min=0,
+                max=360,
+                nullable=True,
+                description="Wind direction, degrees; null when calm or missing",
+            ),
             Feature(name="wind_speed", min=0, max=100, description="Wind speed, mph"),
-            Feature(name="wind_gust", min=0, max=150, nullable=True,
-                    description="Gust speed, mph; null when no gust was reported"),
+            Feature(
+                name="wind_gust",
+                min=0,
+                max=150,
+                nullable=True,
+                description="Gust speed, mph; null when no gust was reported",
+            ),
             Feature(name="precip", min=0, max=10, description="Precipitation this hour, inches"),
-            Feature(name="pressure", min=900, max=1100, nullable=True,
-                    description="Sea level pressure, millibars; null when missing"),
+            Feature(
+                name="pressure",
+                min=900,
+                max=1100,
+                nullable=True,
+                description="Sea level pressure, millibars; null when missing",
+            ),
             Feature(name="visib", min=0, max=10, description="Visibility, miles"),
         ],
         label=LabelDefinition(

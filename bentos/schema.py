@@ -161,7 +161,7 @@ class ModelSchema(BaseModel):
 def _field_for(feat: Feature) -> tuple[Any, Any]:
     desc = feat.description or feat.name
     if feat.dtype == "category":
-        lit: Any = Literal[tuple(feat.categories or [])]  # type: ignore[valid-type]
+        lit: Any = Literal[tuple(feat.categories or [])]
         typ: Any = lit | None if feat.nullable else lit
         return (typ, Field(..., description=desc))
     base: Any = int if feat.dtype == "int" else float

@@ -137,14 +137,17 @@ def train_release(release: Release, split: Split, schema: ModelSchema) -> Traine
         "reference": binary_metrics(
             split.reference[LABEL_COLUMN].to_numpy(), score(split.reference), threshold
         ),
-        "replay": binary_metrics(split.replay[LABEL_COLUMN].to_numpy(), score(split.replay), threshold),
+        "replay": binary_metrics(
+            split.replay[LABEL_COLUMN].to_numpy(), score(split.replay), threshold
+        ),
     }
     reference = split.reference[[TIME_COLUMN, *names, LABEL_COLUMN]].copy()
     reference["probability"] = score(split.reference)
     reference["predicted_class"] = (reference["probability"] >= threshold).astype(int)
-    gain = booster.get_score(importance_type="total_gain")
+    raw_gain = booster.get_score(importance_type="total_gain")
+    gain = {k: float(v) for k, v in raw_gain.items() if isinstance(v, int | float)}
     total = sum(gain.values()) or 1.0
-    importance = {n: round(float(gain.get(n, 0.0)) / total, 6) for n in names}
+    importance = {n: round(gain.get(n, 0.0) / total, 6) for n in names}
     return TrainedRelease(release, booster, threshold, metrics, reference, importance, rounds)
 
 
@@ -208,15 +211,34 @@ def _json_scalar(value: object) -> object:
 
 def metrics_table(results: list[TrainedRelease]) -> Table:
     table = Table(title="Rain within 4 h - hold-out metrics (reference May-Jun, replay Jul-Dec)")
-    for col in ["release", "version", "window", "rows", "pos. rate", "ROC AUC", "PR AUC",
-                "F1 @thr", "thr", "Brier", "ECE"]:
+    for col in [
+        "release",
+        "version",
+        "window",
+        "rows",
+        "pos. rate",
+        "ROC AUC",
+        "PR AUC",
+        "F1 @thr",
+        "thr",
+        "Brier",
+        "ECE",
+    ]:
         table.add_column(col, justify="right" if col not in ("release", "version") else "left")
     for tr in results:
         for win, m in tr.metrics.items():
             table.add_row(
-                tr.release.name, tr.version, win, f"{m['rows']:.0f}", f"{m['positive_rate']:.3f}",
-                f"{m['roc_auc']:.3f}", f"{m['pr_auc']:.3f}", f"{m['f1']:.3f}",
-                f"{tr.threshold:.2f}", f"{m['brier']:.4f}", f"{m['ece']:.4f}",
+                tr.release.name,
+                tr.version,
+                win,
+                f"{m['rows']:.0f}",
+                f"{m['positive_rate']:.3f}",
+                f"{m['roc_auc']:.3f}",
+                f"{m['pr_auc']:.3f}",
+                f"{m['f1']:.3f}",
+                f"{tr.threshold:.2f}",
+                f"{m['brier']:.4f}",
+                f"{m['ece']:.4f}",
             )
     return table
 
@@ -227,7 +249,9 @@ app = typer.Typer(add_completion=False, help=__doc__)
 @app.command()
 def main(
     release: list[str] = typer.Option(
-        ["good", "no-key-features"], "--release", "-r",
+        ["good", "no-key-features"],
+        "--release",
+        "-r",
         help=f"Releases to train ({', '.join(RELEASES)}, or 'all'); repeatable.",
     ),
     save: bool = typer.Option(True, help="Save to the BentoML model store."),
@@ -256,8 +280,14 @@ def main(
     for tr in results:
         console.print(f"saved {MODEL_NAME}:{tr.version}" if save else f"trained {tr.version}")
     if json_out:
-        payload = {tr.release.name: {"version": tr.version, "threshold": tr.threshold,
-                                     "metrics": tr.metrics} for tr in results}
+        payload = {
+            tr.release.name: {
+                "version": tr.version,
+                "threshold": tr.threshold,
+                "metrics": tr.metrics,
+            }
+            for tr in results
+        }
         json_out.write_text(json.dumps(payload, indent=2))
 
 

@@ -24,7 +24,9 @@ class Registration(BaseModel):
 
     model: str = Field(pattern=NAME_PATTERN, description="Model name, e.g. rain_forecast")
     version: str = Field(pattern=NAME_PATTERN, description="Model version (BentoML tag version)")
-    learner: str = Field(default="xgboost", description="Learner family; shadow gaps compare like with like")
+    learner: str = Field(
+        default="xgboost", description="Learner family; shadow gaps compare like with like"
+    )
     release: str = ""
     description: str = ""
     schema_: ModelSchema = Field(alias="schema")

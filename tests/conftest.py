@@ -12,8 +12,8 @@ import pytest
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 
-from bentos.data import Split, load_weather, time_split, weather_schema  # noqa: E402
-from bentos.schema import ModelSchema  # noqa: E402
+from bentos.data import Split, load_weather, time_split, weather_schema
+from bentos.schema import ModelSchema
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,15 @@ from bentos.schema import ModelSchema
 def test_label_is_rain_in_next_four_hours_at_same_station() -> None:
     data = load_weather()
     ewr = data[data.origin == "EWR"].set_index(TIME_COLUMN)
-    # Pick an hour with no rain for 4 h after, and one followed by rain 3 h later.
     precip = ewr["precip"]
+    checked = 0
     for t, row in ewr.iloc[100:400].iterrows():
+        assert isinstance(t, pd.Timestamp)
         nxt = precip.loc[t + pd.Timedelta(hours=1) : t + pd.Timedelta(hours=4)]
         if len(nxt) == 4:
             assert row[LABEL_COLUMN] == int((nxt > 0).any()), t
+            checked += 1
+    assert checked > 250
 
 
 def test_split_windows_do_not_overlap_and_reference_is_never_trained_on(split: Split) -> None:
@@ -52,9 +55,17 @@ def test_record_model_refuses_each_bad_input_class(schema: ModelSchema) -> None:
 
     Record = schema.record_model()
     good = {
-        "origin": "EWR", "hour": 5, "temp": 50.0, "dewp": 40.0, "humid": 60.0,
-        "wind_dir": None, "wind_speed": 5.0, "wind_gust": None, "precip": 0.0,
-        "pressure": 1012.0, "visib": 10.0,
+        "origin": "EWR",
+        "hour": 5,
+        "temp": 50.0,
+        "dewp": 40.0,
+        "humid": 60.0,
+        "wind_dir": None,
+        "wind_speed": 5.0,
+        "wind_gust": None,
+        "precip": 0.0,
+        "pressure": 1012.0,
+        "visib": 10.0,
     }
     Record(**good)
     bad_cases = {

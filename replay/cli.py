@@ -1,0 +1,273 @@
+"""`make demo` and `make replay`: the whole stack on one machine, on the embedded defaults.
+
+demo   trains the good model and a worse release, builds the Bento, serves both versions,
+       starts the monitor, replays Jul-Dec 2013 with the worse release going live mid-way,
+       and ends with the per-chunk table, the monitor's decision and the report's path.
+replay the measurement run: the good model is the known-good version, an equivalent retrain
+       serves all of Jul-Dec; per-chunk estimated vs realized ROC AUC for both, their MAE
+       next to the naive guess, records lost end to end, monitor CPU and memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from bentos.data import load_weather, time_split, weather_schema
+from replay.driver import Replayer, Step
+from replay.report import chunk_table, estimation_errors
+from replay.stack import REPO, Process, new_token, running, start_monitor, start_predictor
+
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
+
+app = typer.Typer(add_completion=False, help=__doc__)
+console = Console()
+MODEL = "rain_forecast"
+
+
+def ensure_models(releases: list[str]) -> dict[str, str]:
+    """Train the releases into the BentoML store unless already there (training is seeded)."""
+    from bentos.train import RELEASES, save_to_store, train_release
+
+    schema = weather_schema()
+    split = time_split(load_weather(), schema)
+    tags = {}
+    for name in releases:
+        with console.status(f"training {name}"):
+            tags[name] = save_to_store(train_release(RELEASES[name], split, schema), schema)
+        console.print(f"model [bold]{tags[name]}[/] in the BentoML store")
+    return tags
+
+
+def build_bento() -> None:
+    with console.status("bentoml build (offline)"):
+        bentoml = str(Path(sys.executable).with_name("bentoml"))
+        out = subprocess.run([bentoml, "build", "."], cwd=REPO, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"bentoml build failed:\n{out.stdout}\n{out.stderr}")
+    tag = next((ln for ln in out.stdout.splitlines() if "Successfully built" in ln), "built")
+    console.print(tag.strip())
+
+
+class Sampler(threading.Thread):
+    """Monitor CPU and RSS while the replay runs (psutil on the monitor's process tree)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        import psutil
+
+        self.proc = psutil.Process(pid)
+        self.peak_rss = 0
+        self.cpu_seconds = 0.0
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        while not self._stop.wait(0.5):
+            try:
+                procs = [self.proc, *self.proc.children(recursive=True)]
+                rss = sum(p.memory_info().rss for p in procs)
+                cpu = sum(sum(p.cpu_times()[:2]) for p in procs)
+            except psutil.Error:
+                continue
+            self.peak_rss = max(self.peak_rss, rss)
+            self.cpu_seconds = max(self.cpu_seconds, cpu)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def wait_for_analysis(
+    monitor: Process, expected: dict[str, int], timeout: float = 180
+) -> list[dict[str, Any]]:
+    """Until every version has all its complete chunks analysed with their labels joined."""
+    deadline = time.monotonic() + timeout
+    chunks: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        chunks = httpx.get(f"{monitor.url}/v1/models/{MODEL}/chunks", timeout=30).json()
+        done = all(
+            sum(1 for c in chunks if c["version"] == v and c["labelled_rows"] == c["rows"]) >= n
+            for v, n in expected.items()
+        )
+        if done:
+            return chunks
+        time.sleep(1.0)
+    console.print("[yellow]analysis did not catch up before the timeout; showing what exists[/]")
+    return chunks
+
+
+def stored_count(monitor: Process) -> int:
+    versions = httpx.get(f"{monitor.url}/v1/models", timeout=30).json()
+    return sum(int(v.get("records", 0)) for v in versions if v["model"] == MODEL)
+
+
+def progress_table(step: Step, phase: str) -> Table:
+    t = Table(show_header=False, box=None)
+    t.add_row("simulated time", step.sim_time.strftime("%Y-%m-%d %H:%M"))
+    t.add_row("serving", phase)
+    t.add_row("rows sent", f"{step.stats.rows_sent:,}")
+    t.add_row("labels posted (4 h later)", f"{step.stats.labels_posted:,}")
+    for version, n in step.stats.predictions.items():
+        t.add_row(f"  scored by {version}", f"{n:,}")
+    return t
+
+
+def replay_through(
+    monitor: Process,
+    routes: list[tuple[pd.Timestamp, Process]],
+    step_seconds: float,
+    label_delay_hours: int = 4,
+) -> tuple[Replayer, Sampler]:
+    schema = weather_schema()
+    rows = time_split(load_weather(), schema).replay
+    player = Replayer(
+        rows, schema, monitor.url, label_delay_hours=label_delay_hours, step_seconds=step_seconds
+    )
+    sampler = Sampler(monitor.popen.pid)
+    sampler.start()
+
+    def route(t: pd.Timestamp) -> str:
+        live = [proc for start, proc in routes if t >= start]
+        return live[-1].url
+
+    def phase(t: pd.Timestamp) -> str:
+        return [proc.name for start, proc in routes if t >= start][-1]
+
+    with Live(console=console, refresh_per_second=4, transient=True) as live:
+        player.run(route, on_step=lambda s: live.update(progress_table(s, phase(s.sim_time))))
+    return player, sampler
+
+
+@app.command()
+def demo(
+    workdir: Path = typer.Option(REPO / "var" / "demo", help="Logs, the monitor's DB, reports."),
+    release_date: str = typer.Option("2013-08-15", help="When the worse release goes live."),
+    bad_release: str = typer.Option("no-key-features", help="The worse release to ship."),
+    step_seconds: float = typer.Option(0.2, help="Wall seconds per simulated day."),
+) -> None:
+    """Train, build, serve, monitor, replay Jul-Dec 2013, show the verdict."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "monitor.db").unlink(missing_ok=True)
+    tags = ensure_models(["good", bad_release])
+    build_bento()
+    token = new_token()
+    monitor = start_monitor(workdir, token)
+    with running(monitor):
+        good = start_predictor(workdir, tags["good"], monitor.url, token, "predictor-good")
+        with running(good):
+            wait_registered(monitor, tags["good"])
+            bad = start_predictor(
+                workdir, tags[bad_release], monitor.url, token, "predictor-release"
+            )
+            with running(bad):
+                console.print(f"monitor {monitor.url}; good {good.url}; release {bad.url}")
+                player, sampler = replay_through(
+                    monitor,
+                    [
+                        (pd.Timestamp("2013-01-01", tz="UTC"), good),
+                        (pd.Timestamp(release_date, tz="UTC"), bad),
+                    ],
+                    step_seconds,
+                )
+                expected = {v: n // 500 for v, n in player.stats.predictions.items()}
+                chunks = wait_for_analysis(monitor, expected)
+                sampler.stop()
+                audit = httpx.get(
+                    f"{monitor.url}/v1/audit", params={"model": MODEL}, timeout=30
+                ).json()
+                console.print(chunk_table(chunks, audit))
+                for entry in audit:
+                    console.print(f"[bold red]decision[/] {json.dumps(entry, indent=2)}")
+                report = workdir / "reports" / f"{MODEL}.html"
+                report.parent.mkdir(parents=True, exist_ok=True)
+                report.write_text(httpx.get(f"{monitor.url}/reports/{MODEL}", timeout=120).text)
+                console.print(f"HTML report: [bold]{report}[/]")
+                console.print(
+                    f"monitor: peak RSS {sampler.peak_rss / 2**20:.0f} MiB, "
+                    f"CPU {sampler.cpu_seconds:.1f} s"
+                )
+
+
+def wait_registered(monitor: Process, tag: str, timeout: float = 60) -> None:
+    version = tag.split(":", 1)[1]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        versions = httpx.get(f"{monitor.url}/v1/models", timeout=10).json()
+        if any(v["version"] == version for v in versions):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{tag} never registered with the monitor")
+
+
+@app.command("replay")
+def replay_cmd(
+    workdir: Path = typer.Option(REPO / "var" / "replay"),
+    out: Path = typer.Option(REPO / "bench" / "results" / "replay.json"),
+    step_seconds: float = typer.Option(0.05, help="Wall seconds per simulated day."),
+) -> None:
+    """Measure: estimated vs realized per chunk, live and known-good shadow; losses; cost."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "monitor.db").unlink(missing_ok=True)
+    tags = ensure_models(["good", "retrain"])
+    token = new_token()
+    monitor = start_monitor(workdir, token)
+    with running(monitor):
+        good = start_predictor(workdir, tags["good"], monitor.url, token, "predictor-good")
+        with running(good):
+            wait_registered(monitor, tags["good"])
+            live = start_predictor(
+                workdir, tags["retrain"], monitor.url, token, "predictor-retrain"
+            )
+            with running(live):
+                wait_registered(monitor, tags["retrain"])
+                began = time.monotonic()
+                player, sampler = replay_through(
+                    monitor, [(pd.Timestamp("2013-01-01", tz="UTC"), live)], step_seconds
+                )
+                expected = {v: n // 500 for v, n in player.stats.predictions.items()}
+                chunks = wait_for_analysis(monitor, expected)
+                sampler.stop()
+                wall = time.monotonic() - began
+                stored = stored_count(monitor)
+    sent = len(player.stats.prediction_ids)
+    errors = estimation_errors(chunks)
+    console.print(chunk_table(chunks, []))
+    summary = {
+        "rows_sent": sent,
+        "rows_stored": stored,
+        "records_lost": sent - stored,
+        "labels_posted": player.stats.labels_posted,
+        "chunks": len(chunks),
+        "wall_seconds": round(wall, 1),
+        "monitor_peak_rss_mib": round(sampler.peak_rss / 2**20),
+        "monitor_cpu_seconds": round(sampler.cpu_seconds, 1),
+        **errors,
+    }
+    table = Table(title="make replay - summary")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        table.add_row(key, f"{value}")
+    console.print(table)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"summary": summary, "chunks": chunks}, indent=1, default=str))
+    console.print(f"figures: {out}")
+
+
+if __name__ == "__main__":
+    app()
