@@ -42,5 +42,14 @@ build: install  ## bentoml build (offline)
 bench: install  ## serving benchmark (BentoML vs bare Starlette vs MLServer); figures in bench/results
 	$(PY) bench/serve_bench.py
 
+replay: install  ## replay 2013 H2 through predictor + monitor; figures in bench/results/replay.json
+	$(PY) -m replay.cli replay
+
+monitor: install  ## run the monitor on :8080 (state in var/monitor.db; MONITOR_* env to configure)
+	MONITOR_DB_PATH=$${MONITOR_DB_PATH:-var/monitor.db} $(PY) -m monitor serve
+
+demo: install  ## the main job: train, build, serve, monitor, replay real traffic, show the verdict
+	$(PY) -m replay.cli demo
+
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
