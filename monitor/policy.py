@@ -1,0 +1,235 @@
+"""A ModelMonitor spec, parsed and validated into a typed `Policy` with the measured defaults.
+
+The CRD's OpenAPI schema refuses most bad specs at `kubectl apply`; this module is the second
+line (the monitor may read objects written before a CRD upgrade, or run offline without any
+API server) and the one place that turns the spec's strings into numbers. Kubernetes API
+conventions forbid floats in specs, so thresholds arrive as strings ("-0.03") and are parsed
+through `Decimal` so that "0.1" means exactly what the operator typed.
+
+Defaults are the ones measured in DESIGN.md's "Deciding" section (one year of real data).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+Mode = Literal["auto", "dryRun", "off"]
+MODES: tuple[Mode, ...] = ("auto", "dryRun", "off")
+GATE_METRICS = ("roc_auc", "pr_auc", "f1")
+PERFORMANCE_METRICS = ("roc_auc", "f1", "precision", "recall")
+_NAME = re.compile(r"^[a-z0-9]([-._a-z0-9]{0,61}[a-z0-9])?$")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+class PolicyError(ValueError):
+    """A spec field is missing or malformed; the message names the field (`spec.x.y`)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Bounds:
+    lower: float | None = None
+    upper: float | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Everything the decision needs from the spec, as plain numbers."""
+
+    model: str
+    target_name: str
+    target_kind: str = "Deployment"
+    mode: Mode = "dryRun"
+    chunk_size: int = 500
+    min_rows_per_chunk: int = 300
+    probation_chunks: int = 6
+    cooldown: timedelta = timedelta(minutes=30)
+    rollback_on_world_drift: bool = False
+    gate_metric: str = "roc_auc"
+    gate_max_shortfall: float = 0.02
+    parity_max_violation_ratio: float = 0.01
+    parity_tolerance: float = 0.0001
+    parity_chunks: int = 1
+    rank_sigmas: float = 3.0
+    rank_chunks: int = 3
+    estimated_gap_metric: str = "roc_auc"
+    estimated_gap_min: float = -0.03
+    estimated_gap_chunks: int = 2
+    estimated_gap_same_learner_only: bool = True
+    realized_gap_metric: str = "roc_auc"
+    realized_gap_min: float = -0.05
+    realized_gap_chunks: int = 2
+    realized_gap_min_labelled_rows: int = 200
+    estimated_bounds: dict[str, Bounds] = field(
+        default_factory=lambda: {"roc_auc": Bounds(lower=0.70)}
+    )
+    realized_bounds: dict[str, Bounds] = field(
+        default_factory=lambda: {"roc_auc": Bounds(lower=0.70)}
+    )
+
+
+def parse_duration(text: str, path: str = "spec.cooldown") -> timedelta:
+    """`30m`, `1h30m`, `45s` -> timedelta (Go-style subset; what the CRD pattern admits)."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if not text or match is None or not any(match.groups()):
+        raise PolicyError(path, f"expected a duration like 30m, 1h30m or 45s, got {text!r}")
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+def parse_policy(spec: Mapping[str, Any]) -> Policy:
+    """Validate a ModelMonitor `spec` (camelCase, as stored in the API) into a `Policy`.
+
+    Raises `PolicyError` naming the first offending field; never returns a half-valid policy.
+    """
+    if not isinstance(spec, Mapping):
+        raise PolicyError("spec", "must be an object")
+    reader = _Reader(spec, "spec")
+    model = reader.string("model", required=True)
+    if not _NAME.match(model):
+        raise PolicyError("spec.model", f"{model!r} is not a valid model name")
+    target = reader.child("targetRef", required=True)
+    kind = target.string("kind", default="Deployment")
+    if kind != "Deployment":
+        raise PolicyError("spec.targetRef.kind", f"only Deployment is supported, got {kind!r}")
+    rules = reader.child("rollbackRules")
+    parity, rank = rules.child("parity"), rules.child("rankCorrelation")
+    est, real = rules.child("estimatedGap"), rules.child("realizedGap")
+    gate = reader.child("releaseGate")
+    thresholds = reader.child("thresholds")
+    policy = Policy(
+        model=model,
+        target_name=target.string("name", required=True),
+        target_kind=kind,
+        mode=reader.choice("mode", MODES, "dryRun"),  # type: ignore[arg-type]
+        chunk_size=reader.integer("chunkSize", 500, minimum=50),
+        min_rows_per_chunk=reader.integer("minRowsPerChunk", 300, minimum=1),
+        probation_chunks=reader.integer("probationChunks", 6, minimum=1),
+        cooldown=parse_duration(reader.string("cooldown", default="30m"), "spec.cooldown"),
+        rollback_on_world_drift=reader.boolean("rollbackOnWorldDrift", False),
+        gate_metric=gate.choice("metric", GATE_METRICS, "roc_auc"),
+        gate_max_shortfall=gate.number("maxShortfall", "0.02", low=0, high=1),
+        parity_max_violation_ratio=parity.number("maxViolationRatio", "0.01", low=0, high=1),
+        parity_tolerance=parity.number("tolerance", "0.0001", low=0, high=1),
+        parity_chunks=parity.integer("consecutiveChunks", 1, minimum=1),
+        rank_sigmas=rank.number("sigmas", "3", low=0, high=100),
+        rank_chunks=rank.integer("consecutiveChunks", 3, minimum=1),
+        estimated_gap_metric=est.choice("metric", ("roc_auc",), "roc_auc"),
+        estimated_gap_min=est.number("min", "-0.03", low=-1, high=0),
+        estimated_gap_chunks=est.integer("consecutiveChunks", 2, minimum=1),
+        estimated_gap_same_learner_only=est.boolean("sameLearnerOnly", True),
+        realized_gap_metric=real.choice("metric", PERFORMANCE_METRICS, "roc_auc"),
+        realized_gap_min=real.number("min", "-0.05", low=-1, high=0),
+        realized_gap_chunks=real.integer("consecutiveChunks", 2, minimum=1),
+        realized_gap_min_labelled_rows=real.integer("minLabelledRows", 200, minimum=1),
+        estimated_bounds=_bounds(thresholds, "estimated"),
+        realized_bounds=_bounds(thresholds, "realized"),
+    )
+    if policy.min_rows_per_chunk > policy.chunk_size:
+        raise PolicyError(
+            "spec.minRowsPerChunk",
+            f"{policy.min_rows_per_chunk} exceeds spec.chunkSize {policy.chunk_size}",
+        )
+    return policy
+
+
+def _bounds(thresholds: _Reader, kind: str) -> dict[str, Bounds]:
+    section = thresholds.child(kind)
+    if not section.data:
+        return {"roc_auc": Bounds(lower=0.70)}
+    result: dict[str, Bounds] = {}
+    for metric in section.data:
+        if metric not in PERFORMANCE_METRICS:
+            raise PolicyError(
+                f"{section.path}.{metric}", f"unknown metric; use {PERFORMANCE_METRICS}"
+            )
+        entry = section.child(metric)
+        lower = entry.number("lower", None, low=0, high=1)
+        upper = entry.number("upper", None, low=0, high=1)
+        if lower is not None and upper is not None and lower > upper:
+            raise PolicyError(f"{entry.path}.lower", f"{lower} is above upper {upper}")
+        result[metric] = Bounds(lower=lower, upper=upper)
+    return result
+
+
+class _Reader:
+    """Typed access to one object of the spec, with the dotted path for error messages."""
+
+    def __init__(self, data: Mapping[str, Any], path: str) -> None:
+        self.data = data
+        self.path = path
+
+    def _get(self, key: str, required: bool) -> Any:
+        if key not in self.data or self.data[key] is None:
+            if required:
+                raise PolicyError(f"{self.path}.{key}", "is required")
+            return None
+        return self.data[key]
+
+    def child(self, key: str, required: bool = False) -> _Reader:
+        value = self._get(key, required)
+        if value is None:
+            return _Reader({}, f"{self.path}.{key}")
+        if not isinstance(value, Mapping):
+            raise PolicyError(f"{self.path}.{key}", "must be an object")
+        return _Reader(value, f"{self.path}.{key}")
+
+    def string(self, key: str, default: str = "", required: bool = False) -> str:
+        value = self._get(key, required)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not value:
+            raise PolicyError(f"{self.path}.{key}", f"must be a non-empty string, got {value!r}")
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self.string(key, default)
+        if value not in allowed:
+            raise PolicyError(
+                f"{self.path}.{key}", f"must be one of {list(allowed)}, got {value!r}"
+            )
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise PolicyError(f"{self.path}.{key}", f"must be true or false, got {value!r}")
+        return value
+
+    def integer(self, key: str, default: int, minimum: int) -> int:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PolicyError(f"{self.path}.{key}", f"must be an integer, got {value!r}")
+        if value < minimum:
+            raise PolicyError(f"{self.path}.{key}", f"must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, key: str, default: str | None, low: float, high: float) -> Any:
+        """A decimal given as a string (or an integer); floats are refused by convention."""
+        value = self._get(key, False)
+        if value is None:
+            return None if default is None else float(Decimal(default))
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise PolicyError(
+                f"{self.path}.{key}", f'must be a decimal string like "0.02", got {value!r}'
+            )
+        try:
+            parsed = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise PolicyError(f"{self.path}.{key}", f"{value!r} is not a decimal number") from None
+        if not parsed.is_finite() or not Decimal(str(low)) <= parsed <= Decimal(str(high)):
+            raise PolicyError(f"{self.path}.{key}", f"{value!r} is outside [{low}, {high}]")
+        return float(parsed)
