@@ -1,0 +1,380 @@
+"""The BentoML predictor: validate records, score them, hand them to the shipper.
+
+The model's own metadata drives everything: the feature schema (a JSON string in the
+model's metadata) becomes the strict pydantic request model at import time, so `/docs.json`
+states every field's type, range, nullability and categories. Nothing here is weather-specific.
+
+Hot path, kept lean on purpose (see docs/predictor.md for the measurements):
+* the request body is validated once, by pydantic-core straight from the JSON bytes;
+* a bad request is answered here with a 400/413 naming `records[i].field` and the problem,
+  instead of BentoML's generic handler (which also logs a traceback per bad request);
+* the float32 matrix is built directly from the validated records (no DataFrame); it is
+  identical to `ModelSchema.to_matrix`, which a unit test checks;
+* the response JSON is written by hand, not through a pydantic output model;
+* inference records are only appended to the shipper's buffer (no I/O, never raises).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import bentoml
+import numpy as np
+import xgboost as xgb
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bentos.registration_client import RegistrationClient
+from bentos.schema import ModelSchema
+from bentos.settings import PredictorSettings
+from bentos.shipping import Shipper, ShippingConfig, ShippingStats
+
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+
+logger = logging.getLogger("modelguard.predictor")
+logging.getLogger("modelguard").setLevel(logging.INFO)  # BentoML's handlers print it
+
+SETTINGS = PredictorSettings()
+MODEL_REF = bentoml.models.BentoModel(SETTINGS.model_tag)  # also packs the model at build
+_STORED = bentoml.models.get(SETTINGS.model_tag)
+MODEL_NAME, MODEL_VERSION = _STORED.tag.name, str(_STORED.tag.version)
+SCHEMA = ModelSchema.model_validate_json(str(_STORED.info.metadata["schema"]))
+Record = SCHEMA.record_model("Record")
+INLINE_SCORING_ROWS = 256  # bigger requests are scored off the event loop
+
+
+# ---------------------------------------------------------------- metrics (contract section 2)
+SHIPPED = bentoml.metrics.Counter(
+    name="modelguard_predictor_records_shipped",
+    documentation="Inference records acknowledged by the monitor",
+)
+DROPPED = bentoml.metrics.Counter(
+    name="modelguard_predictor_records_dropped",
+    documentation="Inference records not delivered, by reason (sampled_out is not loss)",
+    labelnames=["reason"],
+)
+SPOOL_BYTES = bentoml.metrics.Gauge(
+    name="modelguard_predictor_spool_bytes",
+    documentation="Bytes of undelivered record batches in the on-disk spool",
+    multiprocess_mode="livesum",
+)
+REGISTRATION = bentoml.metrics.Gauge(
+    name="modelguard_predictor_registration_success",
+    documentation="1 once the served version is registered with the monitor",
+    multiprocess_mode="max",
+)
+MODEL_INFO = bentoml.metrics.Gauge(
+    name="modelguard_predictor_model_info",
+    documentation="The served model and version (always 1)",
+    labelnames=["model", "version"],
+    multiprocess_mode="max",
+)
+
+
+class PrometheusShippingStats(ShippingStats):
+    """ShippingStats mirrored into the predictor's /metrics."""
+
+    def on_shipped(self, n: int) -> None:
+        super().on_shipped(n)
+        SHIPPED.inc(n)
+
+    def on_dropped(self, reason: str, n: int) -> None:
+        super().on_dropped(reason, n)
+        DROPPED.labels(reason=reason).inc(n)
+
+    def on_spool_bytes(self, size: int) -> None:
+        super().on_spool_bytes(size)
+        SPOOL_BYTES.set(size)
+
+
+# ---------------------------------------------------------------- scoring
+def matrix_builder(schema: ModelSchema) -> Callable[[Sequence[Any]], np.ndarray]:
+    """Validated records -> float32 matrix, equal to `schema.to_matrix(DataFrame(records))`.
+
+    Same order, categories as their index, None as NaN, values through float64 first.
+    """
+    names = schema.feature_names
+    codes = {
+        f.name: {c: float(i) for i, c in enumerate(f.categories or [])}
+        for f in schema.features
+        if f.dtype == "category"
+    }
+    nan = math.nan
+
+    def convert(name: str) -> Callable[[Any], float]:
+        if name in codes:
+            table = codes[name]
+            return lambda v: nan if v is None else table[v]
+        return lambda v: nan if v is None else v
+
+    converters = [(name, convert(name)) for name in names]
+
+    def build(records: Sequence[Any]) -> np.ndarray:
+        rows = []
+        for rec in records:
+            values = rec if isinstance(rec, dict) else rec.__dict__
+            rows.append([conv(values[name]) for name, conv in converters])
+        return np.array(rows, dtype=np.float64).astype(np.float32)
+
+    return build
+
+
+def new_prediction_ids(n: int) -> list[str]:
+    """uuid4 hex strings; one urandom call per request instead of one per record."""
+    if n == 1:
+        return [uuid.uuid4().hex]
+    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.tobytes().hex()
+    return [text[i : i + 32] for i in range(0, 32 * n, 32)]
+
+
+# ---------------------------------------------------------------- request / response models
+class Prediction(BaseModel):
+    prediction_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="uuid4 hex; joins labels")
+    probability: float = Field(
+        ge=0, le=1, description="Predicted probability of the positive class"
+    )
+    predicted_class: int = Field(
+        ge=0, le=1, description="1 when probability >= the model threshold"
+    )
+    model_version: str = Field(description="Version of the model that served this record")
+
+
+class Rejected:
+    """A refused request, carried to the API method so it answers without an exception."""
+
+    def __init__(self, status: int, errors: list[dict[str, Any]]) -> None:
+        self.status = status
+        self.errors = errors
+
+    def response(self) -> Response:
+        summary = "; ".join(e["message"] for e in self.errors[:5])
+        if len(self.errors) > 5:
+            summary += f"; and {len(self.errors) - 5} more"
+        body = {"error": summary, "errors": self.errors}
+        return Response(json.dumps(body), status_code=self.status, media_type="application/json")
+
+
+def describe(exc: ValidationError, limit: int = 50) -> list[dict[str, Any]]:
+    """Pydantic errors -> [{location 'records[3].humid', index, field, message}], one per field."""
+    seen: set[tuple[Any, ...]] = set()
+    out: list[dict[str, Any]] = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = err["loc"]
+        index = (
+            loc[1] if len(loc) >= 2 and loc[0] == "records" and isinstance(loc[1], int) else None
+        )
+        fld = loc[2] if index is not None and len(loc) >= 3 else None
+        if index is not None:
+            where = f"records[{index}]" + (f".{fld}" if fld is not None else "")
+            key: tuple[Any, ...] = (index, fld)
+        else:
+            where = ".".join(str(p) for p in loc) or "body"
+            key = tuple(loc)
+        if key in seen:  # a nullable field fails both union branches: report it once
+            continue
+        seen.add(key)
+        msg = err["msg"]
+        if fld is not None and (err["type"] == "literal_error" or "literal" in str(loc[-1])):
+            feat = SCHEMA.feature(str(fld)) if fld in SCHEMA.feature_names else None
+            if feat is not None and feat.categories:
+                msg = f"unknown category; expected one of {feat.categories}"
+        out.append(
+            {
+                "location": where,
+                "index": index,
+                "field": fld,
+                "type": err["type"],
+                "message": f"{where}: {msg}",
+            }
+        )
+        if len(out) >= limit:
+            break
+    return out
+
+
+class _RecordsRequest(bentoml.IODescriptor):
+    """Parses and validates the body itself so that errors name record, field and problem."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_records: ClassVar[int] = 1
+
+    @classmethod
+    async def from_http_request(cls, request: Request, serde: Any) -> Any:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > cls.max_records * 4096:
+            return cls._reject(413, "body", f"body larger than {cls.max_records * 4096} bytes")
+        body = await request.body()
+        media = request.headers.get("content-type", "").split(";")[0].strip()
+        if media in ("application/x-ndjson", "application/jsonl", "application/x-jsonlines"):
+            lines = [line for line in body.splitlines() if line.strip()]
+            body = b'{"records":[' + b",".join(lines) + b"]}"
+        try:
+            return cls.model_validate_json(body or b"{}")
+        except ValidationError as exc:
+            errors = describe(exc)
+            too_many = any(e["type"] == "too_long" and e["index"] is None for e in errors)
+            return cls.model_construct(records=Rejected(413 if too_many else 400, errors))
+
+    @classmethod
+    def _reject(cls, status: int, where: str, message: str) -> Any:
+        error = {
+            "location": where,
+            "index": None,
+            "field": None,
+            "type": "too_large",
+            "message": f"{where}: {message}",
+        }
+        return cls.model_construct(records=Rejected(status, [error]))
+
+
+def _request_model(name: str, max_records: int, doc: str) -> type[bentoml.IODescriptor]:
+    model = create_model(
+        name,
+        __base__=_RecordsRequest,
+        __doc__=doc,
+        records=(list[Record], Field(min_length=1, max_length=max_records, description=doc)),  # type: ignore[valid-type]
+    )
+    model.max_records = max_records
+    return model
+
+
+PredictRequest = _request_model(
+    "PredictRequest",
+    SETTINGS.max_batch,
+    f"1 to {SETTINGS.max_batch} records; every feature required, null only where nullable",
+)
+BatchPredictRequest = _request_model(
+    "BatchPredictRequest",
+    SETTINGS.batch_max_records,
+    f"1 to {SETTINGS.batch_max_records} records (JSON, or JSON lines with "
+    "Content-Type application/x-ndjson, one record per line)",
+)
+
+
+# ---------------------------------------------------------------- the service
+@bentoml.service(
+    name="modelguard_predictor",
+    workers=SETTINGS.workers,
+    traffic={"timeout": 120},
+    metrics={"enabled": True, "namespace": "bentoml_service"},
+)
+class Predictor:
+    """Rain (or any binary) model from the BentoML store; see docs/contracts.md section 2."""
+
+    model = MODEL_REF
+
+    def __init__(self) -> None:
+        SETTINGS.log_effective()
+        self.booster = xgb.Booster()
+        self.booster.load_model(self.model.path_of("saved_model.ubj"))
+        self.booster.set_param({"nthread": SETTINGS.predict_threads})
+        self.threshold = SCHEMA.threshold
+        self.to_matrix = matrix_builder(SCHEMA)
+        self.ready = SETTINGS.expected_version in (None, "", MODEL_VERSION)
+        if not self.ready:
+            logger.error(
+                "loaded %s:%s but the pod declares version %s: /readyz stays 503",
+                MODEL_NAME,
+                MODEL_VERSION,
+                SETTINGS.expected_version,
+            )
+        MODEL_INFO.labels(model=MODEL_NAME, version=MODEL_VERSION).set(1)
+        REGISTRATION.set(0)
+        self.shipper: Shipper | None = None
+        self.registration: RegistrationClient | None = None
+        logger.info("serving %s:%s (threshold %.2f)", MODEL_NAME, MODEL_VERSION, self.threshold)
+
+    @bentoml.on_startup
+    def start_background(self) -> None:
+        base = SETTINGS.monitor_base
+        if base is None:
+            logger.info("PREDICTOR_MONITOR_URL unset: no record shipping, no registration")
+            return
+        self.shipper = Shipper(
+            ShippingConfig(
+                records_url=f"{base}/v1/records",
+                model=MODEL_NAME,
+                version=MODEL_VERSION,
+                spool_dir=SETTINGS.spool_dir,
+                spool_max_bytes=SETTINGS.spool_max_bytes // SETTINGS.workers,
+                sample_rate=SETTINGS.sample_rate,
+                batch_records=SETTINGS.ship_batch_records,
+                flush_seconds=SETTINGS.ship_flush_seconds,
+                queue_max_records=SETTINGS.ship_queue_max_records,
+                timeout_seconds=SETTINGS.ship_timeout_seconds,
+            ),
+            stats=PrometheusShippingStats(),
+        )
+        self.shipper.start()
+        self.registration = RegistrationClient(
+            base,
+            SETTINGS.monitor_token,
+            _registration_payload,
+            on_result=lambda ok: REGISTRATION.set(1 if ok else 0),
+        )
+        self.registration.start()
+
+    @bentoml.on_shutdown
+    def flush(self) -> None:
+        if self.registration is not None:
+            self.registration.stop()
+        if self.shipper is not None:
+            self.shipper.close(SETTINGS.shutdown_flush_seconds)
+
+    def __is_ready__(self) -> bool:
+        return self.ready
+
+    def score(self, records: Sequence[Any]) -> Response:
+        x = self.to_matrix(records)
+        probs = self.booster.inplace_predict(x).tolist()
+        ids = new_prediction_ids(len(probs))
+        threshold = self.threshold
+        classes = [1 if p >= threshold else 0 for p in probs]
+        if self.shipper is not None:
+            self.shipper.submit(records, ids, probs, classes)
+        version = MODEL_VERSION
+        body = ",".join(
+            f'{{"prediction_id":"{i}","probability":{p!r},"predicted_class":{c},'
+            f'"model_version":"{version}"}}'
+            for i, p, c in zip(ids, probs, classes, strict=True)
+        )
+        return Response(f"[{body}]", media_type="application/json")
+
+    @bentoml.api(route="/predict", input_spec=PredictRequest)
+    async def predict(self, records: Any) -> list[Prediction]:
+        """Score up to PREDICTOR_MAX_BATCH records; one prediction per record, same order."""
+        if isinstance(records, Rejected):
+            return _as_api_result(records.response())
+        if len(records) <= INLINE_SCORING_ROWS:
+            return _as_api_result(self.score(records))
+        return _as_api_result(await asyncio.to_thread(self.score, records))
+
+    @bentoml.api(route="/predict_batch", input_spec=BatchPredictRequest)
+    def predict_batch(self, records: Any) -> list[Prediction]:
+        """The batch mode: large lists or JSON-lines files, scored in BentoML's thread pool."""
+        if isinstance(records, Rejected):
+            return _as_api_result(records.response())
+        return _as_api_result(self.score(records))
+
+
+def _as_api_result(response: Response) -> Any:
+    """BentoML passes a Response through untouched; the annotation is what /docs.json shows."""
+    return response
+
+
+def _registration_payload() -> bytes:
+    from monitor.registration import registration_from_bento_model
+
+    reg = registration_from_bento_model(bentoml.models.get(f"{MODEL_NAME}:{MODEL_VERSION}"))
+    return reg.model_dump_json(by_alias=True).encode()
