@@ -1,0 +1,95 @@
+{{/* Chart name, truncated to the 63 characters a label value allows. */}}
+{{- define "modelguard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Resource-name prefix: "<release>-modelguard", or the release name if it holds the chart
+name. Component suffixes ("-predictor", "-monitor") are appended, so keep room for them. */}}
+{{- define "modelguard.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "modelguard.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "modelguard.predictorName" -}}{{ include "modelguard.fullname" . }}-predictor{{- end }}
+{{- define "modelguard.monitorName" -}}{{ include "modelguard.fullname" . }}-monitor{{- end }}
+
+{{/* Name of the Secret with the registration token (chart-made or the user's). */}}
+{{- define "modelguard.tokenSecretName" -}}
+{{- default (printf "%s-token" (include "modelguard.monitorName" .)) .Values.monitor.auth.existingSecret }}
+{{- end }}
+
+{{/* Labels every object carries. Call with (dict "ctx" $ "component" "predictor"). */}}
+{{- define "modelguard.labels" -}}
+helm.sh/chart: {{ include "modelguard.chart" .ctx }}
+{{ include "modelguard.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: modelguard
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels: the component label keeps predictor, monitor and test pods apart. */}}
+{{- define "modelguard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "modelguard.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* "repo@digest" when a digest is given, else "repo:tag". Call with an image values map. */}}
+{{- define "modelguard.image" -}}
+{{- if .digest }}
+{{- printf "%s@%s" .repository .digest }}
+{{- else }}
+{{- printf "%s:%s" .repository .tag }}
+{{- end }}
+{{- end }}
+
+{{/* Pod-level security context for Pod Security "restricted". Call with (dict "uid" n "gid" n). */}}
+{{- define "modelguard.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .gid }}
+fsGroup: {{ .gid }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Container-level security context for Pod Security "restricted". */}}
+{{- define "modelguard.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .gid }}
+allowPrivilegeEscalation: false
+privileged: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* checkov skip annotation for pods whose image is pinned by tag only (CKV_K8S_43). */}}
+{{- define "modelguard.digestSkip" -}}
+{{- if not .image.digest }}
+checkov.io/skip{{ .n }}: "CKV_K8S_43=The image is pinned by an immutable release tag; set {{ .key }}.image.digest to pin it by digest."
+{{- end }}
+{{- end }}
+
+{{/* Pull policy: the explicit value, else IfNotPresent for digests and Always for tags. */}}
+{{- define "modelguard.pullPolicy" -}}
+{{- if .pullPolicy }}{{ .pullPolicy }}{{ else if .digest }}IfNotPresent{{ else }}Always{{ end }}
+{{- end }}
