@@ -1,0 +1,1 @@
+"""Reusable test helpers: a real `bentoml serve` predictor and a records receiver."""

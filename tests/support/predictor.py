@@ -1,0 +1,206 @@
+"""Start a real `bentoml serve` predictor on a free loopback port; a minimal records receiver.
+
+`running_predictor` is what integration, e2e tests and the logging benchmark use: it starts
+the shipped service (`bentos.service:Predictor`) as a subprocess with the given environment,
+waits for `/readyz` (or `/livez` when the test expects "not ready"), and always stops it.
+
+`RecordReceiver` is a protocol peer of the monitor's ingest API (docs/contracts.md section 3:
+`POST /v1/records` -> 202, `POST /v1/models` -> 201), written for the predictor's delivery
+tests so they do not depend on the monitor's implementation. It can be taken down and brought
+back on the same port to simulate an outage. It counts distinct `prediction_id`s, exactly as
+the monitor dedups them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BENTOML = Path(sys.executable).parent / "bentoml"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PredictorProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM to the serving process (what Kubernetes does), wait for it to exit."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(self.process)
+        return int(self.process.returncode if self.process.returncode is not None else -9)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(10)
+
+
+@contextlib.contextmanager
+def running_predictor(
+    env: dict[str, str],
+    log_path: Path,
+    wait_ready: bool = True,
+    timeout: float = 90.0,
+) -> Iterator[PredictorProcess]:
+    """A real predictor; `env` adds PREDICTOR_* (and BENTOML_HOME) to the current environment."""
+    port = free_port()
+    full_env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true", **env}
+    cmd = [
+        str(BENTOML),
+        "serve",
+        "bentos.service:Predictor",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    handle = PredictorProcess(url, proc, log_path)
+    try:
+        _wait_for(url + ("/readyz" if wait_ready else "/livez"), proc, timeout, log_path)
+        yield handle
+    finally:
+        if proc.poll() is None:
+            handle.terminate(timeout=20)
+        _kill_group(proc)  # leftover workers, if any
+
+
+def _wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float, log_path: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"predictor exited early:\n{log_path.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.25)
+    raise TimeoutError(f"{url} not ready in {timeout}s:\n{log_path.read_text()[-3000:]}")
+
+
+@dataclass
+class Received:
+    ids: set[str] = field(default_factory=set)
+    posts: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)
+    registrations: list[dict[str, Any]] = field(default_factory=list)
+    auth_headers: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class RecordReceiver:
+    """A stand-in for the monitor's ingest endpoints on 127.0.0.1; `down()`/`up()` an outage."""
+
+    def __init__(self, keep_records: bool = True, registration_status: int = 201) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.got = Received()
+        self.keep_records = keep_records
+        self.registration_status = registration_status
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> RecordReceiver:
+        self.up()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    def up(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                payload = json.loads(body)
+                got = receiver.got
+                if self.path == "/v1/records":
+                    with got.lock:
+                        got.posts += 1
+                        for rec in payload["records"]:
+                            if rec["prediction_id"] not in got.ids:
+                                got.ids.add(rec["prediction_id"])
+                                if receiver.keep_records:
+                                    got.records.append(rec)
+                    self._reply(202, {"accepted": len(payload["records"])})
+                elif self.path == "/v1/models":
+                    with got.lock:
+                        got.registrations.append(payload)
+                        got.auth_headers.append(self.headers.get("Authorization", ""))
+                    self._reply(receiver.registration_status, {})
+                else:
+                    self._reply(404, {"detail": "no such path"})
+
+            def _reply(self, status: int, obj: dict[str, Any]) -> None:
+                data = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def count(self) -> int:
+        with self.got.lock:
+            return len(self.got.ids)
+
+    def wait_for(self, n: int, timeout: float = 30.0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.count() < n:
+            time.sleep(0.1)
+        return self.count()
