@@ -1,0 +1,446 @@
+"""The monitor's durable state: SQLite in WAL mode on the monitor's volume.
+
+Why SQLite: one monitor replica owns the data (the Deployment is `Recreate`), the volumes are
+small, and WAL gives concurrent readers while one writer appends. `synchronous=FULL` makes
+every commit fsync the WAL, so an acknowledged write survives a crash of the process or the
+node. All writes go through one connection guarded by a lock; each reading thread gets its
+own connection, so analysis reading a window never blocks ingest.
+
+The interface is the one in docs/contracts.md §4; analysis, the operator, the API and the CLI
+all use it, and a PostgreSQL store could later sit behind the same methods.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from monitor.evidence import ChunkEvidence
+from monitor.store_frames import records_to_frame
+from monitor.store_schema import migrate
+from monitor.store_state import StateAndAudit, canonical_json, now_iso
+
+_IN_CHUNK = 500  # ids per `IN (...)` query
+
+
+class Conflict(Exception):  # noqa: N818 (the name is in the contract)
+    """The same model version was registered before with different content."""
+
+
+class NotFound(KeyError):  # noqa: N818
+    """No such model version (or artifact) in the store."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    model: str
+    version: str
+    registered_at: str | None  # None: records arrived, the registration has not (yet)
+    learner: str | None
+    release: str | None
+    state: str  # registered | unregistered | known-good | rejected
+    records: int
+
+
+@dataclass
+class IngestResult:
+    """What one `append_records` call changed, for the response and the metrics."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    accepted_by_version: dict[tuple[str, str], int] = field(default_factory=dict)
+    labels_joined_by_model: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class LabelResult:
+    accepted: int = 0
+    joined_by_model: dict[str, int] = field(default_factory=dict)
+
+
+def to_epoch_us(value: str | datetime) -> int:
+    """ISO-8601 text or datetime -> integer microseconds since the epoch (naive = UTC)."""
+    stamp = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    delta = stamp - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _registration_dict(reg: Any) -> dict[str, Any]:
+    if hasattr(reg, "model_dump"):
+        return dict(reg.model_dump(by_alias=True, mode="json"))
+    return dict(reg)
+
+
+class Store(StateAndAudit):
+    """Thread-safe access to one monitor database file."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_seconds: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._timeout = busy_timeout_seconds
+        self._write_lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._writer = self._connect()
+        self._writer.execute("PRAGMA journal_mode=WAL")
+        migrate(self._writer)
+        self._closed = False
+
+    # -- connections -------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA synchronous=FULL")  # fsync at every commit: acks are durable
+        conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise RuntimeError("store is closed")
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run `work` in one IMMEDIATE transaction on the writer: all of it or nothing."""
+        with self._write_lock:
+            if self._closed:
+                raise RuntimeError("store is closed")
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+    def close(self) -> None:
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            with self._readers_lock:
+                for conn in self._readers:
+                    conn.close()
+                self._readers.clear()
+            self._writer.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- inference records and labels -----------------------------------------------------
+
+    def append_records(self, records: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+        """Store records; a `prediction_id` seen before is ignored (idempotent retries)."""
+        result = self.append_records_detailed(records)
+        return result.accepted, result.duplicates
+
+    def append_records_detailed(self, records: Sequence[Mapping[str, Any]]) -> IngestResult:
+        groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+        for rec in records:
+            row = (
+                str(rec["prediction_id"]),
+                str(rec["model"]),
+                str(rec["version"]),
+                to_epoch_us(rec["timestamp"]),
+                json.dumps(rec["features"], separators=(",", ":"), allow_nan=False),
+                float(rec["probability"]),
+                int(rec["predicted_class"]),
+            )
+            groups.setdefault((row[1], row[2]), []).append(row)
+
+        def work(conn: sqlite3.Connection) -> IngestResult:
+            result = IngestResult()
+            for (model, version), rows in groups.items():
+                (last_seq,) = conn.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()
+                before = conn.total_changes
+                conn.executemany(
+                    "INSERT OR IGNORE INTO records (prediction_id, model, version, ts_us,"
+                    " features, probability, predicted_class) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                added = conn.total_changes - before
+                result.accepted += added
+                result.duplicates += len(rows) - added
+                if not added:
+                    continue
+                result.accepted_by_version[(model, version)] = added
+                # Labels that were waiting for these new records (they arrived first).
+                (joined,) = conn.execute(
+                    "SELECT count(*) FROM records r JOIN labels l"
+                    " ON l.prediction_id = r.prediction_id WHERE r.seq > ?",
+                    (last_seq,),
+                ).fetchone()
+                if joined:
+                    by_model = result.labels_joined_by_model
+                    by_model[model] = by_model.get(model, 0) + int(joined)
+            return result
+
+        return self._write(work) if groups else IngestResult()
+
+    def append_labels(self, labels: Sequence[Mapping[str, Any]]) -> int:
+        """Store ground truth by prediction id; before or after its record; a repeat overwrites."""
+        return self.append_labels_detailed(labels).accepted
+
+    def append_labels_detailed(self, labels: Sequence[Mapping[str, Any]]) -> LabelResult:
+        received = now_iso()
+        rows = [
+            (
+                str(lab["prediction_id"]),
+                int(lab["label"]),
+                to_epoch_us(lab["timestamp"]) if lab.get("timestamp") is not None else None,
+                received,
+            )
+            for lab in labels
+        ]
+
+        def work(conn: sqlite3.Connection) -> LabelResult:
+            conn.executemany(
+                "INSERT INTO labels (prediction_id, label, label_ts_us, received_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (prediction_id) DO UPDATE SET"
+                " label = excluded.label, label_ts_us = excluded.label_ts_us,"
+                " received_at = excluded.received_at",
+                rows,
+            )
+            joined: dict[str, int] = {}
+            ids = [r[0] for r in rows]
+            for start in range(0, len(ids), _IN_CHUNK):
+                part = ids[start : start + _IN_CHUNK]
+                marks = ",".join("?" * len(part))
+                for model, n in conn.execute(
+                    f"SELECT model, count(*) FROM records WHERE prediction_id IN ({marks})"
+                    " GROUP BY model",
+                    part,
+                ):
+                    joined[model] = joined.get(model, 0) + int(n)
+            return LabelResult(accepted=len(rows), joined_by_model=joined)
+
+        return self._write(work) if rows else LabelResult()
+
+    def count_records(self, model: str, version: str, after_seq: int = 0) -> int:
+        (n,) = (
+            self._reader()
+            .execute(
+                "SELECT count(*) FROM records WHERE model = ? AND version = ? AND seq > ?",
+                (model, version, after_seq),
+            )
+            .fetchone()
+        )
+        return int(n)
+
+    def label_coverage(self, model: str, version: str) -> tuple[int, int]:
+        """(records, records with a label) for one version."""
+        row = (
+            self._reader()
+            .execute(
+                "SELECT count(*), count(l.label) FROM records r LEFT JOIN labels l"
+                " ON l.prediction_id = r.prediction_id WHERE r.model = ? AND r.version = ?",
+                (model, version),
+            )
+            .fetchone()
+        )
+        return int(row[0]), int(row[1])
+
+    def records_frame(
+        self, model: str, version: str, after_seq: int = 0, limit: int | None = None
+    ) -> pd.DataFrame:
+        """Records of one version in arrival order with their labels (nullable) joined.
+
+        Columns: seq, prediction_id, timestamp (UTC), probability, predicted_class,
+        label (Int64, <NA> until it arrives), then one column per feature as received.
+        """
+        sql = (
+            "SELECT r.seq, r.prediction_id, r.ts_us, r.probability, r.predicted_class,"
+            " l.label, r.features FROM records r LEFT JOIN labels l"
+            " ON l.prediction_id = r.prediction_id"
+            " WHERE r.model = ? AND r.version = ? AND r.seq > ? ORDER BY r.seq"
+        )
+        params: list[Any] = [model, version, after_seq]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        rows = self._reader().execute(sql, params).fetchall()
+        return records_to_frame(rows, self._feature_names(model, version))
+
+    def _feature_names(self, model: str, version: str) -> list[str]:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT registration FROM model_versions WHERE model = ? AND version = ?",
+                (model, version),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return []
+        schema = json.loads(row[0]).get("schema", {})
+        return [f["name"] for f in schema.get("features", [])]
+
+    # -- model versions --------------------------------------------------------------------
+
+    def register(self, reg: Any) -> Literal["created", "unchanged"]:
+        """Store a registration (dict or `Registration`); raises `Conflict` on a changed one."""
+        data = _registration_dict(reg)
+        model, version = str(data["model"]), str(data["version"])
+        digest = hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+        artifact = base64.b64decode(data["artifact"])
+        reference = canonical_json(data.get("reference", []))
+        meta = {k: v for k, v in data.items() if k not in ("artifact", "reference")}
+        meta["artifact_sha256"] = hashlib.sha256(artifact).hexdigest()
+
+        def work(conn: sqlite3.Connection) -> Literal["created", "unchanged"]:
+            row = conn.execute(
+                "SELECT content_sha256 FROM model_versions WHERE model = ? AND version = ?",
+                (model, version),
+            ).fetchone()
+            if row is not None:
+                if row[0] == digest:
+                    return "unchanged"
+                raise Conflict(f"{model}:{version} is registered with different content")
+            conn.execute(
+                "INSERT INTO model_versions (model, version, registration, reference, artifact,"
+                " content_sha256, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (model, version, canonical_json(meta), reference, artifact, digest, now_iso()),
+            )
+            return "created"
+
+        result: Literal["created", "unchanged"] = self._write(work)
+        return result
+
+    def registration(
+        self, model: str, version: str, *, with_reference: bool = True
+    ) -> dict[str, Any]:
+        """The registration as sent, without the artifact (see `artifact`)."""
+        cols = "registration, registered_at" + (", reference" if with_reference else "")
+        row = (
+            self._reader()
+            .execute(
+                f"SELECT {cols} FROM model_versions WHERE model = ? AND version = ?",
+                (model, version),
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise NotFound(f"{model}:{version} is not registered")
+        data: dict[str, Any] = json.loads(row[0])
+        data["registered_at"] = row[1]
+        if with_reference:
+            data["reference"] = json.loads(row[2])
+        return data
+
+    def artifact(self, model: str, version: str) -> bytes:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT artifact FROM model_versions WHERE model = ? AND version = ?",
+                (model, version),
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise NotFound(f"{model}:{version} is not registered")
+        return bytes(row[0])
+
+    def models(self) -> list[str]:
+        rows = (
+            self._reader()
+            .execute("SELECT model FROM model_versions UNION SELECT DISTINCT model FROM records")
+            .fetchall()
+        )
+        return sorted(r[0] for r in rows)
+
+    def versions(self, model: str | None = None) -> list[VersionInfo]:
+        """Registered versions and versions that only have records so far, oldest first."""
+        conn = self._reader()
+        where, params = ("WHERE model = ?", (model,)) if model is not None else ("", ())
+        registered = {
+            (m, v): (json.loads(reg), at)
+            for m, v, reg, at in conn.execute(
+                f"SELECT model, version, registration, registered_at FROM model_versions {where}",
+                params,
+            )
+        }
+        counts = {
+            (m, v): (int(n), int(first))
+            for m, v, n, first in conn.execute(
+                f"SELECT model, version, count(*), min(seq) FROM records {where}"
+                " GROUP BY model, version",
+                params,
+            )
+        }
+        out = []
+        for key in set(registered) | set(counts):
+            reg, at = registered.get(key, ({}, None))
+            state = "registered" if at else "unregistered"
+            if key[1] in self.rejected_versions(key[0]):
+                state = "rejected"
+            elif (self.get_state(f"known_good/{key[0]}") or {}).get("version") == key[1]:
+                state = "known-good"
+            out.append(
+                VersionInfo(
+                    model=key[0],
+                    version=key[1],
+                    registered_at=at,
+                    learner=reg.get("learner"),
+                    release=reg.get("release"),
+                    state=state,
+                    records=counts.get(key, (0, 0))[0],
+                )
+            )
+        order = {k: (at or "", counts.get(k, (0, 0))[1]) for k, (_, at) in registered.items()}
+        out.sort(key=lambda v: (v.model, order.get((v.model, v.version), ("~", 0)), v.version))
+        return out
+
+    # -- chunk evidence ----------------------------------------------------------------------
+
+    def save_chunk(self, evidence: ChunkEvidence) -> None:
+        """Insert or replace the evidence of one chunk (re-analysis overwrites)."""
+        payload = json.dumps(evidence.to_dict(), separators=(",", ":"))
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO chunks (model, version, chunk_index, evidence, saved_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, version, chunk_index)"
+                " DO UPDATE SET evidence = excluded.evidence, saved_at = excluded.saved_at",
+                (evidence.model, evidence.version, evidence.chunk_index, payload, now_iso()),
+            )
+        )
+
+    def chunk_dicts(self, model: str, version: str | None = None) -> list[dict[str, Any]]:
+        """Chunk evidence as stored (plain dicts), in arrival order."""
+        sql = "SELECT evidence FROM chunks WHERE model = ?"
+        params: tuple[str, ...] = (model,)
+        if version is not None:
+            sql += " AND version = ?"
+            params = (model, version)
+        found = [json.loads(r[0]) for r in self._reader().execute(sql, params)]
+        found.sort(key=lambda d: (d.get("first_seq", 0), d.get("chunk_index", 0)))
+        return found
+
+    def chunks(self, model: str, version: str | None = None) -> list[ChunkEvidence]:
+        return [ChunkEvidence.from_dict(d) for d in self.chunk_dicts(model, version)]

@@ -1,0 +1,101 @@
+"""The monitor database's tables and their migrations (SQLite).
+
+Kept apart from `store.py` so the layout of the data on the PVC can be read in one place.
+Each migration is a list of statements applied in one transaction; `schema_version` records
+the highest applied, so opening an older database upgrades it and opening a newer one fails
+loudly instead of writing rows an older monitor does not understand.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+        # One row per registered model version. `registration` is the payload without its
+        # artifact and reference (kept in their own columns: big, and read separately).
+        """CREATE TABLE model_versions (
+            model TEXT NOT NULL,
+            version TEXT NOT NULL,
+            registration TEXT NOT NULL,
+            reference TEXT NOT NULL,
+            artifact BLOB NOT NULL,
+            content_sha256 TEXT NOT NULL,
+            registered_at TEXT NOT NULL,
+            PRIMARY KEY (model, version)
+        )""",
+        # Inference records as the predictor served them; `seq` is the arrival order that
+        # chunks are cut by. Timestamps are integer microseconds since the epoch (UTC): cheap
+        # to compare, cheap to turn into a pandas column.
+        """CREATE TABLE records (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            prediction_id TEXT NOT NULL UNIQUE,
+            model TEXT NOT NULL,
+            version TEXT NOT NULL,
+            ts_us INTEGER NOT NULL,
+            features TEXT NOT NULL,
+            probability REAL NOT NULL,
+            predicted_class INTEGER NOT NULL
+        )""",
+        "CREATE INDEX records_by_version ON records (model, version, seq)",
+        # Ground truth, keyed by prediction id only: it may arrive before its record.
+        """CREATE TABLE labels (
+            prediction_id TEXT PRIMARY KEY,
+            label INTEGER NOT NULL,
+            label_ts_us INTEGER,
+            received_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE chunks (
+            model TEXT NOT NULL,
+            version TEXT NOT NULL,
+            chunk_index INTEGER NOT NULL,
+            evidence TEXT NOT NULL,
+            saved_at TEXT NOT NULL,
+            PRIMARY KEY (model, version, chunk_index)
+        )""",
+        # The operator's durable state (known-good, rejections, incidents, pending actions).
+        """CREATE TABLE state (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        # Append-only: nothing in the code updates or deletes from it.
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            model TEXT,
+            kind TEXT,
+            entry TEXT NOT NULL
+        )""",
+        "CREATE INDEX audit_by_model ON audit (model, id)",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer monitor; refusing to touch it."""
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to `SCHEMA_VERSION`; returns the version found before."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    found = int(row[0]) if row and row[0] is not None else 0
+    if found > SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"database schema version {found} is newer than this monitor's {SCHEMA_VERSION}"
+        )
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")  # the connection is in autocommit mode
+        try:
+            for statement in MIGRATIONS[version - 1]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return found

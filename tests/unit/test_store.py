@@ -1,0 +1,311 @@
+"""The SQLite store on real files: round trips, idempotency, label joins, durability."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from monitor.evidence import ChunkEvidence, Estimate, FeatureDrift
+from monitor.store import Conflict, NotFound, Store
+from monitor.store_schema import SCHEMA_VERSION, SchemaTooNewError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def record(i: int, version: str = "v1", **over: Any) -> dict[str, Any]:
+    rec = {
+        "prediction_id": f"p{i:06d}",
+        "model": "m",
+        "version": version,
+        "timestamp": f"2013-07-01T{i % 24:02d}:00:00Z",
+        "features": {"temp": 60.0 + i, "gust": None if i % 2 else 12.5, "origin": "EWR"},
+        "probability": (i % 100) / 100,
+        "predicted_class": i % 2,
+    }
+    rec.update(over)
+    return rec
+
+
+def registration(version: str = "v1", description: str = "") -> dict[str, Any]:
+    return {
+        "model": "m",
+        "version": version,
+        "learner": "xgboost",
+        "release": "good",
+        "description": description,
+        "schema": {"features": [{"name": "temp"}, {"name": "gust"}, {"name": "missing_f"}]},
+        "reference": [{"temp": 1.0, "label": 1, "probability": 0.5}],
+        "artifact": base64.b64encode(b"booster-bytes").decode(),
+        "artifact_format": "xgboost-ubj",
+    }
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    with Store(tmp_path / "monitor.db") as st:
+        yield st
+
+
+def test_records_round_trip_into_a_typed_frame(store: Store) -> None:
+    assert store.append_records([record(i) for i in range(5)]) == (5, 0)
+    frame = store.records_frame("m", "v1")
+    assert list(frame.columns[:6]) == [
+        "seq",
+        "prediction_id",
+        "timestamp",
+        "probability",
+        "predicted_class",
+        "label",
+    ]
+    assert frame["prediction_id"].tolist() == [f"p{i:06d}" for i in range(5)]
+    assert frame["seq"].is_monotonic_increasing
+    assert str(frame["timestamp"].dt.tz) == "UTC"
+    assert frame["timestamp"].iloc[3] == pd.Timestamp("2013-07-01T03:00:00Z")
+    assert frame["temp"].tolist() == [60.0, 61.0, 62.0, 63.0, 64.0]
+    assert frame["gust"].isna().tolist() == [False, True, False, True, False]
+    assert frame["origin"].tolist() == ["EWR"] * 5
+    assert frame["label"].dtype == "Int64" and frame["label"].isna().all()
+    assert store.count_records("m", "v1") == 5
+    assert store.count_records("m", "other") == 0
+
+
+def test_frame_pages_by_seq_and_limit(store: Store) -> None:
+    store.append_records([record(i) for i in range(10)])
+    first = store.records_frame("m", "v1", limit=4)
+    rest = store.records_frame("m", "v1", after_seq=int(first["seq"].iloc[-1]))
+    assert len(first) == 4 and len(rest) == 6
+    assert set(first["prediction_id"]).isdisjoint(rest["prediction_id"])
+
+
+def test_duplicate_prediction_ids_are_ignored(store: Store) -> None:
+    store.append_records([record(i) for i in range(3)])
+    again = [record(1, probability=0.99), record(2), record(3), record(3)]
+    assert store.append_records(again) == (1, 3)
+    frame = store.records_frame("m", "v1")
+    assert len(frame) == 4
+    assert frame.loc[frame["prediction_id"] == "p000001", "probability"].item() == 0.01
+
+
+def test_records_are_kept_apart_by_version(store: Store) -> None:
+    store.append_records([record(i, "v1") for i in range(3)] + [record(9, "v2")])
+    assert len(store.records_frame("m", "v1")) == 3
+    assert store.records_frame("m", "v2")["prediction_id"].tolist() == ["p000009"]
+
+
+def test_labels_join_whether_they_arrive_before_or_after_their_record(store: Store) -> None:
+    early = store.append_labels_detailed([{"prediction_id": "p000003", "label": 1}])
+    assert early.accepted == 1 and early.joined_by_model == {}
+    result = store.append_records_detailed([record(i) for i in range(5)])
+    assert result.labels_joined_by_model == {"m": 1}
+    late = store.append_labels_detailed(
+        [{"prediction_id": "p000001", "label": 0}, {"prediction_id": "p000004", "label": 1}]
+    )
+    assert late.joined_by_model == {"m": 2}
+    frame = store.records_frame("m", "v1").set_index("prediction_id")
+    assert frame["label"].isna().tolist() == [True, False, True, False, False]
+    assert frame.loc["p000003", "label"] == 1 and frame.loc["p000001", "label"] == 0
+    assert store.label_coverage("m", "v1") == (5, 3)
+
+
+def test_labels_out_of_order_and_a_repeat_overwrites(store: Store) -> None:
+    store.append_records([record(i) for i in range(6)])
+    for i in (5, 0, 3, 1):
+        store.append_labels([{"prediction_id": f"p{i:06d}", "label": 1}])
+    store.append_labels([{"prediction_id": "p000003", "label": 0}])
+    labels = store.records_frame("m", "v1")["label"]
+    assert labels.fillna(-1).tolist() == [1, 1, -1, 0, -1, 1]
+
+
+def test_empty_frame_has_the_contract_columns_and_registered_features(store: Store) -> None:
+    store.register(registration())
+    frame = store.records_frame("m", "v1")
+    assert frame.empty
+    assert {"seq", "timestamp", "label", "temp", "gust", "missing_f"} <= set(frame.columns)
+
+
+def test_a_feature_never_received_is_a_missing_column(store: Store) -> None:
+    store.register(registration())
+    store.append_records([record(i) for i in range(3)])
+    assert store.records_frame("m", "v1")["missing_f"].isna().all()
+
+
+def test_registration_is_idempotent_and_conflicts_are_refused(store: Store) -> None:
+    assert store.register(registration()) == "created"
+    assert store.register(registration()) == "unchanged"
+    with pytest.raises(Conflict):
+        store.register(registration(description="changed"))
+    assert store.artifact("m", "v1") == b"booster-bytes"
+    reg = store.registration("m", "v1")
+    assert "artifact" not in reg and reg["reference"][0]["temp"] == 1.0
+    assert "reference" not in store.registration("m", "v1", with_reference=False)
+    with pytest.raises(NotFound):
+        store.artifact("m", "nope")
+    with pytest.raises(NotFound):
+        store.registration("m", "nope")
+
+
+def test_versions_list_registered_and_record_only_versions(store: Store) -> None:
+    store.register(registration("v1"))
+    store.append_records([record(i, "v1") for i in range(3)] + [record(7, "v9")])
+    infos = {v.version: v for v in store.versions("m")}
+    assert infos["v1"].state == "registered" and infos["v1"].records == 3
+    assert infos["v9"].state == "unregistered" and infos["v9"].registered_at is None
+    store.put_state("known_good/m", {"version": "v1", "revision": 3})
+    store.put_state("rejected/m", {"versions": [{"version": "v9", "reason": "gap"}]})
+    infos = {v.version: v for v in store.versions()}
+    assert infos["v1"].state == "known-good" and infos["v9"].state == "rejected"
+    assert store.models() == ["m"]
+
+
+def evidence(index: int, value: float, version: str = "v1") -> ChunkEvidence:
+    return ChunkEvidence(
+        model="m",
+        version=version,
+        chunk_index=index,
+        rows=500,
+        first_seq=index * 500 + 1,
+        last_seq=(index + 1) * 500,
+        start_time="2013-07-01T00:00:00+00:00",
+        end_time="2013-07-08T00:00:00+00:00",
+        estimated={"roc_auc": Estimate(value, value - 0.05, value + 0.05, alert=False)},
+        drift=[FeatureDrift("temp", "jensen_shannon", 0.2, 0.1, True)],
+        drift_ranking=[("temp", 0.8)],
+    )
+
+
+def test_chunks_round_trip_and_upsert(store: Store) -> None:
+    store.save_chunk(evidence(1, 0.8))
+    store.save_chunk(evidence(0, 0.9))
+    store.save_chunk(evidence(1, 0.7))  # re-analysis replaces
+    store.save_chunk(evidence(0, 0.6, version="v2"))
+    got = store.chunks("m", "v1")
+    assert [c.chunk_index for c in got] == [0, 1]
+    assert got[1] == evidence(1, 0.7)
+    assert got[1].drifted_features == ["temp"]
+    assert len(store.chunks("m")) == 3
+
+
+def test_state_and_audit(store: Store) -> None:
+    assert store.get_state("known_good/m") is None
+    store.put_state("known_good/m", {"version": "v1", "revision": 2})
+    store.update_state("known_good/m", lambda old: {**(old or {}), "revision": 3})
+    assert store.get_state("known_good/m") == {"version": "v1", "revision": 3}
+    assert store.state_keys("known_good/") == ["known_good/m"]
+    store.update_state("known_good/m", lambda old: None)
+    assert store.get_state("known_good/m") is None
+
+    first = store.append_audit({"kind": "decision", "model": "m", "action": "none"})
+    store.append_audit({"kind": "rollback", "model": "m", "to": 2})
+    store.append_audit({"kind": "decision", "model": "other"})
+    assert [e["id"] for e in store.audit("m")] == [first, first + 1]
+    assert [e["kind"] for e in store.audit()] == ["decision", "rollback", "decision"]
+    assert len(store.audit(kind="decision")) == 2
+    assert store.audit("m", limit=1)[0]["kind"] == "rollback"
+    assert all("at" in e for e in store.audit())
+
+
+def test_clear_rejection_removes_the_version_and_audits_it(store: Store) -> None:
+    store.put_state("rejected/m", {"versions": ["v2", "v3"]})
+    assert store.clear_rejection("m", "v2", actor="test")
+    assert store.rejected_versions("m") == ["v3"]
+    assert not store.clear_rejection("m", "v2")
+    assert store.audit("m")[-1]["kind"] == "rejection-cleared"
+    assert len(store.audit("m")) == 1
+
+
+def test_reopen_keeps_data_and_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.db"
+    with Store(path) as st:
+        st.append_records([record(i) for i in range(3)])
+    with Store(path) as st:
+        assert st.count_records("m", "v1") == 3
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaTooNewError):
+        Store(path)
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from monitor.store import Store
+    store = Store(sys.argv[1])
+    batch = 0
+    while True:
+        rows = [
+            {"prediction_id": f"b{batch}-{i}", "model": "m", "version": "v1",
+             "timestamp": "2013-07-01T00:00:00Z", "features": {"x": i},
+             "probability": 0.5, "predicted_class": 1}
+            for i in range(200)
+        ]
+        store.append_records(rows)
+        store.append_labels([{"prediction_id": f"b{batch}-0", "label": 1}])
+        print(batch, flush=True)  # the acknowledgement: printed only after the commit
+        batch += 1
+    """
+)
+
+
+def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.db"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, env=env, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        acked = -1
+        for line in proc.stdout:
+            acked = int(line)
+            if acked >= 20:
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    with Store(path) as st:
+        stored = st.count_records("m", "v1")
+        assert stored >= (acked + 1) * 200  # every acknowledged batch, maybe one more
+        assert stored % 200 == 0  # never half a batch
+        frame = st.records_frame("m", "v1")
+        assert int(frame["label"].notna().sum()) >= acked + 1
+
+
+def test_a_reader_sees_whole_batches_while_a_writer_appends(store: Store) -> None:
+    batches, size = 40, 250
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for b in range(batches):
+                store.append_records([record(b * size + i) for i in range(size)])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    seen: list[int] = []
+    while writer.is_alive() or not seen or seen[-1] < batches * size:
+        n = len(store.records_frame("m", "v1"))
+        assert n % size == 0, "a reader saw a partial transaction"
+        seen.append(n)
+        if not writer.is_alive() and n == batches * size:
+            break
+    writer.join()
+    assert not errors
+    assert seen == sorted(seen) and seen[-1] == batches * size
