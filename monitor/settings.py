@@ -1,0 +1,114 @@
+"""The monitor's one settings object (environment prefix `MONITOR_`).
+
+Every field is documented, because `docs/monitor.md` and the chart's values point here. The
+registration token is a `SecretStr`: `effective()` (what start-up logs) can never print it.
+Importing this module also switches off library telemetry (NannyML usage logging, BentoML
+tracking) before anything imports those libraries: the monitor runs inside clusters that must
+not phone home.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TELEMETRY_OFF = {"NML_DISABLE_USAGE_LOGGING": "1", "BENTOML_DO_NOT_TRACK": "true"}
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+logger = logging.getLogger("modelguard.monitor")
+
+
+def disable_telemetry() -> None:
+    """Set the opt-outs in this process's environment (inherited by child processes)."""
+    for key, value in TELEMETRY_OFF.items():
+        os.environ[key] = value
+
+
+disable_telemetry()
+
+
+def pod_namespace() -> str:
+    """The namespace this pod runs in (service-account mount), else `default`."""
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+class MonitorSettings(BaseSettings):
+    """Everything the monitor reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="MONITOR_", extra="ignore", frozen=True)
+
+    db_path: Path = Field(
+        default=Path("var/monitor.db"),
+        description="SQLite database file (WAL); put it on the persistent volume",
+    )
+    host: str = Field(default="0.0.0.0", description="Address the HTTP server binds")  # noqa: S104
+    port: int = Field(default=8080, ge=1, le=65535, description="HTTP port")
+    registration_token: SecretStr | None = Field(
+        default=None,
+        description="Shared bearer token required by POST /v1/models and clear-rejection;"
+        " unset = those endpoints answer 503",
+    )
+    chunk_size: int = Field(
+        default=500, ge=10, description="Rows per analysis chunk of one model version"
+    )
+    analysis_interval_seconds: float = Field(
+        default=30.0, gt=0, description="Pause between analysis cycles"
+    )
+    reconcile_interval_seconds: float = Field(
+        default=30.0, gt=0, description="Pause between operator reconciliations"
+    )
+    kubernetes: Literal["off", "auto", "incluster", "kubeconfig"] = Field(
+        default="auto",
+        description="Kubernetes access: off (no API calls), auto (in-cluster if available,"
+        " else kubeconfig, else off), incluster, or kubeconfig",
+    )
+    kubeconfig: Path | None = Field(
+        default=None, description="kubeconfig file for kubernetes=kubeconfig (default ~/.kube)"
+    )
+    namespace: str = Field(
+        default_factory=pod_namespace,
+        description="Namespace whose ModelMonitors are watched (default: the pod's own)",
+    )
+    max_records_per_request: int = Field(
+        default=10_000, ge=1, description="Most records (or labels) in one ingest request"
+    )
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted (larger: 413); registrations carry the"
+        " model artifact, so keep it above the artifact's base64 size",
+    )
+    report_dir: Path = Field(
+        default=Path("var/reports"), description="Where the CLI and the server write reports"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of the monitor's loggers"
+    )
+
+    def effective(self) -> dict[str, Any]:
+        """The settings as loggable JSON values, secrets masked."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "**********" if value.get_secret_value() else ""
+            elif isinstance(value, Path):
+                value = str(value)
+            shown[name] = value
+        return shown
+
+    def token(self) -> str | None:
+        """The registration token in clear (only for the constant-time comparison)."""
+        return self.registration_token.get_secret_value() if self.registration_token else None
+
+
+def log_effective(settings: MonitorSettings) -> None:
+    logger.info("effective settings: %s", settings.effective())
