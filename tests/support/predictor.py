@@ -122,6 +122,7 @@ def _wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float, log_path:
 class Received:
     ids: set[str] = field(default_factory=set)
     posts: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     registrations: list[dict[str, Any]] = field(default_factory=list)
     auth_headers: list[str] = field(default_factory=list)
@@ -161,6 +162,7 @@ class RecordReceiver:
                 if self.path == "/v1/records":
                     with got.lock:
                         got.posts += 1
+                        got.batch_sizes.append(len(payload["records"]))
                         for rec in payload["records"]:
                             if rec["prediction_id"] not in got.ids:
                                 got.ids.add(rec["prediction_id"])
