@@ -1,0 +1,328 @@
+"""The monitor's Prometheus metrics (docs/contracts.md §6) on its own registry.
+
+Its own `CollectorRegistry`, not the global one, so `/metrics` shows exactly the series this
+module documents and tests can build a fresh instance. Analysis, the cycle and the operator
+call the module-level functions (`publish_chunk`, `record_rollback`, ...), which write to the
+process-wide `METRICS`. Labels are bounded: model, version, metric, segment, feature, method,
+namespace, modelmonitor, reason, type; never ids or timestamps. Series of a version that is no
+longer live are removed with `forget_version`, so superseded versions do not linger.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from monitor.evidence import ChunkEvidence, Estimate
+
+MV = ("model", "version")
+ANALYSIS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class MonitorMetrics:
+    """Every metric of the contract, plus helpers that keep track of live label sets."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._lock = threading.Lock()
+        # metric -> label tuples set so far, so a version's series can be removed later
+        self._children: dict[Any, set[tuple[str, ...]]] = {}
+        g, c, r = self._gauge, self._counter, self.registry
+        perf = (*MV, "metric", "segment")
+        self.estimated = g("modelguard_estimated_performance", "CBPE estimate", perf)
+        self.estimated_lower = g(
+            "modelguard_estimated_performance_lower", "Lower confidence bound", perf
+        )
+        self.estimated_upper = g(
+            "modelguard_estimated_performance_upper", "Upper confidence bound", perf
+        )
+        self.estimated_alert = g(
+            "modelguard_estimated_performance_alert",
+            "1 when the estimate is outside NannyML's thresholds",
+            (*MV, "metric"),
+        )
+        self.realized = g("modelguard_realized_performance", "On labelled rows", perf)
+        self.known_good_estimated = g(
+            "modelguard_known_good_estimated_performance",
+            "CBPE of the known-good version re-scored on the live version's rows",
+            (*MV, "metric"),
+        )
+        self.estimated_gap = g(
+            "modelguard_estimated_gap_cumulative",
+            "Cumulative estimated gap (live - known-good) since the release",
+            MV,
+        )
+        self.realized_gap = g(
+            "modelguard_realized_gap_cumulative",
+            "Cumulative realized gap (live - known-good) since the release",
+            MV,
+        )
+        self.rank_correlation = g(
+            "modelguard_rank_correlation", "Spearman of live vs known-good scores", MV
+        )
+        self.rank_correlation_floor = g(
+            "modelguard_rank_correlation_floor", "Lowest expected rank correlation", MV
+        )
+        self.parity_violation = g(
+            "modelguard_score_parity_violation_ratio",
+            "Share of rows whose served score differs from the version's own re-score",
+            MV,
+        )
+        drift = (*MV, "feature", "method")
+        self.feature_drift = g("modelguard_feature_drift", "Univariate drift statistic", drift)
+        self.feature_drift_alert = g(
+            "modelguard_feature_drift_alert", "1 when the drift is past its threshold", drift
+        )
+        self.feature_drift_importance = g(
+            "modelguard_feature_drift_importance",
+            "Rank score: drift tracking the estimated drop, weighted by feature importance",
+            (*MV, "feature"),
+        )
+        self.multivariate_error = g(
+            "modelguard_multivariate_drift_error", "PCA reconstruction error", MV
+        )
+        self.multivariate_threshold = g(
+            "modelguard_multivariate_drift_threshold", "Reconstruction error threshold", MV
+        )
+        self.multivariate_alert = g(
+            "modelguard_multivariate_drift_alert", "1 when past the threshold", MV
+        )
+        self.missing_ratio = g(
+            "modelguard_data_missing_ratio", "Share of missing values", (*MV, "feature")
+        )
+        self.out_of_range_ratio = g(
+            "modelguard_data_out_of_range_ratio",
+            "Share of present values outside the schema's range or categories",
+            (*MV, "feature"),
+        )
+        self.records_ingested = c("modelguard_records_ingested", "Inference records stored", MV)
+        self.records_rejected = c(
+            "modelguard_records_rejected", "Inference records refused", ("reason",)
+        )
+        self.labels_ingested = c("modelguard_labels_ingested", "Labels stored", ("model",))
+        self.labels_joined = c(
+            "modelguard_labels_joined", "Labels matched to a stored record", ("model",)
+        )
+        self.label_lag = g(
+            "modelguard_label_lag_seconds",
+            "Age of the oldest unlabelled record in analysed chunks",
+            ("model",),
+        )
+        self.unlabelled_ratio = g(
+            "modelguard_unlabelled_ratio", "Share of analysed rows without a label", MV
+        )
+        self.last_record_timestamp = g(
+            "modelguard_last_record_timestamp_seconds",
+            "When the newest record was stored (wall clock)",
+            ("model",),
+        )
+        self.analysis_duration = Histogram(
+            "modelguard_analysis_duration_seconds",
+            "Duration of one analysis cycle",
+            registry=r,
+            buckets=ANALYSIS_BUCKETS,
+        )
+        self.analysis_failures = c("modelguard_analysis_failures", "Failed analyses", ("model",))
+        self.last_successful_analysis = Gauge(
+            "modelguard_last_successful_analysis_timestamp_seconds",
+            "When the last analysis cycle succeeded",
+            registry=r,
+        )
+        self.chunks_analysed = c("modelguard_chunks_analysed", "Chunks analysed", MV)
+        self.rollbacks = c(
+            "modelguard_rollbacks",
+            "Rollbacks decided (mode=dryRun: only recorded)",
+            ("namespace", "modelmonitor", "trigger", "mode"),
+        )
+        self.condition = g(
+            "modelguard_condition",
+            "ModelMonitor status condition (1 = True)",
+            ("namespace", "modelmonitor", "type"),
+        )
+        self.reconcile_errors = c(
+            "modelguard_reconcile_errors", "Failed reconciliations", ("namespace", "modelmonitor")
+        )
+
+    def _gauge(self, name: str, doc: str, labels: Iterable[str]) -> Gauge:
+        return Gauge(name, doc, list(labels), registry=self.registry)
+
+    def _counter(self, name: str, doc: str, labels: Iterable[str]) -> Counter:
+        return Counter(name, doc, list(labels), registry=self.registry)
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, remembering the label set for `forget_version`."""
+        with self._lock:
+            self._children.setdefault(metric, set()).add(labels)
+        return metric.labels(*labels)
+
+    def set_or_clear(self, metric: Any, value: float | None, *labels: str) -> None:
+        """Set a gauge, or remove its series when the value is unknown (no stale numbers)."""
+        if value is None:
+            with self._lock:
+                known = labels in self._children.get(metric, set())
+                self._children.get(metric, set()).discard(labels)
+            if known:
+                metric.remove(*labels)
+            return
+        self.child(metric, *labels).set(float(value))
+
+    def forget_version(self, model: str, version: str) -> int:
+        """Remove every series labelled with this model version; returns how many."""
+        removed = 0
+        with self._lock:
+            for metric, label_sets in self._children.items():
+                names = list(metric._labelnames)
+                if names[:2] != ["model", "version"]:
+                    continue
+                for labels in [s for s in label_sets if s[:2] == (model, version)]:
+                    metric.remove(*labels)
+                    label_sets.discard(labels)
+                    removed += 1
+        return removed
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # -- publishers ------------------------------------------------------------------------
+
+    def _estimates(self, mv: tuple[str, str], est: dict[str, Estimate], segment: str) -> None:
+        for metric, e in est.items():
+            self.set_or_clear(self.estimated, e.value, *mv, metric, segment)
+            self.set_or_clear(self.estimated_lower, e.lower, *mv, metric, segment)
+            self.set_or_clear(self.estimated_upper, e.upper, *mv, metric, segment)
+
+    def publish_chunk(self, ev: ChunkEvidence) -> None:
+        """Make the latest chunk's evidence the current value of every per-version gauge."""
+        mv = (ev.model, ev.version)
+        self._estimates(mv, ev.estimated, "all")
+        for metric, e in ev.estimated.items():
+            self.child(self.estimated_alert, *mv, metric).set(1 if e.alert else 0)
+        for metric, value in ev.realized.items():
+            self.set_or_clear(self.realized, value, *mv, metric, "all")
+        for seg in ev.segments:
+            self._estimates(mv, seg.estimated, seg.segment)
+            for metric, value in seg.realized.items():
+                self.set_or_clear(self.realized, value, *mv, metric, seg.segment)
+        for metric, e in ev.known_good_estimated.items():
+            self.set_or_clear(self.known_good_estimated, e.value, *mv, metric)
+        self.set_or_clear(self.rank_correlation, ev.rank_correlation, *mv)
+        self.set_or_clear(self.rank_correlation_floor, ev.rank_correlation_floor, *mv)
+        self.set_or_clear(self.parity_violation, ev.parity_violation_ratio, *mv)
+        for d in ev.drift:
+            self.child(self.feature_drift, *mv, d.feature, d.method).set(d.value)
+            self.child(self.feature_drift_alert, *mv, d.feature, d.method).set(int(d.alert))
+        for feature, score in ev.drift_ranking:
+            self.child(self.feature_drift_importance, *mv, feature).set(score)
+        self.set_or_clear(self.multivariate_error, ev.multivariate_error, *mv)
+        self.set_or_clear(self.multivariate_threshold, ev.multivariate_threshold, *mv)
+        self.child(self.multivariate_alert, *mv).set(int(ev.multivariate_alert))
+        for feature, ratio in ev.missing_ratio.items():
+            self.child(self.missing_ratio, *mv, feature).set(ratio)
+        for feature, ratio in ev.out_of_range_ratio.items():
+            self.child(self.out_of_range_ratio, *mv, feature).set(ratio)
+        if ev.rows:
+            self.child(self.unlabelled_ratio, *mv).set((ev.rows - ev.labelled_rows) / ev.rows)
+        self.child(self.chunks_analysed, *mv).inc()
+
+    def publish_cumulative(
+        self, model: str, version: str, estimated_gap: float | None, realized_gap: float | None
+    ) -> None:
+        self.set_or_clear(self.estimated_gap, estimated_gap, model, version)
+        self.set_or_clear(self.realized_gap, realized_gap, model, version)
+
+    def record_rollback(self, namespace: str, modelmonitor: str, trigger: str, mode: str) -> None:
+        self.rollbacks.labels(namespace, modelmonitor, trigger, mode).inc()
+
+    def set_condition(self, namespace: str, modelmonitor: str, type_: str, status: bool) -> None:
+        self.condition.labels(namespace, modelmonitor, type_).set(1 if status else 0)
+
+    def observe_analysis(self, duration_seconds: float, ok: bool, model: str | None = None) -> None:
+        self.analysis_duration.observe(duration_seconds)
+        if ok:
+            self.last_successful_analysis.set(time.time())
+        else:
+            self.analysis_failures.labels(model or "").inc()
+
+
+METRICS = MonitorMetrics()
+
+
+def publish_chunk(evidence: ChunkEvidence) -> None:
+    METRICS.publish_chunk(evidence)
+
+
+def publish_cumulative(
+    model: str, version: str, estimated_gap: float | None, realized_gap: float | None
+) -> None:
+    METRICS.publish_cumulative(model, version, estimated_gap, realized_gap)
+
+
+def record_rollback(namespace: str, modelmonitor: str, trigger: str, mode: str) -> None:
+    METRICS.record_rollback(namespace, modelmonitor, trigger, mode)
+
+
+def set_condition(namespace: str, modelmonitor: str, type: str, status: bool) -> None:
+    METRICS.set_condition(namespace, modelmonitor, type, status)
+
+
+def observe_analysis(duration_seconds: float, ok: bool, model: str | None = None) -> None:
+    METRICS.observe_analysis(duration_seconds, ok, model)
+
+
+def forget_version(model: str, version: str) -> int:
+    return METRICS.forget_version(model, version)
+
+
+def reconcile_error(namespace: str, modelmonitor: str) -> None:
+    METRICS.reconcile_errors.labels(namespace, modelmonitor).inc()
+
+
+def set_label_lag(model: str, seconds: float) -> None:
+    METRICS.label_lag.labels(model).set(seconds)
+
+
+def records_ingested(model: str, version: str, count: int) -> None:
+    METRICS.child(METRICS.records_ingested, model, version).inc(count)
+    METRICS.last_record_timestamp.labels(model).set(time.time())
+
+
+def records_rejected(reason: str, count: int) -> None:
+    METRICS.records_rejected.labels(reason).inc(count)
+
+
+def labels_ingested(model: str, count: int) -> None:
+    METRICS.labels_ingested.labels(model).inc(count)
+
+
+def labels_joined(model: str, count: int) -> None:
+    METRICS.labels_joined.labels(model).inc(count)
+
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "METRICS",
+    "MonitorMetrics",
+    "forget_version",
+    "labels_ingested",
+    "labels_joined",
+    "observe_analysis",
+    "publish_chunk",
+    "publish_cumulative",
+    "reconcile_error",
+    "record_rollback",
+    "records_ingested",
+    "records_rejected",
+    "set_condition",
+    "set_label_lag",
+]
