@@ -93,7 +93,7 @@ def _with(rec: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v != "<absent>"}
 
 
-BAD_RECORDS = {
+BAD_RECORDS: dict[str, tuple[dict[str, Any], str]] = {
     "missing field": ({"temp": "<absent>"}, "records[1].temp: Field required"),
     "extra field": ({"colour": 3}, "records[1].colour: Extra inputs are not permitted"),
     "non-numeric": ({"dewp": "wet"}, "records[1].dewp: Input should be a valid number"),
