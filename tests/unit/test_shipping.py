@@ -154,7 +154,7 @@ def _random_records(schema: ModelSchema, n: int, rng: random.Random) -> list[dic
             else:
                 lo = -1e3 if f.min is None else f.min
                 hi = 1e3 if f.max is None else f.max
-                rec[f.name] = rng.choice([lo, hi, rng.uniform(lo, hi), int(lo), 1 / 3])
+                rec[f.name] = rng.choice([lo, hi, rng.uniform(lo, hi), int(lo), lo + 1 / 3])
         out.append(rec)
     return out
 
