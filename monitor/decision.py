@@ -83,6 +83,8 @@ class DecisionInput:
     live_holdout: Mapping[str, float | None] | None = None  # registration metrics["reference"]
     known_good_holdout: Mapping[str, float | None] | None = None
     incident: Incident = field(default_factory=Incident)
+    # An operator cleared this version's rejection: the release gate no longer applies to it.
+    gate_waived: bool = False
 
 
 @dataclass(frozen=True)
@@ -402,7 +404,9 @@ def _find_trigger(
 
 
 def _gate(inp: DecisionInput) -> TriggerEvidence | None:
-    if inp.known_good is None or inp.live_holdout is None or inp.known_good_holdout is None:
+    if inp.gate_waived or inp.known_good is None:
+        return None
+    if inp.live_holdout is None or inp.known_good_holdout is None:
         return None
     metric = inp.policy.gate_metric
     live, kg = inp.live_holdout.get(metric), inp.known_good_holdout.get(metric)
