@@ -431,3 +431,34 @@ def test_missing_known_good_revision_is_rollback_unavailable(cluster: Cluster) -
     assert cluster.condition("RollbackUnavailable") == ("True", "KnownGoodRevisionMissing")
     assert len(cluster.events("RollbackUnavailable")) == 1
     assert cluster.kube.patches() == 0
+
+
+def test_operator_stays_within_the_least_privilege_role(cluster: Cluster) -> None:
+    """Every request the operator made is allowed by k8s/rbac.yaml's Role (kmock logs them;
+    the tests' own setup writes objects directly, not over HTTP)."""
+    import yaml
+
+    rbac = Path(__file__).resolve().parents[2] / "k8s" / "rbac.yaml"
+    [role] = [d for d in yaml.safe_load_all(rbac.read_text()) if d["kind"] == "Role"]
+    allowed = {
+        (group, res, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for res in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    cluster.kube.emulator.faults.append(Fault("deployments", status=500))
+    cluster.evidence([chunk(BAD, 0, known_good_version=GOOD, parity=0.3)])
+    cluster.operator().reconcile_once()
+    used = set()
+    for request in cluster.kube.emulator._requests:
+        res = request.resource
+        verb = {"GET": "get" if request.name else "list", "PATCH": "patch", "POST": "create"}[
+            request.method.value.upper()
+        ]
+        plural = f"{res.plural}/{request.subresource}" if request.subresource else res.plural
+        used.add((res.group, plural, verb))
+    assert used <= allowed, used - allowed
+    assert ("apps", "deployments", "patch") in used
+    assert ("modelguard.dev", "modelmonitors/status", "patch") in used
+    assert ("", "events", "create") in used
