@@ -1,0 +1,190 @@
+"""One analysis cycle: new chunks and newly labelled chunks of every version, stored and published.
+
+Chunks are `chunk_size` consecutive records (by store sequence) of one model version; a
+chunk is analysed once it is complete and analysed again when more of its labels have
+arrived (labels come hours later, so realized performance fills in on a later cycle).
+`VersionCache` keeps each version's fitted calculators for the life of the process: fitting
+is the expensive part (about a second per version), applying them is linear in rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from dataclasses import replace
+from typing import Any, Protocol
+
+import pandas as pd
+
+from monitor.analysis import FittedVersion, analyse_chunks
+from monitor.evidence import ChunkEvidence
+from monitor.registration import Registration
+from monitor.shadow import cumulative_gap
+
+log = logging.getLogger(__name__)
+
+# Stored chunks still missing labels are re-checked this far back (in chunks) each cycle.
+# Bounded so that rows whose label never comes do not make every cycle re-read history.
+RELABEL_LOOKBACK_CHUNKS = 48
+
+
+class Publisher(Protocol):
+    """What `run_cycle` needs from monitor.metrics (the module or a MonitorMetrics)."""
+
+    def publish_chunk(self, evidence: ChunkEvidence) -> None: ...
+
+    def publish_cumulative(
+        self, model: str, version: str, estimated_gap: float | None, realized_gap: float | None
+    ) -> None: ...
+
+    def observe_analysis(
+        self, duration_seconds: float, ok: bool, model: str | None = None
+    ) -> None: ...
+
+
+class VersionCache:
+    """(model, version) -> FittedVersion, fitted lazily from the store's registration."""
+
+    def __init__(self, store: Any, chunk_size: int = 500) -> None:
+        self._store = store
+        self._chunk_size = chunk_size
+        self._fitted: dict[tuple[str, str, int], FittedVersion] = {}
+        self._lock = threading.Lock()
+        self.fits = 0  # how many versions were fitted (a fit per version, not per cycle)
+
+    def get(self, model: str, version: str, chunk_size: int | None = None) -> FittedVersion:
+        size = chunk_size or self._chunk_size
+        key = (model, version, size)
+        with self._lock:
+            fitted = self._fitted.get(key)
+            if fitted is None:
+                fitted = FittedVersion.fit(self._registration(model, version), size)
+                self._fitted[key] = fitted
+                self.fits += 1
+            return fitted
+
+    def forget(self, model: str, version: str) -> None:
+        with self._lock:
+            for key in [k for k in self._fitted if k[:2] == (model, version)]:
+                del self._fitted[key]
+
+    def _registration(self, model: str, version: str) -> Registration:
+        data = self._store.registration(model, version)
+        allowed = {f.alias or name for name, f in Registration.model_fields.items()}
+        payload = {k: v for k, v in data.items() if k in allowed}
+        payload["artifact"] = base64.b64encode(self._store.artifact(model, version)).decode()
+        return Registration.model_validate(payload)
+
+
+def known_good_version(store: Any, model: str, live: str, registered: list[str]) -> str | None:
+    """The operator's recorded known-good version, else the earliest other registered one.
+
+    None when the live version is the known-good one (shadow-scoring it against itself
+    says nothing) or when there is no other version.
+    """
+    state = store.get_state(f"known_good/{model}") or {}
+    chosen = state.get("version")
+    if chosen not in registered:
+        chosen = next((v for v in registered if v != live), None)
+    return None if chosen == live else chosen
+
+
+def run_cycle(
+    store: Any, settings: Any, cache: VersionCache, metrics: Publisher | None = None
+) -> list[ChunkEvidence]:
+    """Analyse every registered version's new and newly labelled chunks; save and publish."""
+    if metrics is None:
+        from monitor import metrics as metrics_module
+
+        metrics = metrics_module
+    chunk_size = int(getattr(settings, "chunk_size", 500))
+    produced: list[ChunkEvidence] = []
+    for model in store.models():
+        infos = store.versions(model)
+        registered = [v.version for v in infos if v.registered_at]
+        for info in infos:
+            if not info.registered_at or info.records == 0:
+                continue
+            started = time.perf_counter()
+            try:
+                evidence = _analyse_version(
+                    store, cache, model, info.version, registered, chunk_size
+                )
+            except Exception:
+                log.exception("analysis of %s:%s failed", model, info.version)
+                metrics.observe_analysis(time.perf_counter() - started, False, model)
+                continue
+            for ev in evidence:
+                store.save_chunk(ev)
+                metrics.publish_chunk(ev)
+            if evidence:
+                history = store.chunks(model, info.version)
+                metrics.publish_cumulative(
+                    model,
+                    info.version,
+                    cumulative_gap(history, "estimated"),
+                    cumulative_gap(history, "realized"),
+                )
+            metrics.observe_analysis(time.perf_counter() - started, True, model)
+            produced.extend(evidence)
+    return produced
+
+
+def _analyse_version(
+    store: Any, cache: VersionCache, model: str, version: str, registered: list[str], size: int
+) -> list[ChunkEvidence]:
+    stored = sorted(store.chunks(model, version), key=lambda c: c.chunk_index)
+    next_index = stored[-1].chunk_index + 1 if stored else 0
+    after_seq = stored[-1].last_seq if stored else 0
+    complete = store.count_records(model, version, after_seq=after_seq) // size
+    relabel = [
+        c
+        for c in stored
+        if c.labelled_rows < c.rows == size
+        and c.chunk_index >= next_index - RELABEL_LOOKBACK_CHUNKS
+    ]
+    if complete == 0 and not relabel:
+        return []
+    live = cache.get(model, version, size)
+    kg_version = known_good_version(store, model, version, registered)
+    known_good = cache.get(model, kg_version, size) if kg_version else None
+
+    out = _reanalyse_labelled(store, live, known_good, relabel, size)
+    if complete:
+        rows = store.records_frame(model, version, after_seq=after_seq, limit=complete * size)
+        out += analyse_chunks(live, rows, next_index, known_good, chunk_size=size)
+    return out
+
+
+def _reanalyse_labelled(
+    store: Any,
+    live: FittedVersion,
+    known_good: FittedVersion | None,
+    candidates: list[ChunkEvidence],
+    size: int,
+) -> list[ChunkEvidence]:
+    """Re-analyse the stored chunks whose labelled-row count grew, in one batch."""
+    if not candidates:
+        return []
+    model, version = live.key
+    first, last = candidates[0], candidates[-1]
+    span = store.records_frame(
+        model,
+        version,
+        after_seq=first.first_seq - 1,
+        limit=(last.chunk_index - first.chunk_index + 1) * size,
+    )
+    grown: list[tuple[ChunkEvidence, pd.DataFrame]] = []
+    for chunk in candidates:
+        rows = span[(span["seq"] >= chunk.first_seq) & (span["seq"] <= chunk.last_seq)]
+        if int(rows["label"].notna().sum()) > chunk.labelled_rows and len(rows) == chunk.rows:
+            grown.append((chunk, rows))
+    if not grown:
+        return []
+    batch = pd.concat([rows for _, rows in grown], ignore_index=True)
+    fresh = analyse_chunks(live, batch, 0, known_good, chunk_size=size)
+    return [
+        replace(ev, chunk_index=old.chunk_index) for ev, (old, _) in zip(fresh, grown, strict=True)
+    ]
