@@ -397,7 +397,12 @@ class OfflineTarget:
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def list_monitors(self) -> list[dict[str, Any]]:
-        return copy.deepcopy(self.monitors)
+        monitors = copy.deepcopy(self.monitors)
+        for monitor in monitors:  # as an API server would: the last status written
+            status = self.statuses.get(monitor["metadata"]["name"])
+            if status is not None:
+                monitor["status"] = copy.deepcopy(status)
+        return monitors
 
     def _model_of(self, deployment: str) -> str:
         for monitor in self.monitors:

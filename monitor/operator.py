@@ -78,7 +78,7 @@ class Operator:
                 results.append(self.reconcile(monitor))
             except Exception as exc:  # reported, counted, retried next pass
                 LOG.exception("reconcile of %s/%s failed", meta.get("namespace"), meta.get("name"))
-                self._metric("record_reconcile_error", meta.get("namespace"), meta.get("name"))
+                self._metric("reconcile_error", meta.get("namespace"), meta.get("name"))
                 results.append(
                     ReconcileResult(
                         meta.get("namespace", ""),
@@ -522,4 +522,68 @@ def _default_metrics() -> Any:
     try:
         return importlib.import_module("monitor.metrics")
     except ImportError:
+        return None
+
+
+def offline_target(store: Any, namespace: str = "default", chunk_size: int = 500) -> Any:
+    """No cluster (kubernetes=off): one dryRun ModelMonitor per model in the store; revision
+    n = the n-th registered version; live = the version whose records were analysed last."""
+    from monitor.kube import OfflineTarget
+
+    def versions(model: str) -> list[str]:
+        return [v.version for v in store.versions(model) if v.registered_at]
+
+    def live(model: str) -> str | None:
+        chunks = store.chunks(model)
+        if chunks:
+            return str(max(chunks, key=lambda c: c.last_seq).version)
+        with_records = [v.version for v in store.versions(model) if v.records]
+        return with_records[-1] if with_records else None
+
+    monitors = [
+        {
+            "apiVersion": "modelguard.dev/v1alpha1",
+            "kind": "ModelMonitor",
+            "metadata": {"name": model.replace("_", "-"), "namespace": namespace, "generation": 1},
+            "spec": {
+                "model": model,
+                "mode": "dryRun",
+                "chunkSize": chunk_size,
+                "targetRef": {"kind": "Deployment", "name": f"{model.replace('_', '-')}-predictor"},
+            },
+        }
+        for model in store.models()
+    ]
+    return OfflineTarget(monitors=monitors, versions=versions, live_version=live)
+
+
+def build_operator(settings: Any, store: Any) -> Operator:
+    """The operator for `MonitorSettings`: a real API server, or offline when there is none."""
+    from monitor.kube import KubeTarget
+
+    mode = getattr(settings, "kubernetes", "off")
+    api_client = None if mode == "off" else _api_client(mode, getattr(settings, "kubeconfig", None))
+    if api_client is None:
+        LOG.info("no Kubernetes API: offline operator (dryRun patches are logged and audited)")
+        target = offline_target(store, settings.namespace, settings.chunk_size)
+        return Operator(store, target)
+    return Operator(store, KubeTarget(api_client, namespace=settings.namespace))
+
+
+def _api_client(mode: str, kubeconfig: Any) -> Any:
+    from kubernetes import client, config
+
+    if mode in ("incluster", "auto"):
+        try:
+            config.load_incluster_config()
+            return client.ApiClient()
+        except config.ConfigException:
+            if mode == "incluster":
+                raise
+    try:
+        config.load_kube_config(config_file=str(kubeconfig) if kubeconfig else None)
+        return client.ApiClient()
+    except (config.ConfigException, OSError):
+        if mode == "kubeconfig":
+            raise
         return None

@@ -453,6 +453,7 @@ def test_operator_stays_within_the_least_privilege_role(cluster: Cluster) -> Non
     used = set()
     for request in cluster.kube.emulator._requests:
         res = request.resource
+        assert res is not None
         verb = {"GET": "get" if request.name else "list", "PATCH": "patch", "POST": "create"}[
             request.method.value.upper()
         ]
