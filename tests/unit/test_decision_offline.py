@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.kube import VERSION_ANNOTATION
+from monitor.metrics import MonitorMetrics
 from monitor.operator import Operator, offline_target
 from monitor.store import Store
 from tests.support.kube import MODEL, chunk
@@ -43,7 +44,8 @@ def test_offline_operator_promotes_then_computes_the_rollback_patch(tmp_path: Pa
                 )
             )
         target = offline_target(store, namespace="demo")
-        operator = Operator(store, target, clock=lambda: NOW, metrics=False)
+        metrics = MonitorMetrics()
+        operator = Operator(store, target, clock=lambda: NOW, metrics=metrics)
 
         [first] = operator.reconcile_once()
         assert first.decision is not None and first.decision.action == "promote-known-good"
@@ -76,6 +78,16 @@ def test_offline_operator_promotes_then_computes_the_rollback_patch(tmp_path: Pa
         status = target.statuses["rain-forecast"]
         assert status["lastRollback"]["dryRun"] is True
         assert status["knownGoodVersion"] == GOOD and status["currentVersion"] == BAD
+
+        labels = {"namespace": "demo", "modelmonitor": "rain-forecast"}
+        rollbacks = metrics.registry.get_sample_value(
+            "modelguard_rollbacks_total", {**labels, "trigger": "parity", "mode": "dryRun"}
+        )
+        assert rollbacks == 1
+        ready = metrics.registry.get_sample_value(
+            "modelguard_condition", {**labels, "type": "Ready"}
+        )
+        assert ready == 0
 
         [third] = operator.reconcile_once()  # idempotent: nothing new to say
         assert third.outcome == "dry-run" and third.patch == []
