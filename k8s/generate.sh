@@ -2,8 +2,8 @@
 # Regenerates the plain manifests in k8s/ from the Helm chart, the one source of truth, so
 # kubectl users get exactly what the chart installs (tests/integration/test_k8s_manifests.py
 # fails when they drift). Usage: k8s/generate.sh [OUTPUT_DIR]   (default: k8s/)
-# Not generated: k8s/crds/modelmonitor.yaml and k8s/rbac.yaml (the operator's; the chart's
-# crds/ copy and Role are kept identical to them by the tests).
+# Not generated: k8s/crds/modelmonitor.yaml and k8s/rbac.yaml (the monitor's ServiceAccount,
+# Role, RoleBinding); the chart's crds/ copy and Role are kept identical to them by the tests.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="$root/.tools/bin:$PATH"
@@ -24,7 +24,7 @@ render() {  # render <output file> <template>...
   } >"$out/$target"
 }
 
-render monitor.yaml monitor-serviceaccount.yaml monitor-pvc.yaml monitor-service.yaml monitor-deployment.yaml
+render monitor.yaml monitor-pvc.yaml monitor-service.yaml monitor-deployment.yaml
 render predictor-example.yaml predictor-serviceaccount.yaml predictor-service.yaml predictor-pdb.yaml predictor-deployment.yaml
 render modelmonitor-example.yaml modelmonitor.yaml
 render networkpolicies.yaml networkpolicy.yaml
