@@ -326,3 +326,7 @@ __all__ = [
     "set_condition",
     "set_label_lag",
 ]
+
+
+# The operator calls this name (monitor/operator.py); same counter as `reconcile_error`.
+record_reconcile_error = reconcile_error

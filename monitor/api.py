@@ -1,0 +1,362 @@
+"""The monitor's HTTP API (docs/contracts.md §3): ingest, registration, read-outs, /metrics.
+
+`create_app(settings, store=None)` builds the FastAPI app; `python -m monitor serve` runs it
+with uvicorn. Handlers are plain functions (FastAPI runs them in its thread pool) because the
+store is synchronous SQLite. A bad payload is refused before anything is written: the whole
+request body is validated first, then stored in one transaction.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from monitor import metrics
+from monitor.api_background import BackgroundLoops, analysis_pass, reconcile_pass
+from monitor.api_models import (
+    AUTH_RESPONSES,
+    ERROR_RESPONSES,
+    ClearRejectionResult,
+    ErrorBody,
+    Health,
+    LabelsAccepted,
+    LabelsBatch,
+    RecordsAccepted,
+    RecordsBatch,
+    RegistrationResult,
+    VersionSummary,
+)
+from monitor.registration import Registration
+from monitor.settings import MonitorSettings, log_effective
+from monitor.store import Conflict, NotFound, Store
+
+log = logging.getLogger("modelguard.monitor")
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class BodyLimit:
+    """413 for bodies over `max_bytes`, checked before the body is parsed (ASGI middleware)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_bytes:
+                await self._refuse(send)
+                return
+            await self.app(scope, receive, send)
+            return
+        # No length declared (chunked): read up to the limit, then replay to the app.
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await self._refuse(send)
+                return
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body is larger than {self.max_bytes} bytes"}, status_code=413
+        )
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    """("body", "records", 3, "probability") -> "records[3].probability"."""
+    out = ""
+    for part in loc:
+        if part == "body" and not out:
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    body = getattr(exc, "body", None)
+    if request.url.path == "/v1/records":
+        count = (
+            len(body["records"])
+            if isinstance(body, dict) and isinstance(body.get("records"), list)
+            else 1
+        )
+        metrics.records_rejected("invalid", count)
+    if any(e.get("type") == "json_invalid" for e in errors):
+        err = errors[0]
+        where = err.get("loc", ("body", "?"))[-1]
+        detail = f"malformed JSON at position {where}: {err.get('ctx', {}).get('error', '')}"
+        return JSONResponse({"detail": detail.strip()}, status_code=400)
+    problems = [
+        {
+            "field": _field(e.get("loc", ())),
+            "problem": str(e.get("msg", "")).removeprefix("Value error, "),
+        }
+        for e in errors
+    ]
+    return JSONResponse({"detail": problems[:50]}, status_code=422)
+
+
+def create_app(
+    settings: MonitorSettings | None = None, store: Store | None = None, *, background: bool = True
+) -> FastAPI:
+    """The monitor app. Without `store` it opens `settings.db_path` at start-up and closes it
+    at shutdown; `background=False` leaves out the analysis and reconcile loops."""
+    settings = settings or MonitorSettings()
+    holder: dict[str, Store] = {} if store is None else {"store": store}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log_effective(settings)
+        owned = "store" not in holder
+        if owned:
+            holder["store"] = Store(settings.db_path)
+        loops = BackgroundLoops()
+        if background:
+            st = holder["store"]
+            loops.start(
+                "analysis", lambda: analysis_pass(st, settings), settings.analysis_interval_seconds
+            )
+            loops.start(
+                "reconcile",
+                lambda: reconcile_pass(st, settings),
+                settings.reconcile_interval_seconds,
+            )
+        app.state.loops = loops
+        try:
+            yield
+        finally:
+            loops.stop()
+            if owned:
+                holder.pop("store").close()
+
+    app = FastAPI(
+        title="modelguard monitor",
+        version="0.1.0",
+        description="Inference records, delayed labels and model registrations in; "
+        "label-free performance estimates, drift and rollback evidence out.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+    def the_store() -> Store:
+        st = holder.get("store")
+        if st is None:
+            raise HTTPException(503, "the store is not open yet")
+        return st
+
+    bearer = HTTPBearer(auto_error=False, description="MONITOR_REGISTRATION_TOKEN")
+
+    def require_token(
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    ) -> None:
+        expected = settings.token()
+        if not expected:
+            raise HTTPException(503, "registration is disabled: MONITOR_REGISTRATION_TOKEN unset")
+        given = credentials.credentials if credentials else ""
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise HTTPException(
+                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    @app.post(
+        "/v1/records", status_code=202, response_model=RecordsAccepted, responses=ERROR_RESPONSES
+    )
+    def post_records(batch: RecordsBatch) -> RecordsAccepted:
+        """Store inference records; a `prediction_id` seen before is ignored (retries)."""
+        n = len(batch.records)
+        if n > settings.max_records_per_request:
+            metrics.records_rejected("too_many", n)
+            raise HTTPException(
+                413, f"records: {n} records, at most {settings.max_records_per_request} allowed"
+            )
+        rows = [
+            {
+                "prediction_id": r.prediction_id,
+                "model": r.model,
+                "version": r.version,
+                "timestamp": r.timestamp,
+                "features": r.features,
+                "probability": r.probability,
+                "predicted_class": r.predicted_class,
+            }
+            for r in batch.records
+        ]
+        result = the_store().append_records_detailed(rows)
+        for (model, version), count in result.accepted_by_version.items():
+            metrics.records_ingested(model, version, count)
+        for model, count in result.labels_joined_by_model.items():
+            metrics.labels_joined(model, count)
+        return RecordsAccepted(accepted=result.accepted, duplicates=result.duplicates)
+
+    @app.post(
+        "/v1/labels", status_code=202, response_model=LabelsAccepted, responses=ERROR_RESPONSES
+    )
+    def post_labels(batch: LabelsBatch) -> LabelsAccepted:
+        """Store ground truth by prediction id: before or after its record; a repeat overwrites."""
+        n = len(batch.labels)
+        if n > settings.max_records_per_request:
+            raise HTTPException(
+                413, f"labels: {n} labels, at most {settings.max_records_per_request} allowed"
+            )
+        result = the_store().append_labels_detailed([lab.model_dump() for lab in batch.labels])
+        joined = sum(result.joined_by_model.values())
+        for model, count in result.joined_by_model.items():
+            metrics.labels_ingested(model, count)
+            metrics.labels_joined(model, count)
+        if result.accepted > joined:  # the record has not arrived (yet): model unknown
+            metrics.labels_ingested("unknown", result.accepted - joined)
+        return LabelsAccepted(accepted=result.accepted)
+
+    @app.post(
+        "/v1/models",
+        status_code=201,
+        response_model=RegistrationResult,
+        responses={
+            200: {"model": RegistrationResult, "description": "Same content registered before"},
+            409: {"model": ErrorBody, "description": "Same version, different content"},
+            **ERROR_RESPONSES,
+            **AUTH_RESPONSES,
+        },
+        dependencies=[Depends(require_token)],
+    )
+    def post_model(reg: Registration, response: Response) -> RegistrationResult:
+        """Register a model version with its schema, reference set and artifact (token)."""
+        _check_booster(reg.artifact_bytes())
+        try:
+            status = the_store().register(reg)
+        except Conflict as exc:
+            raise HTTPException(409, str(exc)) from None
+        if status == "unchanged":
+            response.status_code = 200
+        else:
+            the_store().append_audit(
+                {"kind": "registered", "model": reg.model, "version": reg.version}
+            )
+            log.info("registered %s:%s", reg.model, reg.version)
+        return RegistrationResult(model=reg.model, version=reg.version, status=status)
+
+    @app.get("/v1/models", response_model=list[VersionSummary])
+    def list_models() -> list[VersionSummary]:
+        return [VersionSummary(**vars(v)) for v in the_store().versions()]
+
+    @app.get("/v1/models/{model}/versions/{version}", responses={404: {"model": ErrorBody}})
+    def get_version(model: str, version: str) -> dict[str, Any]:
+        """The registration as sent, without its artifact and reference rows."""
+        try:
+            return the_store().registration(model, version, with_reference=False)
+        except NotFound:
+            raise HTTPException(404, f"{model}:{version} is not registered") from None
+
+    @app.get("/v1/models/{model}/chunks")
+    def get_chunks(model: str, version: str | None = None) -> list[dict[str, Any]]:
+        """ChunkEvidence dicts (monitor/evidence.py) in arrival order."""
+        return the_store().chunk_dicts(model, version)
+
+    @app.get("/v1/audit")
+    def get_audit(
+        model: str | None = None,
+        kind: str | None = None,
+        limit: int | None = Query(default=None, ge=1, le=100_000),
+    ) -> list[dict[str, Any]]:
+        """Append-only audit records, oldest first (the newest `limit`)."""
+        return the_store().audit(model, kind, limit)
+
+    @app.get("/v1/decisions")
+    def get_decisions(model: str | None = None) -> list[dict[str, Any]]:
+        """Audit records of the operator's decisions (those that name a trigger)."""
+        return [
+            e for e in the_store().audit(model) if "trigger" in e or e.get("kind") == "decision"
+        ]
+
+    @app.post(
+        "/v1/models/{model}/versions/{version}/clear-rejection",
+        response_model=ClearRejectionResult,
+        responses={404: {"model": ErrorBody}, **AUTH_RESPONSES},
+        dependencies=[Depends(require_token)],
+    )
+    def clear_rejection(model: str, version: str) -> ClearRejectionResult:
+        """Allow a rejected version to run again (the operator stops rolling it back)."""
+        st = the_store()
+        known = {v.version for v in st.versions(model)}
+        if version not in known and version not in st.rejected_versions(model):
+            raise HTTPException(404, f"{model}:{version} is unknown")
+        cleared = st.clear_rejection(model, version, actor="api")
+        return ClearRejectionResult(model=model, version=version, cleared=cleared)
+
+    @app.get("/reports/{model}", response_class=HTMLResponse, responses={404: {"model": ErrorBody}})
+    def get_report(model: str) -> HTMLResponse:
+        st = the_store()
+        if model not in st.models():
+            raise HTTPException(404, f"model {model!r} is unknown")
+        try:
+            report = importlib.import_module("monitor.report")
+        except ImportError:
+            raise HTTPException(503, "reports are not available (monitor.report missing)") from None
+        return HTMLResponse(report.render_report(st, model))
+
+    @app.get("/metrics", response_class=Response)
+    def get_metrics() -> Response:
+        return Response(metrics.METRICS.exposition(), media_type=metrics.CONTENT_TYPE_LATEST)
+
+    @app.get("/livez", response_model=Health)
+    def livez() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+    def readyz() -> Response:
+        ready = "store" in holder
+        return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)
+
+    return app
+
+
+def _check_booster(raw: bytes) -> None:
+    """400 unless the artifact loads as an XGBoost booster (UBJSON/JSON: no code runs)."""
+    import xgboost
+
+    try:
+        xgboost.Booster().load_model(bytearray(raw))
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise HTTPException(400, f"artifact: not a loadable XGBoost booster ({first})") from None

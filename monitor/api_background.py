@@ -1,0 +1,138 @@
+"""The monitor's periodic work, run in background threads of the server process.
+
+Two loops, each optional and each imported lazily so the API runs (and its tests pass)
+whether or not analysis and the operator are installed:
+
+- analysis: `monitor.cycle.run_cycle(store, settings, cache)` every
+  `analysis_interval_seconds`; the cache (fitted calculators per version) lives as long as
+  the process.
+- reconcile: `monitor.operator.Operator(...).reconcile_once()` every
+  `reconcile_interval_seconds`. `monitor.operator.build_operator(store, settings)` is used
+  when it exists; otherwise, with Kubernetes enabled, an `Operator` over a `KubeTarget`
+  configured from `settings.kubernetes`.
+
+One failing pass is logged and retried on the next tick; it never stops the loop. Shutdown
+sets one event and joins the threads, so a cycle in progress finishes its current write.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from monitor.settings import MonitorSettings
+
+log = logging.getLogger("modelguard.monitor")
+
+
+def _optional(module: str) -> Any | None:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if exc.name == module:
+            return None
+        raise
+
+
+def analysis_pass(store: Any, settings: MonitorSettings) -> Callable[[], Any] | None:
+    """A callable running one analysis cycle, or None when `monitor.cycle` is absent."""
+    cycle = _optional("monitor.cycle")
+    if cycle is None or not hasattr(cycle, "run_cycle"):
+        log.warning("monitor.cycle is not available: no analysis will run")
+        return None
+    make_cache = getattr(cycle, "VersionCache", None)
+    cache: Any = make_cache(store, settings.chunk_size) if make_cache else {}
+    return lambda: cycle.run_cycle(store, settings, cache)
+
+
+def kube_api_client(settings: MonitorSettings) -> Any | None:
+    """An API client per `settings.kubernetes`; None when off or (auto) nothing is found."""
+    if settings.kubernetes == "off":
+        return None
+    from kubernetes import client, config
+
+    kubeconfig = str(settings.kubeconfig) if settings.kubeconfig else None
+    modes = {"auto": ["incluster", "kubeconfig"]}.get(settings.kubernetes, [settings.kubernetes])
+    for mode in modes:
+        try:
+            if mode == "incluster":
+                config.load_incluster_config()
+                return client.ApiClient()
+            cfg = client.Configuration()
+            config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+            return client.ApiClient(cfg)
+        except Exception as exc:  # ConfigException and friends: try the next way
+            if settings.kubernetes != "auto":
+                raise
+            log.info("kubernetes %s configuration not found (%s)", mode, exc)
+    log.warning("kubernetes=auto found no cluster configuration: the operator is off")
+    return None
+
+
+def reconcile_pass(store: Any, settings: MonitorSettings) -> Callable[[], Any] | None:
+    """A callable running one reconcile pass, or None when there is nothing to reconcile."""
+    operator = _optional("monitor.operator")
+    if operator is None:
+        log.warning("monitor.operator is not available: no reconciliation will run")
+        return None
+    build = getattr(operator, "build_operator", None)
+    if build is not None:
+        built = build(settings=settings, store=store)
+        return None if built is None else built.reconcile_once
+    api_client = kube_api_client(settings)
+    if api_client is None:
+        log.info("kubernetes is off: the operator loop is not started")
+        return None
+    from monitor.kube import KubeTarget
+
+    target = KubeTarget(api_client, namespace=settings.namespace)
+    return operator.Operator(store, target).reconcile_once
+
+
+class BackgroundLoops:
+    """Periodic passes in daemon threads with one shared stop event."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.passes: dict[str, int] = {}
+        self.failures: dict[str, int] = {}
+
+    def start(
+        self, name: str, factory: Callable[[], Callable[[], Any] | None], interval_seconds: float
+    ) -> None:
+        """Run `factory()` in the thread (imports can be slow), then its result periodically."""
+        thread = threading.Thread(
+            target=self._run, args=(name, factory, interval_seconds), name=name, daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def _run(
+        self, name: str, factory: Callable[[], Callable[[], Any] | None], interval_seconds: float
+    ) -> None:
+        try:
+            work = factory()
+        except Exception:
+            log.exception("%s could not start", name)
+            return
+        if work is None:
+            return
+        while not self._stop.wait(interval_seconds):
+            try:
+                work()
+                self.passes[name] = self.passes.get(name, 0) + 1
+            except Exception:
+                self.failures[name] = self.failures.get(name, 0) + 1
+                log.exception("%s pass failed; retrying in %.0fs", name, interval_seconds)
+
+    def stop(self, timeout_seconds: float = 30.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout_seconds)
+            if thread.is_alive():
+                log.warning("%s did not stop within %.0fs", thread.name, timeout_seconds)
+        self._threads.clear()

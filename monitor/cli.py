@@ -1,0 +1,167 @@
+"""`python -m monitor ...`: serve the monitor, write a report, read the audit log and status.
+
+Commands read the database directly (`--db`, default MONITOR_DB_PATH) or, for `audit`, a
+running monitor (`--url`). Telemetry is switched off by importing `monitor.settings` first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from monitor.settings import MonitorSettings, disable_telemetry
+
+disable_telemetry()
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+
+
+def _settings(db: Path | None) -> MonitorSettings:
+    return MonitorSettings(db_path=db) if db else MonitorSettings()
+
+
+def _store(db: Path | None) -> Any:
+    from monitor.store import Store
+
+    path = _settings(db).db_path
+    if not path.exists():
+        console.print(f"[red]no monitor database at {path}[/]")
+        raise typer.Exit(2)
+    return Store(path)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Bind address (default MONITOR_HOST)"),
+    port: int | None = typer.Option(None, help="Port (default MONITOR_PORT)"),
+) -> None:
+    """Run the monitor's HTTP server, analysis loop and operator loop."""
+    import uvicorn
+
+    from monitor.api import create_app
+
+    settings = MonitorSettings()
+    setup_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,  # 40+ requests/s of ingest would drown the useful lines
+        timeout_graceful_shutdown=30,
+    )
+
+
+@app.command()
+def report(
+    model: str = typer.Option(..., "--model", "-m", help="Model name"),
+    out: Path = typer.Option(..., "--out", "-o", help="HTML file to write"),
+    db: Path | None = typer.Option(None, help="Database (default MONITOR_DB_PATH)"),
+) -> None:
+    """Write the model's HTML report."""
+    from monitor.report import render_report
+
+    with _store(db) as store:
+        if model not in store.models():
+            console.print(f"[red]model {model!r} is unknown[/]")
+            raise typer.Exit(1)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render_report(store, model), encoding="utf-8")
+    console.print(f"report written to {out}")
+
+
+@app.command()
+def audit(
+    model: str | None = typer.Option(None, "--model", "-m", help="Only this model"),
+    db: Path | None = typer.Option(None, help="Database (default MONITOR_DB_PATH)"),
+    url: str | None = typer.Option(None, help="Read from a running monitor instead"),
+    limit: int = typer.Option(50, help="Newest N records"),
+) -> None:
+    """Print the audit log (registrations, decisions, rollbacks, cleared rejections)."""
+    if url:
+        import httpx
+
+        params: dict[str, Any] = {"limit": limit, **({"model": model} if model else {})}
+        resp = httpx.get(f"{url.rstrip('/')}/v1/audit", params=params, timeout=30)
+        resp.raise_for_status()
+        entries = resp.json()
+    else:
+        with _store(db) as store:
+            entries = store.audit(model, limit=limit)
+    table = Table(title=f"audit log{f' of {model}' if model else ''}")
+    for column in ("id", "at", "kind", "model", "version", "details"):
+        table.add_column(column, overflow="fold")
+    shown = {"id", "at", "kind", "model", "version"}
+    for e in entries:
+        details = ", ".join(f"{k}={v}" for k, v in e.items() if k not in shown and v is not None)
+        table.add_row(
+            str(e.get("id", "")),
+            str(e.get("at", e.get("time", ""))),
+            str(e.get("kind", "")),
+            str(e.get("model", "")),
+            str(e.get("version", e.get("fromVersion", "")) or ""),
+            details,
+        )
+    console.print(table)
+
+
+@app.command("clear-rejection")
+def clear_rejection(
+    model: str = typer.Option(..., "--model", "-m"),
+    version: str = typer.Option(..., "--version", "-v"),
+    db: Path | None = typer.Option(None, help="Database (default MONITOR_DB_PATH)"),
+    actor: str = typer.Option(os.environ.get("USER", "cli"), help="Recorded in the audit log"),
+) -> None:
+    """Let a rejected version run again: the operator stops rolling it back."""
+    with _store(db) as store:
+        if store.clear_rejection(model, version, actor=actor):
+            console.print(f"rejection of {model}:{version} cleared")
+        else:
+            console.print(f"[yellow]{model}:{version} was not rejected[/]")
+            raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    db: Path | None = typer.Option(None, help="Database (default MONITOR_DB_PATH)"),
+) -> None:
+    """Versions with their state, records, analysed chunks and label coverage."""
+    with _store(db) as store:
+        table = Table(title=f"monitor state in {store.path}")
+        for column in ("model", "version", "state", "release", "records", "chunks", "labelled"):
+            table.add_column(column, justify="right" if column in {"records", "chunks"} else "left")
+        for v in store.versions():
+            records, labelled = store.label_coverage(v.model, v.version)
+            share = f"{labelled / records:.1%}" if records else "-"
+            table.add_row(
+                v.model,
+                v.version,
+                v.state,
+                v.release or "",
+                f"{records:,}",
+                str(len(store.chunk_dicts(v.model, v.version))),
+                f"{labelled:,} ({share})",
+            )
+        console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+"""The monitor's HTTP API over real loopback HTTP against `python -m monitor serve`.
+
+Bad payloads must get a 4xx that names the field and leave the store exactly as it was.
+"""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.store import Store
+from tests.support.monitor import MonitorProcess, running_monitor
+
+MAX_RECORDS = 1000
+MAX_BODY = 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorProcess]:
+    env = {
+        "MONITOR_MAX_RECORDS_PER_REQUEST": str(MAX_RECORDS),
+        "MONITOR_MAX_BODY_BYTES": str(MAX_BODY),
+    }
+    with running_monitor(tmp_path_factory.mktemp("monitor-api"), env=env) as proc:
+        yield proc
+
+
+@pytest.fixture
+def client(monitor: MonitorProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=monitor.url, timeout=30) as c:
+        yield c
+
+
+def rows_in(db: Path) -> tuple[int, int, int]:
+    """(records, labels, model versions) straight from the database file."""
+    conn = sqlite3.connect(db)
+    try:
+        return tuple(
+            conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("records", "labels", "model_versions")
+        )
+    finally:
+        conn.close()
+
+
+def rec(version: str = "v-api", **over: Any) -> dict[str, Any]:
+    base = {
+        "prediction_id": uuid.uuid4().hex,
+        "model": "rain_forecast",
+        "version": version,
+        "timestamp": "2013-07-01T12:00:00Z",
+        "features": {"temp": 71.1, "wind_gust": None, "origin": "EWR", "visib": 10},
+        "probability": 0.42,
+        "predicted_class": 0,
+    }
+    base.update(over)
+    return base
+
+
+def test_good_records_are_stored_and_duplicates_ignored(
+    client: httpx.Client, monitor: MonitorProcess
+) -> None:
+    batch = [rec("v-good") for _ in range(300)]
+    resp = client.post("/v1/records", json={"records": batch})
+    assert resp.status_code == 202, resp.text
+    assert resp.json() == {"accepted": 300, "duplicates": 0}
+    again = client.post("/v1/records", json={"records": [*batch[:10], rec("v-good")]})
+    assert again.json() == {"accepted": 1, "duplicates": 10}
+    with Store(monitor.db_path) as store:
+        frame = store.records_frame("rain_forecast", "v-good")
+    assert len(frame) == 301
+    assert frame["temp"].iloc[0] == 71.1 and frame["origin"].iloc[0] == "EWR"
+    versions = {v["version"]: v for v in client.get("/v1/models").json()}
+    assert versions["v-good"]["records"] == 301
+    assert versions["v-good"]["state"] == "unregistered"  # accepted before registration
+
+
+NAN_BODY = (
+    b'{"records": [{"prediction_id": "x1", "model": "m", "version": "v", "timestamp":'
+    b' "2013-07-01T00:00:00Z", "features": {"temp": NaN}, "probability": 0.1,'
+    b' "predicted_class": 0}]}'
+)
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "names"),
+    [
+        ({"records": [rec(), rec(probability=1.5)]}, 422, "records[1].probability"),
+        ({"records": [rec(predicted_class=2)]}, 422, "records[0].predicted_class"),
+        ({"records": [rec(predicted_class=True)]}, 422, "records[0].predicted_class"),
+        ({"records": [rec(timestamp=1372680000)]}, 422, "records[0].timestamp"),
+        ({"records": [rec(timestamp="yesterday")]}, 422, "records[0].timestamp"),
+        ({"records": [rec(features={"temp": True})]}, 422, "records[0].features.temp"),
+        ({"records": [rec(features={"temp": [1, 2]})]}, 422, "records[0].features.temp"),
+        ({"records": [rec(features={"temp": {"c": 1}})]}, 422, "records[0].features.temp"),
+        ({"records": [rec(model="Bad Name!")]}, 422, "records[0].model"),
+        ({"records": [rec(extra="field")]}, 422, "records[0].extra"),
+        (
+            {"records": [{k: v for k, v in rec().items() if k != "prediction_id"}]},
+            422,
+            "records[0].prediction_id",
+        ),
+        ({"records": []}, 422, "records"),
+        ({"rows": [rec()]}, 422, "records"),
+        ({"records": [rec() for _ in range(MAX_RECORDS + 1)]}, 413, "records"),
+        (NAN_BODY, 422, "records[0].features.temp"),
+        (b'{"records": [{"prediction_id": ', 400, "JSON"),
+        (b"x" * (MAX_BODY + 10), 413, "larger than"),
+    ],
+)
+def test_bad_records_are_refused_naming_the_problem_and_write_nothing(
+    client: httpx.Client,
+    monitor: MonitorProcess,
+    payload: Any,
+    status: int,
+    names: str,
+) -> None:
+    before = rows_in(monitor.db_path)
+    if isinstance(payload, bytes):
+        headers = {"content-type": "application/json"}
+        resp = client.post("/v1/records", content=payload, headers=headers)
+    else:
+        resp = client.post("/v1/records", json=payload)
+    assert resp.status_code == status, resp.text
+    assert names in resp.text
+    assert rows_in(monitor.db_path) == before
+
+
+def test_an_oversize_chunked_body_is_refused(client: httpx.Client, monitor: MonitorProcess) -> None:
+    before = rows_in(monitor.db_path)
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(5):
+            yield b" " * (MAX_BODY // 2)
+
+    resp = client.post(
+        "/v1/records", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert resp.status_code == 413
+    assert rows_in(monitor.db_path) == before
+
+
+@pytest.mark.parametrize(
+    ("labels", "names"),
+    [
+        ([{"prediction_id": "a", "label": 2}], "labels[0].label"),
+        ([{"prediction_id": "a", "label": "1"}], "labels[0].label"),
+        ([{"prediction_id": "a", "label": True}], "labels[0].label"),
+        ([{"prediction_id": "a", "label": 1}, {"label": 0}], "labels[1].prediction_id"),
+        ([{"prediction_id": "a", "label": 1, "timestamp": "soon"}], "labels[0].timestamp"),
+    ],
+)
+def test_bad_labels_are_refused(
+    client: httpx.Client, monitor: MonitorProcess, labels: list[dict[str, Any]], names: str
+) -> None:
+    before = rows_in(monitor.db_path)
+    resp = client.post("/v1/labels", json={"labels": labels})
+    assert resp.status_code == 422 and names in resp.text, resp.text
+    assert rows_in(monitor.db_path) == before
+
+
+def test_labels_join_in_any_order(client: httpx.Client, monitor: MonitorProcess) -> None:
+    batch = [rec("v-labels") for _ in range(40)]
+    ids = [r["prediction_id"] for r in batch]
+    truth = {pid: i % 2 for i, pid in enumerate(ids)}
+    early = ids[30:][::-1]  # labels before their records, newest first
+    client.post(
+        "/v1/labels", json={"labels": [{"prediction_id": p, "label": truth[p]} for p in early]}
+    )
+    for part in (batch[20:], batch[:20]):  # records out of order too
+        assert client.post("/v1/records", json={"records": part}).status_code == 202
+    late = ids[5:30:2] + ids[6:30:2]
+    labels = [
+        {"prediction_id": p, "label": truth[p], "timestamp": "2013-07-01T16:00:00Z"} for p in late
+    ]
+    assert client.post("/v1/labels", json={"labels": labels}).json() == {"accepted": len(late)}
+    with Store(monitor.db_path) as store:
+        frame = store.records_frame("rain_forecast", "v-labels").set_index("prediction_id")
+    got = frame["label"]
+    for pid in ids:
+        if pid in early or pid in late:
+            assert got[pid] == truth[pid]
+        else:
+            assert got.isna()[pid]
+
+
+def test_registration_needs_the_token_and_is_idempotent(
+    client: httpx.Client, monitor: MonitorProcess, registrations: dict[str, Any]
+) -> None:
+    body = registrations["good"].model_dump(by_alias=True, mode="json")
+    before = rows_in(monitor.db_path)
+    assert client.post("/v1/models", json=body).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert client.post("/v1/models", json=body, headers=wrong).status_code == 401
+    assert rows_in(monitor.db_path) == before
+
+    first = client.post("/v1/models", json=body, headers=monitor.auth)
+    assert first.status_code == 201, first.text
+    assert first.json()["status"] == "created"
+    again = client.post("/v1/models", json=body, headers=monitor.auth)
+    assert again.status_code == 200 and again.json()["status"] == "unchanged"
+    changed = {**body, "description": "something else"}
+    conflict = client.post("/v1/models", json=changed, headers=monitor.auth)
+    assert conflict.status_code == 409
+
+    model, version = body["model"], body["version"]
+    listed = {(v["model"], v["version"]): v for v in client.get("/v1/models").json()}
+    assert listed[(model, version)]["registered_at"]
+    assert listed[(model, version)]["learner"] == "xgboost"
+    detail = client.get(f"/v1/models/{model}/versions/{version}").json()
+    assert detail["schema"]["features"] and "artifact" not in detail and "reference" not in detail
+    with Store(monitor.db_path) as store:
+        assert store.artifact(model, version) == registrations["good"].artifact_bytes()
+    assert client.get(f"/v1/models/{model}/versions/nope").status_code == 404
+
+
+def test_a_registration_whose_artifact_is_not_a_booster_is_refused(
+    client: httpx.Client, monitor: MonitorProcess, registrations: dict[str, Any]
+) -> None:
+    body = registrations["retrain"].model_dump(by_alias=True, mode="json")
+    body["artifact"] = base64.b64encode(b"{not a booster at all").decode()
+    before = rows_in(monitor.db_path)
+    resp = client.post("/v1/models", json=body, headers=monitor.auth)
+    assert resp.status_code == 400 and "artifact" in resp.text
+    missing = {k: v for k, v in body.items() if k != "schema"}
+    resp = client.post("/v1/models", json=missing, headers=monitor.auth)
+    assert resp.status_code == 422 and "schema" in resp.text
+    assert rows_in(monitor.db_path) == before
+
+
+def test_clear_rejection(client: httpx.Client, monitor: MonitorProcess) -> None:
+    with Store(monitor.db_path) as store:
+        store.put_state("rejected/m-rej", {"versions": {"v9": {"reason": "gap"}}})
+    path = "/v1/models/m-rej/versions/v9/clear-rejection"
+    assert client.post(path).status_code == 401
+    resp = client.post(path, headers=monitor.auth)
+    assert resp.status_code == 200 and resp.json()["cleared"] is True
+    assert client.post(path, headers=monitor.auth).status_code == 404  # neither rejected nor known
+    with Store(monitor.db_path) as store:
+        assert store.rejected_versions("m-rej") == []
+    audit = client.get("/v1/audit", params={"model": "m-rej"}).json()
+    assert [(e["kind"], e["version"]) for e in audit] == [("rejection-cleared", "v9")]
+
+
+def test_read_outs_and_health(client: httpx.Client, monitor: MonitorProcess) -> None:
+    with Store(monitor.db_path) as store:
+        store.append_audit({"kind": "rollback", "model": "m-read", "trigger": "parity"})
+        store.append_audit({"kind": "registered", "model": "m-read"})
+    decisions = client.get("/v1/decisions", params={"model": "m-read"}).json()
+    assert [d["trigger"] for d in decisions] == ["parity"]
+    assert client.get("/v1/models/m-read/chunks").json() == []
+    assert client.get("/reports/no-such-model").status_code == 404
+    assert client.get("/livez").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+
+
+def test_metrics_exposition_parses_back(client: httpx.Client) -> None:
+    client.post("/v1/records", json={"records": [rec("v-metrics") for _ in range(7)]})
+    client.post("/v1/records", json={"records": [rec("v-metrics", probability=2)]})
+    resp = client.get("/metrics")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+    values = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(resp.text)
+        for s in family.samples
+    }
+    key = (("model", "rain_forecast"), ("version", "v-metrics"))
+    assert values[("modelguard_records_ingested_total", key)] == 7
+    assert values[("modelguard_records_rejected_total", (("reason", "invalid"),))] >= 1
+
+
+def test_openapi_describes_every_endpoint(client: httpx.Client) -> None:
+    doc = client.get("/openapi.json").json()
+    paths = doc["paths"]
+    for path in (
+        "/v1/records",
+        "/v1/labels",
+        "/v1/models",
+        "/v1/models/{model}/versions/{version}",
+        "/v1/models/{model}/chunks",
+        "/v1/audit",
+        "/v1/decisions",
+        "/v1/models/{model}/versions/{version}/clear-rejection",
+        "/reports/{model}",
+        "/metrics",
+        "/livez",
+        "/readyz",
+    ):
+        assert path in paths, path
+    record = doc["components"]["schemas"]["InferenceRecord"]["properties"]
+    assert record["probability"]["maximum"] == 1.0
+    assert record["predicted_class"]["enum"] == [0, 1]
+    assert "Registration" in doc["components"]["schemas"]
+    assert {"201", "200", "401", "409", "422"} <= set(paths["/v1/models"]["post"]["responses"])
