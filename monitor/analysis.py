@@ -26,7 +26,6 @@ from monitor.drift import (
     correlation_weights,
     data_quality,
     drift_ranking,
-    multivariate_by_key,
 )
 from monitor.estimation import (
     CHUNK_KEY,
@@ -143,7 +142,7 @@ def analyse_chunks(
     both = pd.concat([frame[[PROBA, CHUNK_KEY]], seg_frame[[PROBA, CHUNK_KEY]]], ignore_index=True)
     live_estimates = live.estimator.estimate(both[PROBA].to_numpy(), both[CHUNK_KEY].to_numpy())
     univariate = live.univariate.calculate(frame, chunk_ids, n_chunks)
-    multivariate = multivariate_by_key(live.multivariate.result(frame))
+    multivariate = live.multivariate.errors(frame, chunk_ids, n_chunks)
 
     analysis_js = {
         f.name: np.array([_js(univariate[i], f.name) for i in range(n_chunks)])
@@ -171,9 +170,8 @@ def analyse_chunks(
     for i in range(n_chunks):
         mask = chunk_ids == i
         chunk = frame.loc[mask]
-        key = str(i)
         missing, out_of_range = quality[i]
-        mv_error, mv_threshold, mv_alert = multivariate.get(key, (None, None, False))
+        mv_error, mv_threshold, mv_alert = multivariate[i]
         evidence: dict[str, Any] = {}
         if known_good is not None and kg_scores is not None:
             kg_chunk = chunk.assign(**{PROBA: kg_scores[mask].astype(float)})

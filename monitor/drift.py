@@ -62,6 +62,43 @@ class MultivariateDrift:
         calc.chunker = KeyChunker()
         return cls(schema=schema, calculator=calc)
 
+    def errors(
+        self, frame: pd.DataFrame, chunk_ids: np.ndarray, n_chunks: int
+    ) -> list[tuple[float | None, float | None, bool]]:
+        """Per chunk: (mean reconstruction error, upper threshold, alert).
+
+        NannyML's own fitted imputers, encoder, scaler and PCA applied to all rows at once
+        (every step is row-wise, so the per-chunk mean equals NannyML's per-chunk result;
+        a unit test holds them equal). NannyML's per-chunk loop cost ~20 ms per chunk.
+        """
+        calc = self.calculator
+        data = feature_frame(frame, self.schema)
+        names = list(calc.column_names)
+        cats = list(calc.categorical_column_names)
+        conts = list(calc.continuous_column_names)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if cats:
+                data[cats] = calc._imputer_categorical.transform(data[cats])
+            if conts:
+                data[conts] = calc._imputer_continuous.transform(data[conts])
+            x = calc._scaler.transform(calc._encoder.transform(data[names]).to_numpy())
+            rebuilt = calc._pca.inverse_transform(calc._pca.transform(x))
+        per_row = np.linalg.norm(x - rebuilt, axis=1)
+        sums = np.bincount(chunk_ids, weights=per_row, minlength=n_chunks)
+        counts = np.bincount(chunk_ids, minlength=n_chunks)
+        lower = -np.inf if calc.lower_threshold_value is None else calc.lower_threshold_value
+        upper = calc.upper_threshold_value
+        out: list[tuple[float | None, float | None, bool]] = []
+        for i in range(n_chunks):
+            if counts[i] == 0:
+                out.append((None, upper, False))
+                continue
+            value = float(sums[i] / counts[i])
+            high = np.inf if upper is None else upper
+            out.append((value, None if upper is None else float(upper), not lower < value < high))
+        return out
+
     def result(self, frame: pd.DataFrame) -> Any:
         """NannyML's Result (its `.plot()` goes into the report); `frame` carries `_chunk`."""
         data = feature_frame(frame, self.schema)
