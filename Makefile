@@ -8,7 +8,7 @@ export BENTOML_DO_NOT_TRACK := true
 export NML_DISABLE_USAGE_LOGGING := 1
 PORT ?= 3000
 
-.PHONY: install test lint train serve build bench bench-logging replay monitor demo clean
+.PHONY: install test lint train serve build bench bench-logging bench-policy replay monitor demo clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -44,6 +44,9 @@ bench: install  ## serving benchmark (BentoML vs bare Starlette vs MLServer); fi
 
 bench-logging: install  ## inference-logging overhead and zero-loss checks (outage, burst, SIGTERM)
 	$(PY) bench/logging_bench.py
+
+bench-policy: install  ## rollbacks per policy over 5 release dates x 4 releases (DESIGN.md "Deciding")
+	$(PY) -m bench.policy_eval
 
 replay: install  ## replay 2013 H2 through predictor + monitor; figures in bench/results/replay.json
 	$(PY) -m replay.cli replay

@@ -26,6 +26,7 @@ class ReplayStats:
     predictions: dict[str, int] = field(default_factory=dict)  # version -> rows scored
     labels_posted: int = 0
     http_errors: int = 0
+    label_retries: int = 0  # label posts deferred because the monitor was unreachable
     prediction_ids: list[str] = field(default_factory=list)
     sim_time: str = ""
 
@@ -109,11 +110,18 @@ class Replayer:
         self.stats.rows_sent += len(batch)
 
     def _post_due_labels(self, now: pd.Timestamp | None) -> None:
+        """Labels whose horizon has passed; kept for the next step if the monitor is away."""
         due = [p for p in self._pending if now is None or p[0] + self.delay <= now]
         if not due:
             return
         payload = {"labels": [{"prediction_id": pid, "label": label} for _, pid, label in due]}
-        resp = self.client.post(f"{self.monitor_url}/v1/labels", json=payload)
+        try:
+            resp = self.client.post(f"{self.monitor_url}/v1/labels", json=payload)
+        except httpx.TransportError:
+            if now is None:
+                raise
+            self.stats.label_retries += 1
+            return
         if resp.status_code >= 300:
             self.stats.http_errors += 1
             raise RuntimeError(f"monitor refused labels: {resp.status_code} {resp.text[:500]}")

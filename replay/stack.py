@@ -116,7 +116,9 @@ def start_predictor(
     name: str,
     port: int | None = None,
     extra_env: dict[str, str] | None = None,
+    service: str = ".",
 ) -> Process:
+    """`bentoml serve` of the repo's service (`.` = bentofile.yaml) or another import path."""
     port = port or free_port()
     env = {
         "PREDICTOR_MODEL_TAG": tag,
@@ -129,7 +131,7 @@ def start_predictor(
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     proc = _spawn(
         name,
-        [bentoml, "serve", ".", "--port", str(port), "--host", "127.0.0.1"],
+        [bentoml, "serve", service, "--port", str(port), "--host", "127.0.0.1"],
         env,
         workdir / "logs" / f"{name}.log",
         f"http://127.0.0.1:{port}",
