@@ -212,6 +212,6 @@ class UnivariateDrift:
                     if method == "chi2":
                         alert = bool(stats["chi2_pvalue"][i] < CHI2_ALPHA)
                     else:
-                        alert = thr is not None and value > thr
+                        alert = bool(thr is not None and value > thr)
                     out[i].append(FeatureDrift(ref.name, method, float(value), thr, alert))
         return out

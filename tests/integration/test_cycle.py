@@ -1,0 +1,156 @@
+"""run_cycle against the real SQLite store, with replay records, real models and real metrics."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+from prometheus_client.parser import text_string_to_metric_families
+
+from bentos.data import LABEL_COLUMN, TIME_COLUMN, Split, records
+from monitor.cycle import VersionCache, known_good_version, run_cycle
+from monitor.metrics import MonitorMetrics
+from monitor.store import Store
+
+MODEL = "rain_forecast"
+CHUNK = 500
+
+
+class Settings:
+    chunk_size = CHUNK
+
+
+def served(
+    split: Split, reg: Any, start: int, count: int, tag: str
+) -> tuple[list[dict], list[dict]]:
+    """Inference records (as the predictor ships them) and their labels, for replay rows."""
+    schema = reg.schema
+    rows = split.replay[schema.valid_rows(split.replay)].iloc[start : start + count]
+    booster = xgb.Booster()
+    booster.load_model(bytearray(reg.artifact_bytes()))
+    scores = booster.inplace_predict(schema.to_matrix(rows)).astype(float)
+    feats = records(rows, schema)
+    out, labels = [], []
+    for i, (ts, score, label) in enumerate(
+        zip(rows[TIME_COLUMN], scores, rows[LABEL_COLUMN], strict=True)
+    ):
+        pid = f"{tag}-{start + i}"
+        out.append(
+            {
+                "prediction_id": pid,
+                "model": reg.model,
+                "version": reg.version,
+                "timestamp": pd.Timestamp(ts).isoformat(),
+                "features": feats[i],
+                "probability": float(score),
+                "predicted_class": int(score >= schema.threshold),
+            }
+        )
+        labels.append({"prediction_id": pid, "label": int(label)})
+    return out, labels
+
+
+def samples(metrics: MonitorMetrics, name: str) -> list[Any]:
+    text = metrics.exposition().decode()
+    return [
+        s for fam in text_string_to_metric_families(text) for s in fam.samples if s.name == name
+    ]
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Any:
+    with Store(tmp_path / "monitor.db") as st:
+        yield st
+
+
+def test_cycle_analyses_new_chunks_then_relabelled_ones(store, registrations, split):
+    good, worse = registrations["good"], registrations["no-key-features"]
+    for reg in (good, registrations["retrain"], worse):
+        store.register(reg)
+    store.put_state(f"known_good/{MODEL}", {"version": good.version})
+    live_records, live_labels = served(split, worse, 0, 1200, "nk")
+    good_records, _ = served(split, good, 3000, 500, "g")
+    store.append_records(live_records + good_records)
+    cache, metrics = VersionCache(store, CHUNK), MonitorMetrics()
+
+    first = run_cycle(store, Settings(), cache, metrics)
+    by_version = {(e.version, e.chunk_index): e for e in first}
+    assert sorted(by_version) == sorted([(worse.version, 0), (worse.version, 1), (good.version, 0)])
+    assert cache.fits == 2  # the two versions with records; the idle retrain is not fitted
+    nk0 = by_version[(worse.version, 0)]
+    assert (nk0.first_seq, nk0.last_seq, nk0.rows, nk0.labelled_rows) == (1, 500, 500, 0)
+    assert nk0.realized["roc_auc"] is None and nk0.estimated["roc_auc"].value is not None
+    assert nk0.known_good_version == good.version and nk0.rank_correlation is not None
+    assert nk0.parity_violation_ratio == 0.0
+    # The live known-good version is not shadow-scored against itself.
+    assert by_version[(good.version, 0)].known_good_version is None
+    assert len(store.chunks(MODEL, worse.version)) == 2
+
+    assert run_cycle(store, Settings(), cache, metrics) == []  # nothing new
+    assert cache.fits == 2  # fitted once per version, not per cycle
+
+    store.append_labels(live_labels[:500])  # labels of chunk 0 arrive
+    second = run_cycle(store, Settings(), cache, metrics)
+    assert [(e.version, e.chunk_index) for e in second] == [(worse.version, 0)]
+    relabelled = second[0]
+    assert relabelled.labelled_rows == 500 and relabelled.realized["roc_auc"] is not None
+    assert relabelled.known_good_realized["roc_auc"] is not None
+    assert relabelled.estimated == nk0.estimated  # label-free parts do not change
+    stored = {c.chunk_index: c for c in store.chunks(MODEL, worse.version)}
+    assert stored[0].labelled_rows == 500 and stored[1].labelled_rows == 0
+
+    more, _ = served(split, worse, 1200, 300, "nk")
+    store.append_records(more)
+    third = run_cycle(store, Settings(), cache, metrics)
+    assert [(e.version, e.chunk_index) for e in third] == [(worse.version, 2)]
+    # Rows 1001-1200, then (after the good version's 500 records) 300 more: 1701-2000.
+    assert (third[0].first_seq, third[0].last_seq) == (stored[1].last_seq + 1, 2000)
+    assert third[0].rows == CHUNK and cache.fits == 2
+
+    est = samples(metrics, "modelguard_estimated_performance")
+    assert any(
+        s.labels
+        == {"model": MODEL, "version": worse.version, "metric": "roc_auc", "segment": "all"}
+        for s in est
+    )
+    gaps = [s for s in samples(metrics, "modelguard_estimated_gap_cumulative")]
+    assert gaps and all(np.isfinite(s.value) for s in gaps)
+    ok = samples(metrics, "modelguard_analysis_duration_seconds_count")
+    assert ok and ok[0].value >= 4
+
+
+def test_a_failing_version_does_not_stop_the_others(store, registrations, split):
+    good = registrations["good"]
+    broken = good.model_copy(
+        update={"model": "broken", "artifact": base64.b64encode(b"not a booster").decode()}
+    )
+    store.register(good)
+    store.register(broken)
+    good_records, _ = served(split, good, 0, 500, "g")
+    broken_records, _ = served(
+        split, broken.model_copy(update={"artifact": good.artifact}), 0, 500, "b"
+    )
+    for rec in broken_records:
+        rec["model"] = "broken"
+    store.append_records(good_records + broken_records)
+    metrics = MonitorMetrics()
+    produced = run_cycle(store, Settings(), VersionCache(store, CHUNK), metrics)
+    assert [(e.model, e.chunk_index) for e in produced] == [(MODEL, 0)]
+    failures = samples(metrics, "modelguard_analysis_failures_total")
+    assert [(s.labels["model"], s.value) for s in failures] == [("broken", 1.0)]
+    assert store.chunks("broken") == []
+
+
+def test_known_good_falls_back_to_the_earliest_other_version(store, registrations):
+    good, retrain = registrations["good"], registrations["retrain"]
+    order = [good.version, retrain.version]
+    assert known_good_version(store, MODEL, retrain.version, order) == good.version
+    assert known_good_version(store, MODEL, good.version, order) == retrain.version
+    store.put_state(f"known_good/{MODEL}", {"version": good.version})
+    assert known_good_version(store, MODEL, good.version, order) is None
+    assert known_good_version(store, MODEL, retrain.version, [retrain.version]) is None
