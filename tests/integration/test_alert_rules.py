@@ -37,6 +37,7 @@ EXTERNAL_METRICS = {
 REQUIRED_ALERTS = {
     "ModelguardEstimatedPerformanceLow",
     "ModelguardRealizedPerformanceLow",
+    "ModelguardReleaseUnderperformsKnownGood",
     "ModelguardImportantFeatureDrift",
     "ModelguardMultivariateDrift",
     "ModelguardDataQuality",
