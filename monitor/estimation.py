@@ -132,9 +132,10 @@ class PerformanceEstimator:
         cbpe.chunker = KeyChunker()
         return cls(cbpe=cbpe, threshold=threshold, reference_realized=realized)
 
-    def estimate_result(self, frame: pd.DataFrame) -> Any:
-        """NannyML's own Result (for its plots and rankers); `frame` carries `_chunk`."""
-        data = frame[[CHUNK_KEY, PROBA]].copy()
+    def estimate_result(self, frame: pd.DataFrame, with_labels: bool = False) -> Any:
+        """NannyML's own Result (for its plots); `frame` carries `_chunk` (and `label`)."""
+        columns = [CHUNK_KEY, PROBA] + ([LABEL] if with_labels and LABEL in frame else [])
+        data = frame[columns].copy()
         data[PROBA] = data[PROBA].astype(float)
         data[PRED] = (data[PROBA] >= self.threshold).astype(int)
         with warnings.catch_warnings():
