@@ -244,6 +244,14 @@ class MonitorMetrics:
     def record_rollback(self, namespace: str, modelmonitor: str, trigger: str, mode: str) -> None:
         self.rollbacks.labels(namespace, modelmonitor, trigger, mode).inc()
 
+    def init_rollbacks(
+        self, namespace: str, modelmonitor: str, triggers: tuple[str, ...], mode: str
+    ) -> None:
+        """Create each (trigger, mode) series at 0: `increase()` cannot see a counter's first
+        sample, so a rollback counted on a brand-new series would never alert."""
+        for trigger in triggers:
+            self.rollbacks.labels(namespace, modelmonitor, trigger, mode)
+
     def set_condition(self, namespace: str, modelmonitor: str, type_: str, status: bool) -> None:
         self.condition.labels(namespace, modelmonitor, type_).set(1 if status else 0)
 
@@ -270,6 +278,10 @@ def publish_cumulative(
 
 def record_rollback(namespace: str, modelmonitor: str, trigger: str, mode: str) -> None:
     METRICS.record_rollback(namespace, modelmonitor, trigger, mode)
+
+
+def init_rollbacks(namespace: str, modelmonitor: str, triggers: tuple[str, ...], mode: str) -> None:
+    METRICS.init_rollbacks(namespace, modelmonitor, triggers, mode)
 
 
 def set_condition(namespace: str, modelmonitor: str, type: str, status: bool) -> None:

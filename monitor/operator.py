@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from monitor.decision import Decision, DecisionInput, Incident, KnownGood, decide, merge_conditions
+from monitor.decision import (
+    TRIGGER_REASONS,
+    Decision,
+    DecisionInput,
+    Incident,
+    KnownGood,
+    decide,
+    merge_conditions,
+)
 from monitor.evidence import ChunkEvidence
 from monitor.kube import Observation, RollbackPlan, Target, event_body
 from monitor.policy import Policy, PolicyError, parse_policy
@@ -105,6 +113,8 @@ class Operator:
             result.outcome, result.error = "invalid", str(exc)
             self._publish_invalid(monitor, str(exc), now, result)
             return result
+        # Counters start at 0 so that the first rollback is an increase Prometheus can see.
+        self._metric("init_rollbacks", ns, name, tuple(TRIGGER_REASONS), policy.mode)
         self._finish_pending(monitor, policy, result)
         seen = self.target.observe(ns, policy.target_name)
         if seen is None:
