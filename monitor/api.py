@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import hmac
 import importlib
+import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from monitor import metrics
 from monitor.api_background import BackgroundLoops, analysis_pass, reconcile_pass
@@ -122,18 +125,78 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         )
         metrics.records_rejected("invalid", count)
     if any(e.get("type") == "json_invalid" for e in errors):
-        err = errors[0]
-        where = err.get("loc", ("body", "?"))[-1]
-        detail = f"malformed JSON at position {where}: {err.get('ctx', {}).get('error', '')}"
-        return JSONResponse({"detail": detail.strip()}, status_code=400)
-    problems = [
-        {
-            "field": _field(e.get("loc", ())),
-            "problem": str(e.get("msg", "")).removeprefix("Value error, "),
-        }
-        for e in errors
-    ]
+        err = next(e for e in errors if e.get("type") == "json_invalid")
+        loc = err.get("loc", ())
+        where = f" at position {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
+        reason = (err.get("ctx") or {}).get("error") or err.get("msg", "")
+        return JSONResponse({"detail": f"malformed JSON{where}: {reason}"}, status_code=400)
+    problems = _problems(errors)
     return JSONResponse({"detail": problems[:50]}, status_code=422)
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def parse_body(model: type[Body], raw: bytes) -> Body:
+    """Parse and validate a JSON body in one pass; errors go to `_validation_error`."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors, body=_parsed_or_none(raw)) from None
+
+
+def _parsed_or_none(raw: bytes) -> Any:
+    """The refused body as JSON when it is JSON (to count its records), else None."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI request body for handlers that parse the raw body themselves."""
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def _publish_body_schemas(app: FastAPI, models: list[type[BaseModel]]) -> None:
+    """Add the models behind `json_body` (and what they nest) to the OpenAPI components."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = generate()
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in schema.pop("$defs", {}).items():
+                schemas.setdefault(name, sub)
+            schemas[model.__name__] = schema
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_UNION_BRANCHES = {"float", "str", "int", "none"}
+
+
+def _problems(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """Field and problem per error; a feature's per-branch union errors become one."""
+    out: dict[str, str] = {}
+    for e in errors:
+        loc = tuple(e.get("loc", ()))
+        msg = str(e.get("msg", "")).removeprefix("Value error, ")
+        if len(loc) >= 2 and "features" in loc[:-2] and loc[-1] in _UNION_BRANCHES:
+            loc = loc[:-1]
+            msg = "must be a finite number, a string or null"
+            if e.get("type") == "finite_number":
+                msg = "must be finite (NaN and infinity are not allowed; send null)"
+            if _field(loc) in out and "finite (" in out[_field(loc)]:
+                continue
+        out[_field(loc)] = msg
+    return [{"field": f, "problem": p} for f, p in list(out.items())[:50]]
 
 
 def create_app(
@@ -175,9 +238,19 @@ def create_app(
         description="Inference records, delayed labels and model registrations in; "
         "label-free performance estimates, drift and rollback evidence out.",
         lifespan=lifespan,
+        # FastAPI's built-in OpenTelemetry instrumentation: off. It exports nothing unless
+        # configured, but costs CPU on the ingest path; /metrics is our observability.
+        telemetry={
+            "tracing": False,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+            "auto_configure": False,
+        },
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    _publish_body_schemas(app, [RecordsBatch, LabelsBatch])
 
     def the_store() -> Store:
         st = holder.get("store")
@@ -199,11 +272,7 @@ def create_app(
                 401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
 
-    @app.post(
-        "/v1/records", status_code=202, response_model=RecordsAccepted, responses=ERROR_RESPONSES
-    )
-    def post_records(batch: RecordsBatch) -> RecordsAccepted:
-        """Store inference records; a `prediction_id` seen before is ignored (retries)."""
+    def store_records(batch: RecordsBatch) -> RecordsAccepted:
         n = len(batch.records)
         if n > settings.max_records_per_request:
             metrics.records_rejected("too_many", n)
@@ -230,10 +299,22 @@ def create_app(
         return RecordsAccepted(accepted=result.accepted, duplicates=result.duplicates)
 
     @app.post(
-        "/v1/labels", status_code=202, response_model=LabelsAccepted, responses=ERROR_RESPONSES
+        "/v1/records",
+        status_code=202,
+        response_model=RecordsAccepted,
+        responses=ERROR_RESPONSES,
+        openapi_extra=json_body(RecordsBatch),
     )
-    def post_labels(batch: LabelsBatch) -> LabelsAccepted:
-        """Store ground truth by prediction id: before or after its record; a repeat overwrites."""
+    async def post_records(request: Request) -> RecordsAccepted:
+        """Store inference records; a `prediction_id` seen before is ignored (retries).
+
+        The body is parsed and validated in one pass by pydantic-core (no `json.loads`
+        first): the hot path of ingest. Then stored in one transaction.
+        """
+        batch = parse_body(RecordsBatch, await request.body())
+        return await run_in_threadpool(store_records, batch)
+
+    def store_labels(batch: LabelsBatch) -> LabelsAccepted:
         n = len(batch.labels)
         if n > settings.max_records_per_request:
             raise HTTPException(
@@ -247,6 +328,18 @@ def create_app(
         if result.accepted > joined:  # the record has not arrived (yet): model unknown
             metrics.labels_ingested("unknown", result.accepted - joined)
         return LabelsAccepted(accepted=result.accepted)
+
+    @app.post(
+        "/v1/labels",
+        status_code=202,
+        response_model=LabelsAccepted,
+        responses=ERROR_RESPONSES,
+        openapi_extra=json_body(LabelsBatch),
+    )
+    async def post_labels(request: Request) -> LabelsAccepted:
+        """Store ground truth by prediction id: before or after its record; a repeat overwrites."""
+        batch = parse_body(LabelsBatch, await request.body())
+        return await run_in_threadpool(store_labels, batch)
 
     @app.post(
         "/v1/models",

@@ -1,57 +1,32 @@
 """Request and response bodies of the monitor's HTTP API (docs/contracts.md §3).
 
-Strict on purpose: a record is refused rather than coerced (no "1" for 1, no true for 1, no
+Validated from the raw JSON body with `model_validate_json` (strict JSON mode). Strict on
+purpose: a record is refused rather than coerced (no "1" for 1, no true for 1, no
 NaN or infinity, no epoch numbers for timestamps), because a silently coerced record would
 be analysed as if the predictor had served it. Every constraint shows up in /openapi.json.
 """
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 
 from monitor.registration import NAME_PATTERN
 
 MAX_FEATURES = 1000
 
 
-def _iso_8601(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO-8601 string, e.g. 2013-07-01T14:00:00Z")
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{value[:64]!r} is not an ISO-8601 timestamp") from None
-
-
+# Parsed by pydantic-core in strict JSON mode: an ISO-8601/RFC 3339 string, never a number.
 IsoTimestamp = Annotated[
     datetime,
-    BeforeValidator(_iso_8601),
-    Field(description="ISO-8601; without an offset it is taken as UTC"),
+    Field(description="ISO-8601 date-time; without an offset it is taken as UTC"),
 ]
-
-
-def _feature_value(value: Any) -> float | str | None:
-    """One check with one message instead of a union's three ("float", "str", "none")."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if math.isfinite(value):
-            return value
-        raise ValueError("must be finite (NaN and infinity are not allowed; send null)")
-    raise ValueError(f"must be a finite number, a string or null, not {type(value).__name__}")
-
-
-FeatureValue = Annotated[
-    float | str | None,
-    PlainValidator(_feature_value),
-    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "null"}]}),
-]
+FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+# A union checked in Rust (no Python call per value); `api._problems` folds its per-branch
+# errors into one message per feature.
+FeatureValue = FiniteNumber | StrictStr | None
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
 PredictionId = Annotated[str, Field(min_length=1, max_length=128)]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+from pydantic_core import to_json
 
 from monitor.evidence import ChunkEvidence
 from monitor.store_frames import records_to_frame
@@ -75,6 +77,14 @@ def to_epoch_us(value: str | datetime) -> int:
         stamp = stamp.replace(tzinfo=UTC)
     delta = stamp - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _features_json(features: Mapping[str, Any]) -> str:
+    """Compact JSON of one record's features (pydantic-core's encoder: ~5x json.dumps)."""
+    for value in features.values():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("features must be finite numbers, strings or null")
+    return to_json(features).decode()
 
 
 def _registration_dict(reg: Any) -> dict[str, Any]:
@@ -168,7 +178,7 @@ class Store(StateAndAudit):
                 str(rec["model"]),
                 str(rec["version"]),
                 to_epoch_us(rec["timestamp"]),
-                json.dumps(rec["features"], separators=(",", ":"), allow_nan=False),
+                _features_json(rec["features"]),
                 float(rec["probability"]),
                 int(rec["predicted_class"]),
             )
