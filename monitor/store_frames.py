@@ -1,17 +1,17 @@
 """Turning stored inference rows into the DataFrame analysis works on.
 
 Separate from `store.py` because this is the hot path of every analysis cycle (>= 100k rows/s
-is the target): the features of all rows are parsed by one `json.loads` over the joined JSON
-array text, which is several times faster than one call per row.
+is the target): the features of all rows are parsed by one call of pydantic-core's JSON
+parser over the joined array text (measured: 2x one `json.loads`, far more than one per row).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic_core import from_json
 
 BASE_COLUMNS = ("seq", "prediction_id", "timestamp", "probability", "predicted_class", "label")
 
@@ -19,8 +19,7 @@ BASE_COLUMNS = ("seq", "prediction_id", "timestamp", "probability", "predicted_c
 def records_to_frame(rows: list[tuple[Any, ...]], feature_names: list[str]) -> pd.DataFrame:
     """Rows of (seq, id, ts_us, probability, class, label, features JSON) -> a DataFrame.
 
-    The features of all rows are parsed by one `json.loads` over the joined array text, which
-    is several times faster than one call per row.
+    A feature that is null in every row comes out as a float column of NaN (missing).
     """
     if not rows:
         frame = pd.DataFrame(
@@ -38,7 +37,7 @@ def records_to_frame(rows: list[tuple[Any, ...]], feature_names: list[str]) -> p
                 frame[name] = pd.Series([], dtype="float64")
         return frame
     seq, pid, ts_us, prob, cls, label, feats = zip(*rows, strict=True)
-    features = pd.DataFrame.from_records(json.loads("[" + ",".join(feats) + "]"))
+    features = pd.DataFrame.from_records(from_json("[" + ",".join(feats) + "]"))
     base = pd.DataFrame(
         {
             "seq": np.asarray(seq, dtype=np.int64),
