@@ -1,0 +1,243 @@
+"""Serving benchmark: the shipped BentoML predictor vs a bare Starlette app vs MLServer.
+
+Runs each server back to back on this machine (each started and stopped here), drives it
+with `wrk` at several concurrencies with single-record and 100-record bodies made of real
+2013 replay rows, prints req/s, rows/s, p50 and p99, and the ratios issue 2 sets as
+targets. Only ratios measured in the same run mean anything on a shared 2-core machine.
+
+    .venv/bin/python bench/serve_bench.py                 # everything, ~6 min
+    .venv/bin/python bench/serve_bench.py --quick --only shipped,bare
+
+Figures go to bench/results/serve.json (see docs/performance.md for their reading).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+sys.path[:0] = [
+    str(Path(__file__).resolve().parent / "baselines"),
+    str(Path(__file__).resolve().parents[1]),
+]
+import serve_load  # noqa: E402
+import serve_scoring  # noqa: E402
+import serve_servers  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LOGS = Path(tempfile.gettempdir()) / "serve-bench-logs"  # server logs, kept for a post-mortem
+ALL_SERVERS = ("shipped", "stock", "bare", "mlserver")
+TARGETS = {"bare_single_c32": 0.5, "p99_single_c32_ms": 25.0, "mlserver": 3.0, "bare_rows": 0.5}
+console = Console()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--only", default=",".join(ALL_SERVERS), help="servers, comma-separated")
+    ap.add_argument("--quick", action="store_true", help="4 s runs, c=1 and 32 only")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    ap.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first")
+    ap.add_argument("--concurrency", default="1,8,32", help="wrk connections, comma-separated")
+    ap.add_argument("--payloads", default="single,batch100", help="single, batch100")
+    ap.add_argument("--workers", type=int, default=2, help="workers for bare/stock/MLServer")
+    ap.add_argument(
+        "--model-tag", default=os.environ.get("PREDICTOR_MODEL_TAG", "rain_forecast:latest")
+    )
+    ap.add_argument("--bentoml-home", default=os.environ.get("BENTOML_HOME", "var/bentoml"))
+    ap.add_argument("--stock-endpoint", default="predict", help="predict|predict_async|predict_raw")
+    ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for shipped/stock")
+    ap.add_argument("--output", type=Path, default=RESULTS / "serve.json")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup, args.concurrency = 4.0, 1.0, "1,32"
+    args.bentoml_home = str(Path(args.bentoml_home).resolve())
+    return args
+
+
+def server_specs(args: argparse.Namespace, names: list[str], workdir: Path) -> list[Any]:
+    model = serve_scoring.load(args.model_tag, args.bentoml_home)
+    extra = dict(kv.split("=", 1) for kv in args.env)
+    specs = []
+    for name in names:
+        if name == "shipped":
+            if not serve_servers.shipped_available():
+                console.print(
+                    "[yellow]skipping shipped: bentos/service.py or bentofile.yaml missing"
+                )
+                continue
+            specs.append(serve_servers.shipped_spec(args.bentoml_home, args.model_tag, extra))
+        elif name == "stock":
+            specs.append(
+                serve_servers.stock_spec(
+                    args.bentoml_home, args.model_tag, args.workers, extra, args.stock_endpoint
+                )
+            )
+        elif name == "bare":
+            specs.append(serve_servers.bare_spec(args.bentoml_home, args.model_tag, args.workers))
+        elif name == "mlserver":
+            specs.append(
+                serve_servers.mlserver_spec(model.path, model.version, args.workers, workdir / "ml")
+            )
+        else:
+            raise SystemExit(f"unknown server {name!r}; choose from {', '.join(ALL_SERVERS)}")
+    return specs
+
+
+def check_scores(spec: Any, body_file: Path, model: serve_scoring.LoadedModel) -> None:
+    """Every server must score the same booster: compare one body's probabilities."""
+    body = body_file.read_text().splitlines()[0]
+    url = f"http://127.0.0.1:{spec.port}{spec.predict_path}"
+    resp = httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=30)
+    resp.raise_for_status()
+    if spec.protocol == "v2":
+        got = [float(p) for p in resp.json()["outputs"][0]["data"]]
+    else:
+        got = [float(row["probability"]) for row in resp.json()]
+    if spec.protocol == "v2":
+        tensor = json.loads(body)["inputs"][0]
+        x = np.array(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
+        want = [float(p) for p in model.booster.inplace_predict(x)]
+    else:
+        want = [p["probability"] for p in serve_scoring.predict(model, json.loads(body)["records"])]
+    if any(abs(a - b) > 1e-5 for a, b in zip(got, want, strict=True)):
+        raise RuntimeError(f"{spec.name} scores differ from the booster: {got} vs {want}")
+
+
+def bench_server(
+    spec: Any, args: argparse.Namespace, bodies: dict[tuple[str, str], Path], logdir: Path
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    model = serve_scoring.load(args.model_tag, args.bentoml_home)
+    with serve_servers.running(spec, logdir):
+        check_scores(spec, bodies[(spec.protocol, "single")], model)
+        url = f"http://127.0.0.1:{spec.port}{spec.predict_path}"
+        for payload in args.payloads.split(","):
+            body_file = bodies[(spec.protocol, payload)]
+            n_rows = serve_load.PAYLOAD_ROWS[payload]
+            for conns in [int(c) for c in args.concurrency.split(",")]:
+                serve_load.run_wrk(url, body_file, conns, args.warmup, n_rows)
+                res = serve_load.run_wrk(url, body_file, conns, args.duration, n_rows, spec.pid)
+                row = {"server": spec.name, "payload": payload, "connections": conns}
+                rows.append(row | res.as_dict() | {"load1": os.getloadavg()[0]})
+                console.print(
+                    f"  {spec.name:8} {payload:8} c={conns:<3} {res.req_per_s:9.1f} req/s "
+                    f"p50 {res.p50_ms:7.2f} ms  p99 {res.p99_ms:8.2f} ms  "
+                    f"cpu {res.server_cpu_ms_per_req} ms/req  non-2xx {res.non_2xx}"
+                )
+    return rows
+
+
+def find(
+    rows: list[dict[str, Any]], server: str, payload: str, conns: int
+) -> dict[str, Any] | None:
+    return next(
+        (
+            r
+            for r in rows
+            if (r["server"], r["payload"], r["connections"]) == (server, payload, conns)
+        ),
+        None,
+    )
+
+
+def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The issue's ratios for each BentoML variant measured (shipped, stock)."""
+    out: dict[str, Any] = {}
+    for cand in ("shipped", "stock"):
+        single = find(rows, cand, "single", 32)
+        batch = find(rows, cand, "batch100", 32)
+        bare_s, bare_b = find(rows, "bare", "single", 32), find(rows, "bare", "batch100", 32)
+        mls = find(rows, "mlserver", "single", 32)
+        r: dict[str, Any] = {}
+        if single and bare_s:
+            r["vs_bare_single_c32_req_s"] = round(single["req_per_s"] / bare_s["req_per_s"], 3)
+        if single:
+            r["p99_single_c32_ms"] = single["p99_ms"]
+        if single and mls:
+            r["vs_mlserver_single_c32_req_s"] = round(single["req_per_s"] / mls["req_per_s"], 3)
+        if batch and bare_b:
+            r["vs_bare_batch100_c32_rows_s"] = round(batch["rows_per_s"] / bare_b["rows_per_s"], 3)
+        if r:
+            r["meets_targets"] = {
+                "vs_bare_single >= 0.5": r.get("vs_bare_single_c32_req_s", 0)
+                >= TARGETS["bare_single_c32"],
+                "p99 <= 25 ms": r.get("p99_single_c32_ms", 1e9) <= TARGETS["p99_single_c32_ms"],
+                "vs_mlserver >= 3": r.get("vs_mlserver_single_c32_req_s", 0) >= TARGETS["mlserver"],
+                "vs_bare_rows >= 0.5": r.get("vs_bare_batch100_c32_rows_s", 0)
+                >= TARGETS["bare_rows"],
+            }
+            out[cand] = r
+    return out
+
+
+def print_table(rows: list[dict[str, Any]], ratio: dict[str, Any]) -> None:
+    table = Table(title="Serving benchmark (wrk, one client thread)")
+    cols = ("server", "payload", "conns", "req/s", "rows/s", "p50 ms", "p99 ms", "cpu ms/req")
+    for col in (*cols, "non-2xx"):
+        table.add_column(col, justify="right" if col not in ("server", "payload") else "left")
+    for r in rows:
+        table.add_row(
+            r["server"], r["payload"], str(r["connections"]), f"{r['req_per_s']:.0f}",
+            f"{r['rows_per_s']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+            str(r["server_cpu_ms_per_req"]), str(r["non_2xx"]),
+        )  # fmt: skip
+    console.print(table)
+    for cand, r in ratio.items():
+        console.print(f"[bold]{cand}[/]: " + json.dumps(r))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.update(serve_servers.QUIET_ENV)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    started = time.time()
+    model = serve_scoring.load(args.model_tag, args.bentoml_home)
+    records = serve_load.replay_records(model.schema, limit=20_000)
+    with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
+        workdir = Path(tmp)
+        bodies = {
+            (proto, payload): serve_load.write_bodies(
+                records, model.schema, proto, n, workdir / f"{proto}-{payload}.jsonl"
+            )
+            for proto in ("records", "v2")
+            for payload, n in serve_load.PAYLOAD_ROWS.items()
+        }
+        rows: list[dict[str, Any]] = []
+        for spec in server_specs(args, names, workdir):
+            console.print(f"[bold]{spec.name}[/] on port {spec.port}")
+            rows += bench_server(spec, args, bodies, LOGS)
+    ratio = ratios(rows)
+    print_table(rows, ratio)
+    report = {
+        "command": " ".join(
+            ["bench/serve_bench.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(time.time() - started, 1),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "model": {"tag": args.model_tag, "version": model.version},
+        "results": rows,
+        "ratios": ratio,
+        "targets": TARGETS,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    console.print(f"wrote {args.output} in {report['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
