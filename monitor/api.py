@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import importlib
+import inspect
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
@@ -206,6 +207,7 @@ def create_app(
     at shutdown; `background=False` leaves out the analysis and reconcile loops."""
     settings = settings or MonitorSettings()
     holder: dict[str, Store] = {} if store is None else {"store": store}
+    shared: dict[str, Any] = {}  # the analysis cache, reused by reports
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -426,7 +428,10 @@ def create_app(
             report = importlib.import_module("monitor.report")
         except ImportError:
             raise HTTPException(503, "reports are not available (monitor.report missing)") from None
-        return HTMLResponse(report.render_report(st, model))
+        render = report.render_report
+        if "cache" in inspect.signature(render).parameters and "cache" in shared:
+            return HTMLResponse(render(st, model, cache=shared["cache"]))
+        return HTMLResponse(render(st, model))
 
     @app.get("/metrics", response_class=Response)
     def get_metrics() -> Response:

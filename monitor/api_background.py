@@ -37,14 +37,21 @@ def _optional(module: str) -> Any | None:
         raise
 
 
-def analysis_pass(store: Any, settings: MonitorSettings) -> Callable[[], Any] | None:
-    """A callable running one analysis cycle, or None when `monitor.cycle` is absent."""
+def analysis_pass(
+    store: Any, settings: MonitorSettings, shared: dict[str, Any] | None = None
+) -> Callable[[], Any] | None:
+    """A callable running one analysis cycle, or None when `monitor.cycle` is absent.
+
+    The fitted-calculator cache is put in `shared["cache"]` so reports reuse it.
+    """
     cycle = _optional("monitor.cycle")
     if cycle is None or not hasattr(cycle, "run_cycle"):
         log.warning("monitor.cycle is not available: no analysis will run")
         return None
     make_cache = getattr(cycle, "VersionCache", None)
     cache: Any = make_cache(store, settings.chunk_size) if make_cache else {}
+    if shared is not None:
+        shared["cache"] = cache
     return lambda: cycle.run_cycle(store, settings, cache)
 
 
