@@ -33,6 +33,7 @@ from monitor.store_schema import migrate
 from monitor.store_state import StateAndAudit, canonical_json, now_iso
 
 _IN_CHUNK = 500  # ids per `IN (...)` query
+_FRAME_BATCH_ROWS = 50_000  # rows turned into a DataFrame at a time
 
 
 class Conflict(Exception):  # noqa: N818 (the name is in the contract)
@@ -294,8 +295,15 @@ class Store(StateAndAudit):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        rows = self._reader().execute(sql, params).fetchall()
-        return records_to_frame(rows, self._feature_names(model, version))
+        names = self._feature_names(model, version)
+        cursor = self._reader().execute(sql, params)
+        # Batches bound the peak memory: Python tuples and dicts of one batch at a time.
+        parts = []
+        while rows := cursor.fetchmany(_FRAME_BATCH_ROWS):
+            parts.append(records_to_frame(rows, names))
+        if len(parts) <= 1:
+            return parts[0] if parts else records_to_frame([], names)
+        return pd.concat(parts, ignore_index=True)
 
     def _feature_names(self, model: str, version: str) -> list[str]:
         row = (

@@ -300,3 +300,14 @@ def test_openapi_describes_every_endpoint(client: httpx.Client) -> None:
     assert record["predicted_class"]["enum"] == [0, 1]
     assert "Registration" in doc["components"]["schemas"]
     assert {"201", "200", "401", "409", "422"} <= set(paths["/v1/models"]["post"]["responses"])
+
+
+def test_the_report_of_a_registered_model_is_html(
+    client: httpx.Client, monitor: MonitorProcess, registrations: dict[str, Any]
+) -> None:
+    body = registrations["good"].model_dump(by_alias=True, mode="json")
+    assert client.post("/v1/models", json=body, headers=monitor.auth).status_code in (200, 201)
+    resp = client.get(f"/reports/{body['model']}", timeout=120)
+    assert resp.status_code == 200, resp.text[:2000]
+    assert resp.headers["content-type"].startswith("text/html")
+    assert body["version"] in resp.text

@@ -309,3 +309,19 @@ def test_a_reader_sees_whole_batches_while_a_writer_appends(store: Store) -> Non
     writer.join()
     assert not errors
     assert seen == sorted(seen) and seen[-1] == batches * size
+
+
+def test_a_frame_read_in_batches_equals_one_read_in_one_go(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [record(i) for i in range(23)]
+    rows[20]["features"] = {"temp": 1.0, "late_feature": "x"}  # only in the last batch
+    store.append_records(rows)
+    store.append_labels([{"prediction_id": "p000007", "label": 1}])
+    whole = store.records_frame("m", "v1")
+    monkeypatch.setattr("monitor.store._FRAME_BATCH_ROWS", 5)
+    batched = store.records_frame("m", "v1")
+    pd.testing.assert_frame_equal(
+        batched[whole.columns], whole, check_dtype=False, check_index_type=False
+    )
+    assert batched["label"].dtype == "Int64" and batched["label"].notna().sum() == 1
