@@ -56,6 +56,9 @@ class FittedVersion:
     estimator: PerformanceEstimator
     univariate: UnivariateDrift
     multivariate: MultivariateDrift
+    # Estimated ROC AUC on the reference chunks, kept from fitting: the NannyML objects'
+    # `result` changes whenever the report draws NannyML's figures.
+    reference_auc: np.ndarray = field(default_factory=lambda: np.zeros(0))
     _floors: dict[str, float | None] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -67,14 +70,17 @@ class FittedVersion:
         # UBJSON/JSON only (validated at registration): loading cannot execute code.
         booster.load_model(bytearray(registration.artifact_bytes()))
         booster.set_param({"nthread": 1})
+        estimator = PerformanceEstimator.fit(reference, schema.threshold, chunk_size)
+        reference_chunks = estimator.cbpe.result.filter(period="reference").to_df()
         return cls(
             registration=registration,
             chunk_size=chunk_size,
             booster=booster,
             reference=reference,
-            estimator=PerformanceEstimator.fit(reference, schema.threshold, chunk_size),
+            estimator=estimator,
             univariate=UnivariateDrift.fit(reference, schema, chunk_size),
             multivariate=MultivariateDrift.fit(reference, schema, chunk_size),
+            reference_auc=reference_chunks[("roc_auc", "value")].to_numpy(dtype=float),
         )
 
     @property
@@ -87,11 +93,6 @@ class FittedVersion:
             return np.zeros(0, dtype=np.float32)
         x = self.registration.schema.to_matrix(frame)
         return np.asarray(self.booster.inplace_predict(x), dtype=np.float32)
-
-    def reference_auc_by_chunk(self) -> np.ndarray:
-        """Estimated ROC AUC on the reference chunks (NannyML computed them while fitting)."""
-        df = self.estimator.cbpe.result.filter(period="reference").to_df()
-        return df[("roc_auc", "value")].to_numpy(dtype=float)
 
     def rank_correlation_floor(self, known_good: FittedVersion) -> float | None:
         """Floor of Spearman(live, known-good) on the reference set; cached per known-good."""
@@ -152,7 +153,7 @@ def analyse_chunks(
         [_value(live_estimates.get(i, {}).get("roc_auc")) for i in range(n_chunks)]
     )
     weights = correlation_weights(
-        live.univariate.reference_js, analysis_js, live.reference_auc_by_chunk(), analysis_auc
+        live.univariate.reference_js, analysis_js, live.reference_auc, analysis_auc
     )
 
     own = live.score(frame)

@@ -2,9 +2,10 @@
 
 Self-contained on purpose: plotly.js is inlined once (the cluster has no internet, so no
 CDN), every figure is a plotly div. Figures come from the stored ChunkEvidence (every
-version, every chunk ever analysed); when a `VersionCache` is given, NannyML's own
+version, every chunk ever analysed), and NannyML's own
 `.plot()` figures (CBPE estimated vs realized, reconstruction drift) are added for the
-newest chunks of each version, recomputed from the stored records.
+newest chunks of each version, recomputed from the stored records with the fitted
+calculators of a `VersionCache`.
 """
 
 from __future__ import annotations
@@ -36,7 +37,15 @@ font-size:.9rem;text-align:left}th{background:#f4f4f4}.note{color:#666;font-size
 
 
 def render_report(store: Any, model: str, cache: Any | None = None) -> str:
-    """A self-contained HTML page for `model` (all its versions)."""
+    """A self-contained HTML page for `model` (all its versions).
+
+    Without a `cache` (the CLI) the versions are fitted here (about a second each) so the
+    page still carries NannyML's own figures; the monitor passes its analysis cache.
+    """
+    if cache is None:
+        from monitor.cycle import VersionCache
+
+        cache = VersionCache(store)
     versions = store.versions(model)
     parts = [
         f"<h1>modelguard report: {_e(model)}</h1>",
@@ -52,8 +61,7 @@ def render_report(store: Any, model: str, cache: Any | None = None) -> str:
             continue
         parts.append(f"<h2>Version {_e(info.version)}</h2>")
         parts.extend(_version_section(chunks))
-        if cache is not None:
-            parts.extend(_nannyml_figures(store, cache, model, info.version))
+        parts.extend(_nannyml_figures(store, cache, model, info.version))
     parts.append(_audit_table(store, model))
     body = "\n".join(parts)
     return (

@@ -63,6 +63,9 @@ def test_report_is_self_contained_and_shows_every_part(tmp_path: Path, registrat
         cache = VersionCache(store, CHUNK)
         assert len(run_cycle(store, Settings(), cache, MonitorMetrics())) == 4
         page = render_report(store, "rain_forecast", cache)
+        # The CLI has no analysis cache: the report fits what it needs and looks the same.
+        standalone = render_report(store, "rain_forecast")
+    assert standalone.count('class="plotly-graph-div"') == page.count('class="plotly-graph-div"')
 
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     # No network needed to view it: plotly.js is inline, nothing is loaded from elsewhere.
