@@ -109,3 +109,9 @@ def wait_for_alert(prom: Process, name: str, timeout: float = 60) -> list[dict[s
     raise TimeoutError(
         f"alert {name} not firing after {timeout}s; firing: {list(firing_alerts(prom))}"
     )
+
+
+def alert_has_fired(prom: Process, name: str, window: str = "2h") -> bool:
+    """Whether the alert was firing at any evaluation within `window` (it may have resolved)."""
+    expr = f'max_over_time(ALERTS{{alertname="{name}",alertstate="firing"}}[{window}])'
+    return bool(query(prom, expr))

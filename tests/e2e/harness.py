@@ -254,6 +254,13 @@ class Stack:
         versions = httpx.get(f"{self.monitor.url}/v1/models", timeout=30).json()
         return sum(int(v["records"]) for v in versions)
 
+    def wait_stored(self, sent: int, timeout: float = 120) -> int:
+        """Records still spooled in a predictor (after an outage) arrive within its backoff."""
+        deadline = time.monotonic() + timeout
+        while (stored := self.stored_records()) < sent and time.monotonic() < deadline:
+            time.sleep(1)
+        return stored
+
     def audit(self) -> list[dict[str, Any]]:
         assert self.monitor is not None
         resp = httpx.get(f"{self.monitor.url}/v1/audit", params={"model": MODEL}, timeout=30)
