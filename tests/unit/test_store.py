@@ -325,3 +325,40 @@ def test_a_frame_read_in_batches_equals_one_read_in_one_go(
         batched[whole.columns], whole, check_dtype=False, check_index_type=False
     )
     assert batched["label"].dtype == "Int64" and batched["label"].notna().sum() == 1
+
+
+def test_group_commit_shares_one_transaction_and_isolates_a_failing_request(
+    tmp_path: Path,
+) -> None:
+    from monitor.store_commit import GroupCommit
+
+    conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None, check_same_thread=False)
+    conn.execute("CREATE TABLE t (x INTEGER UNIQUE)")
+    lock = threading.RLock()
+    group = GroupCommit(conn, lock)
+    outcomes: dict[int, Any] = {}
+
+    def insert(value: int) -> None:
+        def work(c: sqlite3.Connection) -> int:
+            c.execute("INSERT INTO t VALUES (?)", (value,))
+            if value == 2:
+                c.execute("INSERT INTO t VALUES (?)", (value,))  # violates UNIQUE
+            return value
+
+        try:
+            outcomes[value] = group.run(work)
+        except sqlite3.IntegrityError as exc:
+            outcomes[value] = exc
+
+    with lock:  # hold the writer so that three requests queue up behind it
+        threads = [threading.Thread(target=insert, args=(v,)) for v in (1, 2, 3)]
+        for t in threads:
+            t.start()
+        while len(group._queue) < 3:
+            threading.Event().wait(0.01)
+    for t in threads:
+        t.join()
+    assert group.commits == 1
+    assert outcomes[1] == 1 and outcomes[3] == 3
+    assert isinstance(outcomes[2], sqlite3.IntegrityError)
+    assert [r[0] for r in conn.execute("SELECT x FROM t ORDER BY x")] == [1, 3]
