@@ -111,7 +111,8 @@ class BackgroundLoops:
     def start(
         self, name: str, factory: Callable[[], Callable[[], Any] | None], interval_seconds: float
     ) -> None:
-        """Run `factory()` in the thread (imports can be slow), then its result periodically."""
+        """After one interval, run `factory()` in the thread (imports can be slow), then its
+        result every interval. A loop whose interval never elapses never imports anything."""
         thread = threading.Thread(
             target=self._run, args=(name, factory, interval_seconds), name=name, daemon=True
         )
@@ -121,6 +122,8 @@ class BackgroundLoops:
     def _run(
         self, name: str, factory: Callable[[], Callable[[], Any] | None], interval_seconds: float
     ) -> None:
+        if self._stop.wait(interval_seconds):  # first pass after one interval, like the rest
+            return
         try:
             work = factory()
         except Exception:
@@ -128,13 +131,15 @@ class BackgroundLoops:
             return
         if work is None:
             return
-        while not self._stop.wait(interval_seconds):
+        while True:
             try:
                 work()
                 self.passes[name] = self.passes.get(name, 0) + 1
             except Exception:
                 self.failures[name] = self.failures.get(name, 0) + 1
                 log.exception("%s pass failed; retrying in %.0fs", name, interval_seconds)
+            if self._stop.wait(interval_seconds):
+                return
 
     def stop(self, timeout_seconds: float = 30.0) -> None:
         self._stop.set()

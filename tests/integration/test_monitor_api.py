@@ -311,3 +311,62 @@ def test_the_report_of_a_registered_model_is_html(
     assert resp.status_code == 200, resp.text[:2000]
     assert resp.headers["content-type"].startswith("text/html")
     assert body["version"] in resp.text
+
+
+def test_the_background_analysis_turns_records_into_chunks_and_metrics(
+    tmp_path: Path, registrations: dict[str, Any], split: Any, schema: Any
+) -> None:
+    """The analysis hook end to end: real registration, real replay rows, real cycle."""
+    import time
+
+    import xgboost
+
+    from bentos.data import LABEL_COLUMN, records
+
+    reg = registrations["good"]
+    booster = xgboost.Booster()
+    booster.load_model(bytearray(reg.artifact_bytes()))
+    rows = split.replay.iloc[:500]
+    scores = booster.inplace_predict(schema.to_matrix(rows))
+    features = records(rows, schema)
+    batch = [
+        {
+            "prediction_id": f"bg-{i}",
+            "model": reg.model,
+            "version": reg.version,
+            "timestamp": "2013-07-01T00:00:00Z",
+            "features": feats,
+            "probability": float(p),
+            "predicted_class": int(p >= schema.threshold),
+        }
+        for i, (feats, p) in enumerate(zip(features, scores, strict=True))
+    ]
+    labels = [
+        {"prediction_id": f"bg-{i}", "label": int(y)} for i, y in enumerate(rows[LABEL_COLUMN])
+    ]
+    env = {"MONITOR_CHUNK_SIZE": "250"}
+    with (
+        running_monitor(tmp_path, env=env, analysis_interval_seconds=1) as mon,
+        httpx.Client(base_url=mon.url, timeout=60) as client,
+    ):
+        body = reg.model_dump(by_alias=True, mode="json")
+        assert client.post("/v1/models", json=body, headers=mon.auth).status_code == 201
+        assert client.post("/v1/records", json={"records": batch}).status_code == 202
+        assert client.post("/v1/labels", json={"labels": labels}).status_code == 202
+        deadline = time.monotonic() + 180
+        chunks: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and len(chunks) < 2:
+            chunks = client.get(f"/v1/models/{reg.model}/chunks").json()
+            time.sleep(1)
+        assert len(chunks) == 2, mon.log()
+        assert [c["rows"] for c in chunks] == [250, 250]
+        assert chunks[0]["estimated"]["roc_auc"]["value"] is not None
+        assert chunks[0]["labelled_rows"] == 250
+        exposition = client.get("/metrics").text
+    estimated = [
+        s
+        for family in text_string_to_metric_families(exposition)
+        for s in family.samples
+        if s.name == "modelguard_estimated_performance" and s.labels["version"] == reg.version
+    ]
+    assert estimated and all(0 <= s.value <= 1 for s in estimated)
