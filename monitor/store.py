@@ -15,85 +15,44 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic_core import to_json
 
 from monitor.evidence import ChunkEvidence
 from monitor.store_commit import GroupCommit
 from monitor.store_frames import records_to_frame
 from monitor.store_schema import migrate
 from monitor.store_state import StateAndAudit, canonical_json, now_iso
+from monitor.store_types import (
+    Conflict,
+    IngestResult,
+    LabelResult,
+    NotFound,
+    VersionInfo,
+    features_json,
+    registration_dict,
+    to_epoch_us,
+)
 
 _IN_CHUNK = 500  # ids per `IN (...)` query
 WAL_CHECKPOINT_PAGES = 16_384  # ~64 MB of 4 KiB pages
 _FRAME_BATCH_ROWS = 50_000  # rows turned into a DataFrame at a time
 
 
-class Conflict(Exception):  # noqa: N818 (the name is in the contract)
-    """The same model version was registered before with different content."""
-
-
-class NotFound(KeyError):  # noqa: N818
-    """No such model version (or artifact) in the store."""
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    model: str
-    version: str
-    registered_at: str | None  # None: records arrived, the registration has not (yet)
-    learner: str | None
-    release: str | None
-    state: str  # registered | unregistered | known-good | rejected
-    records: int
-
-
-@dataclass
-class IngestResult:
-    """What one `append_records` call changed, for the response and the metrics."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    accepted_by_version: dict[tuple[str, str], int] = field(default_factory=dict)
-    labels_joined_by_model: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class LabelResult:
-    accepted: int = 0
-    joined_by_model: dict[str, int] = field(default_factory=dict)
-
-
-def to_epoch_us(value: str | datetime) -> int:
-    """ISO-8601 text or datetime -> integer microseconds since the epoch (naive = UTC)."""
-    stamp = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    delta = stamp - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _features_json(features: Mapping[str, Any]) -> str:
-    """Compact JSON of one record's features (pydantic-core's encoder: ~5x json.dumps)."""
-    for value in features.values():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError("features must be finite numbers, strings or null")
-    return to_json(features).decode()
-
-
-def _registration_dict(reg: Any) -> dict[str, Any]:
-    if hasattr(reg, "model_dump"):
-        return dict(reg.model_dump(by_alias=True, mode="json"))
-    return dict(reg)
+__all__ = [
+    "Conflict",
+    "IngestResult",
+    "LabelResult",
+    "NotFound",
+    "Store",
+    "VersionInfo",
+    "to_epoch_us",
+]
 
 
 class Store(StateAndAudit):
@@ -193,7 +152,7 @@ class Store(StateAndAudit):
                 str(rec["model"]),
                 str(rec["version"]),
                 to_epoch_us(rec["timestamp"]),
-                _features_json(rec["features"]),
+                features_json(rec["features"]),
                 float(rec["probability"]),
                 int(rec["predicted_class"]),
             )
@@ -337,7 +296,7 @@ class Store(StateAndAudit):
 
     def register(self, reg: Any) -> Literal["created", "unchanged"]:
         """Store a registration (dict or `Registration`); raises `Conflict` on a changed one."""
-        data = _registration_dict(reg)
+        data = registration_dict(reg)
         model, version = str(data["model"]), str(data["version"])
         digest = hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
