@@ -40,6 +40,7 @@ from monitor.store_types import (
 )
 
 _IN_CHUNK = 500  # ids per `IN (...)` query
+SEP = (",", ":")  # compact JSON
 WAL_CHECKPOINT_PAGES = 16_384  # ~64 MB of 4 KiB pages
 _FRAME_BATCH_ROWS = 50_000  # rows turned into a DataFrame at a time
 
@@ -412,13 +413,29 @@ class Store(StateAndAudit):
 
     def save_chunk(self, evidence: ChunkEvidence) -> None:
         """Insert or replace the evidence of one chunk (re-analysis overwrites)."""
-        payload = json.dumps(evidence.to_dict(), separators=(",", ":"))
+        self.save_chunks([evidence])
+
+    def save_chunks(self, evidences: Sequence[ChunkEvidence]) -> None:
+        """Upsert many chunks in one transaction (one fsync for a whole analysis cycle)."""
+        saved = now_iso()
+        rows = [
+            (
+                e.model,
+                e.version,
+                e.chunk_index,
+                json.dumps(e.to_dict(), separators=(",", ":")),
+                saved,
+            )
+            for e in evidences
+        ]
+        if not rows:
+            return
         self._write(
-            lambda conn: conn.execute(
+            lambda conn: conn.executemany(
                 "INSERT INTO chunks (model, version, chunk_index, evidence, saved_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, version, chunk_index)"
                 " DO UPDATE SET evidence = excluded.evidence, saved_at = excluded.saved_at",
-                (evidence.model, evidence.version, evidence.chunk_index, payload, now_iso()),
+                rows,
             )
         )
 

@@ -194,6 +194,8 @@ def test_chunks_round_trip_and_upsert(store: Store) -> None:
     assert got[1] == evidence(1, 0.7)
     assert got[1].drifted_features == ["temp"]
     assert len(store.chunks("m")) == 3
+    store.save_chunks([evidence(2, 0.5), evidence(0, 0.55)])  # one transaction, upserts
+    assert [c.estimated["roc_auc"].value for c in store.chunks("m", "v1")] == [0.55, 0.7, 0.5]
 
 
 def test_state_and_audit(store: Store) -> None:
