@@ -28,14 +28,15 @@ from rich.table import Table
 
 from bentos.data import load_weather, time_split, weather_schema
 from replay.driver import Replayer, Step
-from replay.report import chunk_table, estimation_errors
+from replay.report import DECISION_KINDS, chunk_table, estimation_errors
 from replay.stack import REPO, Process, new_token, running, start_monitor, start_predictor
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 
 app = typer.Typer(add_completion=False, help=__doc__)
-console = Console()
+# A pipe or CI log is not a terminal: keep the closing table readable there too.
+console = Console(width=None if sys.stdout.isatty() else 200)
 MODEL = "rain_forecast"
 
 
@@ -131,26 +132,62 @@ def replay_through(
     monitor: Process,
     routes: list[tuple[pd.Timestamp, Process]],
     step_seconds: float,
-    label_delay_hours: int = 4,
+    before_switch: dict[str, str] | None = None,
 ) -> tuple[Replayer, Sampler]:
+    """Send each simulated day to the predictor live at that time. `before_switch[name]`:
+    before routing to predictor `name`, wait until the monitor holds that version as
+    known-good (a release is judged against a known-good version, so one must exist)."""
     schema = weather_schema()
     rows = time_split(load_weather(), schema).replay
-    player = Replayer(
-        rows, schema, monitor.url, label_delay_hours=label_delay_hours, step_seconds=step_seconds
-    )
+    player = Replayer(rows, schema, monitor.url, step_seconds=step_seconds)
     sampler = Sampler(monitor.popen.pid)
     sampler.start()
+    waits = dict(before_switch or {})
+
+    def live(t: pd.Timestamp) -> Process:
+        return [proc for start, proc in routes if t >= start][-1]
 
     def route(t: pd.Timestamp) -> str:
-        live = [proc for start, proc in routes if t >= start]
-        return live[-1].url
+        proc = live(t)
+        if proc.name in waits:
+            with console.status(f"waiting for {waits[proc.name]} to pass probation"):
+                wait_known_good(monitor, waits.pop(proc.name))
+        return proc.url
 
-    def phase(t: pd.Timestamp) -> str:
-        return [proc.name for start, proc in routes if t >= start][-1]
-
-    with Live(console=console, refresh_per_second=4, transient=True) as live:
-        player.run(route, on_step=lambda s: live.update(progress_table(s, phase(s.sim_time))))
+    with Live(console=console, refresh_per_second=4, transient=True) as view:
+        player.run(route, on_step=lambda s: view.update(progress_table(s, live(s.sim_time).name)))
     return player, sampler
+
+
+def wait_known_good(monitor: Process, version: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        versions = httpx.get(f"{monitor.url}/v1/models", timeout=10).json()
+        if any(v["version"] == version and v.get("state") == "known-good" for v in versions):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{version} did not pass probation within {timeout}s")
+
+
+def reference_auc(monitor: Process, versions: list[str]) -> dict[str, float]:
+    out = {}
+    for version in versions:
+        reg = httpx.get(f"{monitor.url}/v1/models/{MODEL}/versions/{version}", timeout=30).json()
+        auc = (reg.get("metrics") or {}).get("reference", {}).get("roc_auc")
+        if auc is not None:
+            out[version] = float(auc)
+    return out
+
+
+def print_decisions(audit: list[dict[str, Any]]) -> None:
+    for entry in audit:
+        if entry.get("kind") not in DECISION_KINDS:
+            continue
+        console.rule(f"[bold]{entry['kind']}[/] ({entry.get('mode', '')})")
+        console.print(entry.get("message") or entry.get("reason") or "")
+        if entry.get("patch"):
+            console.print("the exact JSON patch for the Deployment:")
+            console.print_json(json.dumps(entry["patch"]))
 
 
 @app.command()
@@ -190,9 +227,8 @@ def demo(
                 audit = httpx.get(
                     f"{monitor.url}/v1/audit", params={"model": MODEL}, timeout=30
                 ).json()
-                console.print(chunk_table(chunks, audit))
-                for entry in audit:
-                    console.print(f"[bold red]decision[/] {json.dumps(entry, indent=2)}")
+                console.print(chunk_table(chunks, audit, player.stats.sim_times))
+                print_decisions(audit)
                 report = workdir / "reports" / f"{MODEL}.html"
                 report.parent.mkdir(parents=True, exist_ok=True)
                 report.write_text(httpx.get(f"{monitor.url}/reports/{MODEL}", timeout=120).text)
@@ -201,6 +237,10 @@ def demo(
                     f"monitor: peak RSS {sampler.peak_rss / 2**20:.0f} MiB, "
                     f"CPU {sampler.cpu_seconds:.1f} s"
                 )
+
+
+def version_of(tag: str) -> str:
+    return tag.split(":", 1)[1]
 
 
 def wait_registered(monitor: Process, tag: str, timeout: float = 60) -> None:
@@ -244,9 +284,10 @@ def replay_cmd(
                 sampler.stop()
                 wall = time.monotonic() - began
                 stored = stored_count(monitor)
+                ref = reference_auc(monitor, list(player.stats.predictions))
     sent = len(player.stats.prediction_ids)
-    errors = estimation_errors(chunks)
-    console.print(chunk_table(chunks, []))
+    errors = estimation_errors(chunks, ref)
+    console.print(chunk_table(chunks, [], player.stats.sim_times))
     summary = {
         "rows_sent": sent,
         "rows_stored": stored,

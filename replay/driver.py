@@ -28,6 +28,8 @@ class ReplayStats:
     http_errors: int = 0
     label_retries: int = 0  # label posts deferred because the monitor was unreachable
     prediction_ids: list[str] = field(default_factory=list)
+    # version -> simulated observation time of each row it scored, in sending order
+    sim_times: dict[str, list[pd.Timestamp]] = field(default_factory=dict)
     sim_time: str = ""
 
 
@@ -106,6 +108,7 @@ class Replayer:
             version = answer["model_version"]
             self.stats.predictions[version] = self.stats.predictions.get(version, 0) + 1
             self.stats.prediction_ids.append(pid)
+            self.stats.sim_times.setdefault(version, []).append(row[TIME_COLUMN])
             self._pending.append((row[TIME_COLUMN], pid, int(row[LABEL_COLUMN])))
         self.stats.rows_sent += len(batch)
 
