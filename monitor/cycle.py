@@ -43,6 +43,8 @@ class Publisher(Protocol):
         self, duration_seconds: float, ok: bool, model: str | None = None
     ) -> None: ...
 
+    def set_label_lag(self, model: str, seconds: float) -> None: ...
+
 
 class VersionCache:
     """(model, version) -> FittedVersion, fitted lazily from the store's registration."""
@@ -131,7 +133,15 @@ def run_cycle(
                 )
             metrics.observe_analysis(time.perf_counter() - started, True, model)
             produced.extend(evidence)
+        _publish_label_lag(store, metrics, model)
     return produced
+
+
+def _publish_label_lag(store: Any, metrics: Publisher, model: str) -> None:
+    """Age of the oldest record still waiting for its label (0 when all are labelled)."""
+    oldest = getattr(store, "oldest_unlabelled_us", lambda _m: None)(model)
+    lag = 0.0 if oldest is None else max(0.0, time.time() - oldest / 1e6)
+    metrics.set_label_lag(model, lag)
 
 
 def _save(store: Any, evidence: list[ChunkEvidence]) -> None:

@@ -238,6 +238,19 @@ class Store(StateAndAudit):
         )
         return int(n)
 
+    def oldest_unlabelled_us(self, model: str) -> int | None:
+        """Timestamp (µs) of the oldest record of `model` still waiting for its label."""
+        row = (
+            self._reader()
+            .execute(
+                "SELECT min(r.ts_us) FROM records r LEFT JOIN labels l"
+                " ON l.prediction_id = r.prediction_id WHERE r.model = ? AND l.label IS NULL",
+                (model,),
+            )
+            .fetchone()
+        )
+        return None if row is None or row[0] is None else int(row[0])
+
     def label_coverage(self, model: str, version: str) -> tuple[int, int]:
         """(records, records with a label) for one version."""
         row = (

@@ -127,6 +127,18 @@ def test_labels_out_of_order_and_a_repeat_overwrites(store: Store) -> None:
     assert labels.fillna(-1).tolist() == [1, 1, -1, 0, -1, 1]
 
 
+def test_oldest_unlabelled_record_drives_the_label_lag(store: Store) -> None:
+    assert store.oldest_unlabelled_us("m") is None
+    store.append_records([record(i) for i in range(4)])
+    frame = store.records_frame("m", "v1").set_index("prediction_id")
+    stamps = {pid: int(ts.value // 1000) for pid, ts in frame["timestamp"].items()}
+    assert store.oldest_unlabelled_us("m") == min(stamps.values())
+    store.append_labels([{"prediction_id": "p000000", "label": 1}])
+    assert store.oldest_unlabelled_us("m") == min(v for k, v in stamps.items() if k != "p000000")
+    store.append_labels([{"prediction_id": f"p{i:06d}", "label": 0} for i in range(1, 4)])
+    assert store.oldest_unlabelled_us("m") is None
+
+
 def test_empty_frame_has_the_contract_columns_and_registered_features(store: Store) -> None:
     store.register(registration())
     frame = store.records_frame("m", "v1")
