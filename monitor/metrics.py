@@ -244,6 +244,9 @@ class MonitorMetrics:
     def record_rollback(self, namespace: str, modelmonitor: str, trigger: str, mode: str) -> None:
         self.rollbacks.labels(namespace, modelmonitor, trigger, mode).inc()
 
+    def set_label_lag(self, model: str, seconds: float) -> None:
+        self.label_lag.labels(model).set(seconds)
+
     def init_rollbacks(
         self, namespace: str, modelmonitor: str, triggers: tuple[str, ...], mode: str
     ) -> None:
@@ -301,7 +304,7 @@ def reconcile_error(namespace: str, modelmonitor: str) -> None:
 
 
 def set_label_lag(model: str, seconds: float) -> None:
-    METRICS.label_lag.labels(model).set(seconds)
+    METRICS.set_label_lag(model, seconds)
 
 
 def records_ingested(model: str, version: str, count: int) -> None:
