@@ -81,15 +81,17 @@ class VersionCache:
 
 
 def known_good_version(store: Any, model: str, live: str, registered: list[str]) -> str | None:
-    """The operator's recorded known-good version, else the earliest other registered one.
+    """The operator's recorded known-good version, else the earliest version registered
+    before the live one (a later release is never the yardstick of an earlier one).
 
     None when the live version is the known-good one (shadow-scoring it against itself
-    says nothing) or when there is no other version.
+    says nothing) or when no version came before it.
     """
     state = store.get_state(f"known_good/{model}") or {}
     chosen = state.get("version")
     if chosen not in registered:
-        chosen = next((v for v in registered if v != live), None)
+        earlier = registered[: registered.index(live)] if live in registered else []
+        chosen = earlier[0] if earlier else None
     return None if chosen == live else chosen
 
 

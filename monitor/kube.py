@@ -390,14 +390,14 @@ class OfflineTarget:
     version is the one receiving records; patches are computed against a synthesized
     Deployment and returned (the operator logs and audits them in dryRun), never sent."""
 
-    monitors: list[dict[str, Any]]
+    monitors: Callable[[], list[dict[str, Any]]]  # asked every pass: models register later
     versions: Callable[[str], list[str]]  # model -> versions in registration order
     live_version: Callable[[str], str | None]
     events: list[dict[str, Any]] = field(default_factory=list)
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def list_monitors(self) -> list[dict[str, Any]]:
-        monitors = copy.deepcopy(self.monitors)
+        monitors = copy.deepcopy(self.monitors())
         for monitor in monitors:  # as an API server would: the last status written
             status = self.statuses.get(monitor["metadata"]["name"])
             if status is not None:
@@ -405,7 +405,7 @@ class OfflineTarget:
         return monitors
 
     def _model_of(self, deployment: str) -> str:
-        for monitor in self.monitors:
+        for monitor in self.monitors():
             if monitor["spec"]["targetRef"]["name"] == deployment:
                 return str(monitor["spec"]["model"])
         raise KeyError(deployment)

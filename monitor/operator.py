@@ -550,21 +550,24 @@ def offline_target(store: Any, namespace: str = "default", chunk_size: int = 500
         with_records = [v.version for v in store.versions(model) if v.records]
         return with_records[-1] if with_records else None
 
-    monitors = [
-        {
-            "apiVersion": "modelguard.dev/v1alpha1",
-            "kind": "ModelMonitor",
-            "metadata": {"name": model.replace("_", "-"), "namespace": namespace, "generation": 1},
-            "spec": {
-                "model": model,
-                "mode": "dryRun",
-                "chunkSize": chunk_size,
-                "targetRef": {"kind": "Deployment", "name": f"{model.replace('_', '-')}-predictor"},
-            },
-        }
-        for model in store.models()
-    ]
+    def monitors() -> list[dict[str, Any]]:
+        return [_offline_monitor(model, namespace, chunk_size) for model in store.models()]
+
     return OfflineTarget(monitors=monitors, versions=versions, live_version=live)
+
+
+def _offline_monitor(model: str, namespace: str, chunk_size: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelguard.dev/v1alpha1",
+        "kind": "ModelMonitor",
+        "metadata": {"name": model.replace("_", "-"), "namespace": namespace, "generation": 1},
+        "spec": {
+            "model": model,
+            "mode": "dryRun",
+            "chunkSize": chunk_size,
+            "targetRef": {"kind": "Deployment", "name": f"{model.replace('_', '-')}-predictor"},
+        },
+    }
 
 
 def build_operator(settings: Any, store: Any) -> Operator:

@@ -146,11 +146,12 @@ def test_a_failing_version_does_not_stop_the_others(store, registrations, split)
     assert store.chunks("broken") == []
 
 
-def test_known_good_falls_back_to_the_earliest_other_version(store, registrations):
+def test_known_good_falls_back_to_the_earliest_earlier_version(store, registrations):
     good, retrain = registrations["good"], registrations["retrain"]
     order = [good.version, retrain.version]
     assert known_good_version(store, MODEL, retrain.version, order) == good.version
-    assert known_good_version(store, MODEL, good.version, order) == retrain.version
+    # A later release is never the yardstick of an earlier version.
+    assert known_good_version(store, MODEL, good.version, order) is None
     store.put_state(f"known_good/{MODEL}", {"version": good.version})
     assert known_good_version(store, MODEL, good.version, order) is None
     assert known_good_version(store, MODEL, retrain.version, [retrain.version]) is None

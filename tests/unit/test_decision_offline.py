@@ -33,6 +33,9 @@ def register(store: Store, version: str) -> None:
 
 def test_offline_operator_promotes_then_computes_the_rollback_patch(tmp_path: Path) -> None:
     with Store(tmp_path / "monitor.db") as store:
+        # Built at start-up, before any predictor registered: it must see models added later.
+        target = offline_target(store, namespace="demo")
+        assert target.list_monitors() == []
         register(store, GOOD)
         register(store, BAD)
         for i in range(6):
@@ -43,7 +46,6 @@ def test_offline_operator_promotes_then_computes_the_rollback_patch(tmp_path: Pa
                     last_seq=i * 500 + 499,
                 )
             )
-        target = offline_target(store, namespace="demo")
         metrics = MonitorMetrics()
         operator = Operator(store, target, clock=lambda: NOW, metrics=metrics)
 
