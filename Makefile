@@ -8,7 +8,7 @@ export BENTOML_DO_NOT_TRACK := true
 export NML_DISABLE_USAGE_LOGGING := 1
 PORT ?= 3000
 
-.PHONY: install test lint train serve build bench bench-logging bench-policy replay monitor demo clean
+.PHONY: install test lint train serve build bench bench-logging bench-ingest bench-analysis bench-all bench-policy replay monitor demo manifests clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -45,6 +45,15 @@ bench: install  ## serving benchmark (BentoML vs bare Starlette vs MLServer); fi
 bench-logging: install  ## inference-logging overhead and zero-loss checks (outage, burst, SIGTERM)
 	$(PY) bench/logging_bench.py
 
+bench-ingest: install  ## monitor ingest records/s over HTTP, records_frame read speed and memory
+	$(PY) bench/ingest_bench.py
+
+bench-analysis: install  ## estimation accuracy on the replay (offline) and analysis scaling 10k/100k/1M
+	$(PY) bench/replay_accuracy.py
+	$(PY) bench/analysis_scaling.py
+
+bench-all: bench bench-logging bench-ingest bench-analysis bench-policy  ## every benchmark
+
 bench-policy: install  ## rollbacks per policy over 5 release dates x 4 releases (DESIGN.md "Deciding")
 	$(PY) -m bench.policy_eval
 
@@ -56,6 +65,9 @@ monitor: install  ## run the monitor on :8080 (state in var/monitor.db; MONITOR_
 
 demo: install  ## the main job: train, build, serve, monitor, replay real traffic, show the verdict
 	$(PY) -m replay.cli demo
+
+manifests: install  ## regenerate the plain k8s/ manifests from the chart
+	bash k8s/generate.sh
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
