@@ -179,6 +179,32 @@ def reference_auc(monitor: Process, versions: list[str]) -> dict[str, float]:
     return out
 
 
+def print_verdict(chunks: list[dict[str, Any]], audit: list[dict[str, Any]], release: str) -> None:
+    """One paragraph: what the monitor decided about the release, and the same-rows evidence."""
+    mine = [c for c in chunks if c["version"] == release]
+    gaps = estimation_errors(mine)
+    acted = [
+        a
+        for a in audit
+        if a.get("kind") in ("rollback", "dry-run-rollback") and a.get("fromVersion") == release
+    ]
+    if acted:
+        first = acted[0]
+        verb = "would roll back" if first["kind"] == "dry-run-rollback" else "rolled back"
+        head = (
+            f"[bold]Verdict:[/] the monitor {verb} {release} to {first.get('toVersion')} "
+            f"(trigger: {first.get('trigger')})."
+        )
+    else:
+        head = f"[bold]Verdict:[/] the monitor kept {release}."
+    console.print(
+        f"{head} On the same {len(mine)} live chunks, its estimated ROC AUC trails the "
+        f"known-good version by {gaps['cumulative_estimated_gap']} on average "
+        f"(realized, once labels arrived: {gaps['cumulative_realized_gap']}); estimate MAE "
+        f"vs realized: {gaps['live_estimate_mae']}."
+    )
+
+
 def print_decisions(audit: list[dict[str, Any]]) -> None:
     for entry in audit:
         if entry.get("kind") not in DECISION_KINDS:
@@ -229,6 +255,7 @@ def demo(
                 ).json()
                 console.print(chunk_table(chunks, audit, player.stats.sim_times))
                 print_decisions(audit)
+                print_verdict(chunks, audit, version_of(tags[bad_release]))
                 report = workdir / "reports" / f"{MODEL}.html"
                 report.parent.mkdir(parents=True, exist_ok=True)
                 report.write_text(httpx.get(f"{monitor.url}/reports/{MODEL}", timeout=120).text)
