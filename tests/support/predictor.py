@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,14 +29,10 @@ from typing import Any
 
 import httpx
 
+from replay.stack import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENTOML = Path(sys.executable).parent / "bentoml"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
