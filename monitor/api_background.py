@@ -81,6 +81,9 @@ def kube_api_client(settings: MonitorSettings) -> Any | None:
 
 def reconcile_pass(store: Any, settings: MonitorSettings) -> Callable[[], Any] | None:
     """A callable running one reconcile pass, or None when there is nothing to reconcile."""
+    if not settings.operator:
+        log.info("MONITOR_OPERATOR=false: the operator loop is not started")
+        return None
     operator = _optional("monitor.operator")
     if operator is None:
         log.warning("monitor.operator is not available: no reconciliation will run")

@@ -65,6 +65,11 @@ class MonitorSettings(BaseSettings):
     reconcile_interval_seconds: float = Field(
         default=30.0, gt=0, description="Pause between operator reconciliations"
     )
+    operator: bool = Field(
+        default=True,
+        description="Run the reconcile loop (offline dryRun when there is no cluster); false"
+        " for a pure measuring monitor: no known-good promotion, no decisions",
+    )
     kubernetes: Literal["off", "auto", "incluster", "kubeconfig"] = Field(
         default="auto",
         description="Kubernetes access: off (no API calls), auto (in-cluster if available,"

@@ -292,7 +292,9 @@ def replay_cmd(
     (workdir / "monitor.db").unlink(missing_ok=True)
     tags = ensure_models(["good", "retrain"])
     token = new_token()
-    monitor = start_monitor(workdir, token)
+    # Measuring only: no operator, so `good` stays the yardstick of every chunk (with the
+    # operator, the retrain would become known-good after its probation).
+    monitor = start_monitor(workdir, token, extra_env={"MONITOR_OPERATOR": "false"})
     with running(monitor):
         good = start_predictor(workdir, tags["good"], monitor.url, token, "predictor-good")
         with running(good):
