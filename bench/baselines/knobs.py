@@ -47,6 +47,47 @@ EXPERIMENTS: dict[str, tuple[str, dict[str, str]]] = {
     "raw_quiet": ("predict_raw", QUIET),
     "raw_quiet_gc": ("predict_raw", QUIET | {"BENCH_GC_FREEZE": "1", "BENCH_GC_GEN0": "50000"}),
 }
+# Experiments on the shipped service (bentos/service.py), settings applied from outside:
+# BentoML config overrides and the GC hook (gc_hook/sitecustomize.py).
+SHIPPED_CONFIG = (
+    "services.modelguard_predictor.logging.access.enabled=false "
+    "services.modelguard_predictor.tracing.excluded_urls=/predict,/predict_batch,/livez,/readyz,/metrics"
+)
+SHIPPED_GC = {"BENCH_GC_GEN0": "50000", "BENCH_GC_FREEZE_AFTER": "20"}
+SHIPPED_EXPERIMENTS: dict[str, dict[str, str]] = {
+    "shipped": {"BENCH_GC_LOG": "1"},
+    "shipped_gc": SHIPPED_GC | {"BENCH_GC_LOG": "1"},
+    "shipped_config": {"BENTOML_CONFIG_OPTIONS": SHIPPED_CONFIG, "BENCH_GC_LOG": "1"},
+    "shipped_tuned": SHIPPED_GC | {"BENTOML_CONFIG_OPTIONS": SHIPPED_CONFIG, "BENCH_GC_LOG": "1"},
+    "shipped_config_timeout10": {
+        "BENTOML_CONFIG_OPTIONS": SHIPPED_CONFIG
+        + " services.modelguard_predictor.traffic.timeout=10",
+        "BENCH_GC_LOG": "1",
+    },
+    "shipped_config_patched": {
+        "BENTOML_CONFIG_OPTIONS": SHIPPED_CONFIG,
+        "BENCH_PATCH_TIMEOUT": "1",
+        "BENCH_GC_LOG": "1",
+    },
+    "shipped_config_patched_freeze": {
+        "BENTOML_CONFIG_OPTIONS": SHIPPED_CONFIG,
+        "BENCH_PATCH_TIMEOUT": "1",
+        "BENCH_GC_FREEZE_AFTER": "8",
+        "BENCH_GC_LOG": "1",
+    },
+    "shipped_patched": {"BENCH_PATCH_TIMEOUT": "1", "BENCH_GC_LOG": "1"},
+    "shipped_config_freeze": {
+        "BENTOML_CONFIG_OPTIONS": SHIPPED_CONFIG,
+        "BENCH_GC_FREEZE_AFTER": "20",
+        "BENCH_GC_LOG": "1",
+    },
+    "shipped_config_freeze_gen0_5k": {
+        "BENTOML_CONFIG_OPTIONS": SHIPPED_CONFIG,
+        "BENCH_GC_FREEZE_AFTER": "20",
+        "BENCH_GC_GEN0": "5000",
+        "BENCH_GC_LOG": "1",
+    },
+}
 LOADS = [("single", 1), ("single", 32), ("batch100", 32)]
 
 
@@ -72,11 +113,16 @@ def summary(r: dict[str, Any]) -> str:
 
 
 def gc_pauses(log: Path | None) -> dict[str, float]:
-    """Count and sum the GCPAUSE lines the stock service prints with BENCH_GC_LOG=1."""
+    """Count the GCPAUSE lines (pauses > 2 ms) printed with BENCH_GC_LOG=1, per generation."""
     if log is None or not log.exists():
         return {}
-    pauses = [float(m) for m in re.findall(r"GCPAUSE gen=2 ms=([0-9.]+)", log.read_text())]
-    return {"gen2_pauses": len(pauses), "gen2_max_ms": max(pauses, default=0.0)}
+    out: dict[str, float] = {}
+    for gen in "012":
+        found = re.findall(rf"GCPAUSE gen={gen} ms=([0-9.]+)", log.read_text())
+        pauses = [float(ms) for ms in found]
+        out[f"gen{gen}_pauses"] = len(pauses)
+        out[f"gen{gen}_max_ms"] = max(pauses, default=0.0)
+    return out
 
 
 def main() -> int:
@@ -106,6 +152,9 @@ def main() -> int:
             if name.startswith("bare"):
                 spec = serve_servers.bare_spec(home, args.model_tag, 2)
                 env: dict[str, str] = {}
+            elif name in SHIPPED_EXPERIMENTS:
+                env = SHIPPED_EXPERIMENTS[name]
+                spec = serve_servers.shipped_spec(home, args.model_tag, 2, env)
             else:
                 endpoint, env = EXPERIMENTS[name]
                 env = env | {"BENCH_GC_LOG": "1"}

@@ -47,9 +47,14 @@ class ServerSpec:
     predict_path: str
     protocol: str = "records"  # "records" = {"records": [...]}; "v2" = Open Inference Protocol
     env: dict[str, str] = field(default_factory=dict)
-    port: int = 0
+    port: int = 0  # chosen at launch: `PORT` in argv / `http_port` in settings become it
     log_path: Path | None = None
     pid: int | None = None
+    settings: dict[str, object] | None = None  # MLServer's settings.json, written at launch
+    settings_path: Path | None = None
+
+
+PORT = "{port}"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -71,6 +76,26 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+UV_EXTRAS = REPO / ".venv-uvextras"
+UV_EXTRAS_REQUIREMENTS = ["httptools>=0.6,<1", "uvloop>=0.21,<1"]
+
+
+def with_uv_extras(spec: ServerSpec) -> ServerSpec:
+    """Serve with uvicorn's C parts: httptools (HTTP parser) and uvloop (event loop).
+
+    uvicorn picks both up when importable (`http="auto"`, `loop="auto"`; BentoML does not
+    override them). They are installed into a side folder put first on the server's
+    PYTHONPATH, so the shared .venv stays as it is.
+    """
+    if not (UV_EXTRAS / "uvloop").exists():
+        pip = [sys.executable, "-m", "pip", "install", "-q", "--target", str(UV_EXTRAS)]
+        subprocess.run([*pip, *UV_EXTRAS_REQUIREMENTS], check=True)
+    path = spec.env.get("PYTHONPATH", "")
+    spec.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(UV_EXTRAS), path]))
+    spec.name += "+uv"
+    return spec
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -89,35 +114,42 @@ def shipped_available() -> bool:
     return (REPO / "bentos" / "service.py").exists() and (REPO / "bentofile.yaml").exists()
 
 
-def shipped_spec(bentoml_home: str, model_tag: str, extra_env: dict[str, str]) -> ServerSpec:
-    """The repository's own service, served the way `make serve` does (`bentoml serve .`)."""
-    port = free_port()
-    env = _base_env(bentoml_home, model_tag) | extra_env
-    argv = [str(VENV_BIN / "bentoml"), "serve", ".", "--port", str(port), "--host", "127.0.0.1"]
-    return ServerSpec("shipped", argv, REPO, "/readyz", "/predict", env=env, port=port)
+GC_HOOK = BASELINES / "gc_hook"
+
+
+def shipped_spec(
+    bentoml_home: str, model_tag: str, workers: int, extra_env: dict[str, str]
+) -> ServerSpec:
+    """The repository's own service, served the way `make serve` does (`bentoml serve .`),
+    with the bench's worker count (PREDICTOR_WORKERS, docs/predictor.md).
+
+    `extra_env` may carry BentoML overrides (`BENTOML_CONFIG_OPTIONS`) and the GC settings
+    of `gc_hook/sitecustomize.py` (`BENCH_GC_*`), which is then put on PYTHONPATH.
+    """
+    env = _base_env(bentoml_home, model_tag) | {"PREDICTOR_WORKERS": str(workers)} | extra_env
+    if any(k.startswith(("BENCH_GC", "BENCH_PATCH")) for k in extra_env):
+        env["PYTHONPATH"] = os.pathsep.join([str(GC_HOOK), env["PYTHONPATH"]])
+    argv = [str(VENV_BIN / "bentoml"), "serve", ".", "--port", PORT, "--host", "127.0.0.1"]
+    return ServerSpec("shipped", argv, REPO, "/readyz", "/predict", env=env)
 
 
 def stock_spec(
     bentoml_home: str, model_tag: str, workers: int, extra_env: dict[str, str], endpoint: str
 ) -> ServerSpec:
     """The stock BentoML service of `bento_stock/` (knobs via BENCH_* env)."""
-    port = free_port()
     env = _base_env(bentoml_home, model_tag) | {"BENCH_WORKERS": str(workers)} | extra_env
     env["PYTHONPATH"] = os.pathsep.join([str(BASELINES), env["PYTHONPATH"]])
-    argv = [str(VENV_BIN / "bentoml"), "serve", "stock_service:StockRain", "--port", str(port)]
+    argv = [str(VENV_BIN / "bentoml"), "serve", "stock_service:StockRain", "--port", PORT]
     argv += ["--host", "127.0.0.1"]
-    return ServerSpec(
-        "stock", argv, BASELINES / "bento_stock", "/livez", f"/{endpoint}", env=env, port=port
-    )
+    return ServerSpec("stock", argv, BASELINES / "bento_stock", "/livez", f"/{endpoint}", env=env)
 
 
 def bare_spec(bentoml_home: str, model_tag: str, workers: int) -> ServerSpec:
     """Starlette + uvicorn with the same worker count, same scoring code."""
-    port = free_port()
-    argv = [sys.executable, "bare_app.py", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [sys.executable, "bare_app.py", "--host", "127.0.0.1", "--port", PORT]
     argv += ["--workers", str(workers)]
     env = _base_env(bentoml_home, model_tag)
-    return ServerSpec("bare", argv, BASELINES, "/livez", "/predict", env=env, port=port)
+    return ServerSpec("bare", argv, BASELINES, "/livez", "/predict", env=env)
 
 
 def ensure_mlserver_venv() -> Path:
@@ -139,7 +171,6 @@ def mlserver_spec(model_dir: Path, version: str, workers: int, workdir: Path) ->
     `saved_model.ubj` is copied under that name. `parallel_workers` = the bench's workers.
     """
     mlserver = ensure_mlserver_venv()
-    port = free_port()
     model_root = workdir / "rain"
     model_root.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model_dir / "saved_model.ubj", model_root / "model.ubj")
@@ -149,15 +180,7 @@ def mlserver_spec(model_dir: Path, version: str, workers: int, workdir: Path) ->
         "parameters": {"uri": "./model.ubj", "version": version},
     }
     (model_root / "model-settings.json").write_text(json.dumps(settings, indent=2))
-    server = {
-        "http_port": port,
-        "grpc_port": free_port(),
-        "metrics_port": free_port(),
-        "host": "127.0.0.1",
-        "parallel_workers": workers,
-        "debug": False,
-    }
-    (workdir / "settings.json").write_text(json.dumps(server, indent=2))
+    server = {"host": "127.0.0.1", "parallel_workers": workers, "debug": False}
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
     env |= QUIET_ENV
     argv = [str(mlserver), "start", str(workdir)]
@@ -169,7 +192,8 @@ def mlserver_spec(model_dir: Path, version: str, workers: int, workdir: Path) ->
         "/v2/models/rain/infer",
         protocol="v2",
         env=env,
-        port=port,
+        settings=server,
+        settings_path=workdir / "settings.json",
     )
 
 
@@ -188,20 +212,44 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def running(spec: ServerSpec, logdir: Path, timeout: float = 90.0) -> Iterator[ServerSpec]:
-    """Run the server until the block exits; yields once its readiness URL answers 200."""
+    """Run the server until the block exits; yields once its readiness URL answers 200.
+
+    The port is picked right before the launch, and picked again (3 tries) if someone else
+    on this shared machine took it in between.
+    """
     logdir.mkdir(parents=True, exist_ok=True)
     spec.log_path = logdir / f"{spec.name}.log"
-    with spec.log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            spec.argv, cwd=spec.cwd, env=spec.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        spec.pid = proc.pid
+    for attempt in range(3):
+        proc = _launch(spec)
         try:
             _wait_ready(spec, proc, timeout)
+        except RuntimeError:
+            _stop(proc)
+            in_use = "address already in use" in spec.log_path.read_text().lower()
+            if in_use and attempt < 2:
+                continue
+            raise
+        try:
             yield spec
         finally:
             _stop(proc)
+        return
+
+
+def _launch(spec: ServerSpec) -> subprocess.Popen[bytes]:
+    assert spec.log_path is not None
+    spec.port = free_port()
+    argv = [str(spec.port) if a == PORT else a for a in spec.argv]
+    if spec.settings is not None and spec.settings_path is not None:
+        ports = {"http_port": spec.port, "grpc_port": free_port(), "metrics_port": free_port()}
+        spec.settings_path.write_text(json.dumps(spec.settings | ports, indent=2))
+    with spec.log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            argv, cwd=spec.cwd, env=spec.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    spec.pid = proc.pid
+    return proc
 
 
 def _wait_ready(spec: ServerSpec, proc: subprocess.Popen[bytes], timeout: float) -> None:
