@@ -50,7 +50,7 @@ TUNED_ENV = {
         "/predict,/predict_batch,/livez,/readyz,/metrics"
     ),
     "BENCH_PATCH_TIMEOUT": "1",  # cancel BentoML's per-request timeout timer
-    "BENCH_GC_FREEZE_AFTER": "8",  # gc.freeze() once the worker has loaded everything
+    "BENCH_GC_FREEZE_AFTER": "4",  # gc.freeze() once the worker has imported everything
 }
 TARGETS = {"bare_single_c32": 0.5, "p99_single_c32_ms": 25.0, "mlserver": 3.0, "bare_rows": 0.5}
 console = Console(width=120)
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         rows: list[dict[str, Any]] = []
         for spec in server_specs(args, names, workdir):
-            console.print(f"[bold]{spec.name}[/] on port {spec.port}")
+            console.print(f"[bold]{spec.name}[/]")
             rows += bench_server(spec, args, bodies, LOGS)
     ratio = ratios(rows)
     print_table(rows, ratio)

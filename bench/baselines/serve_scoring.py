@@ -46,13 +46,18 @@ def model_dir(tag: str | None = None, home: str | None = None) -> Path:
     name, _, version = tag.partition(":")
     base = Path(home) / "models" / name
     if version in ("", "latest"):
-        version = (base / "latest").read_text().strip()
+        latest = base / "latest"
+        version = latest.read_text().strip() if latest.exists() else "latest"
     return base / version
 
 
 def load(tag: str | None = None, home: str | None = None) -> LoadedModel:
     """Load the booster (UBJSON, no pickle) and its schema from the model store folder."""
     folder = model_dir(tag, home)
+    if not (folder / "saved_model.ubj").exists():
+        raise SystemExit(
+            f"no model {tag or DEFAULT_TAG} in {folder.parent}: run `make train` first"
+        )
     info = yaml.safe_load((folder / "model.yaml").read_text())
     schema = ModelSchema.model_validate_json(info["metadata"]["schema"])
     booster = xgb.Booster()

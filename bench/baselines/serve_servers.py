@@ -183,6 +183,9 @@ def mlserver_spec(model_dir: Path, version: str, workers: int, workdir: Path) ->
     server = {"host": "127.0.0.1", "parallel_workers": workers, "debug": False}
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
     env |= QUIET_ENV
+    # One XGBoost (OpenMP) thread per worker, as the other servers: by default every
+    # MLServer worker would start one per core and spin them against each other.
+    env["OMP_NUM_THREADS"] = "1"
     argv = [str(mlserver), "start", str(workdir)]
     return ServerSpec(
         "mlserver",
