@@ -39,7 +39,7 @@ serve: install  ## serve the newest rain_forecast model with `bentoml serve` on 
 build: install  ## bentoml build (offline)
 	$(VENV)/bin/bentoml build .
 
-bench: install  ## serving benchmark (BentoML vs bare Starlette vs MLServer); figures in bench/results
+bench: install train  ## serving benchmark (BentoML vs bare Starlette vs MLServer); figures in bench/results
 	$(PY) bench/serve_bench.py
 
 bench-logging: install  ## inference-logging overhead and zero-loss checks (outage, burst, SIGTERM)
