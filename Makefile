@@ -30,13 +30,13 @@ lint: install  ## ruff (lint + format) and mypy
 test: install  ## the whole test suite: unit, integration (real servers and tools), e2e
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
-train: install  ## train the good model and a worse release into the BentoML store
+train: $(VENV)/.installed  ## train the good model and a worse release into the BentoML store
 	$(PY) -m bentos.train -r good -r no-key-features
 
-serve: install  ## serve the newest rain_forecast model with `bentoml serve` on PORT
+serve: $(VENV)/.installed  ## serve the newest rain_forecast model with `bentoml serve` on PORT
 	$(VENV)/bin/bentoml serve . --port $(PORT)
 
-build: install  ## bentoml build (offline)
+build: $(VENV)/.installed  ## bentoml build (offline)
 	$(VENV)/bin/bentoml build .
 
 bench: install train  ## serving benchmark (BentoML vs bare Starlette vs MLServer); figures in bench/results
@@ -57,13 +57,13 @@ bench-all: bench bench-logging bench-ingest bench-analysis bench-policy  ## ever
 bench-policy: install  ## rollbacks per policy over 5 release dates x 4 releases (DESIGN.md "Deciding")
 	$(PY) -m bench.policy_eval
 
-replay: install  ## replay 2013 H2 through predictor + monitor; figures in bench/results/replay.json
+replay: $(VENV)/.installed  ## replay 2013 H2 through predictor + monitor; figures in bench/results/replay.json
 	$(PY) -m replay.cli replay
 
-monitor: install  ## run the monitor on :8080 (state in var/monitor.db; MONITOR_* env to configure)
+monitor: $(VENV)/.installed  ## run the monitor on :8080 (state in var/monitor.db; MONITOR_* env to configure)
 	MONITOR_DB_PATH=$${MONITOR_DB_PATH:-var/monitor.db} $(PY) -m monitor serve
 
-demo: install  ## the main job: train, build, serve, monitor, replay real traffic, show the verdict
+demo: $(VENV)/.installed  ## the main job: train, build, serve, monitor, replay real traffic, show the verdict
 	$(PY) -m replay.cli demo
 
 manifests: install  ## regenerate the plain k8s/ manifests from the chart

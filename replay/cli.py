@@ -16,6 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,17 @@ from rich.table import Table
 from bentos.data import load_weather, time_split, weather_schema
 from replay.driver import Replayer, Step
 from replay.report import DECISION_KINDS, chunk_table, estimation_errors
-from replay.stack import REPO, Process, new_token, running, start_monitor, start_predictor
+from replay.stack import (
+    REPO,
+    Process,
+    new_token,
+    running,
+    start_monitor,
+    start_predictor,
+    version_of,
+    wait_known_good,
+    wait_registered,
+)
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
@@ -159,16 +171,6 @@ def replay_through(
     return player, sampler
 
 
-def wait_known_good(monitor: Process, version: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        versions = httpx.get(f"{monitor.url}/v1/models", timeout=10).json()
-        if any(v["version"] == version and v.get("state") == "known-good" for v in versions):
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"{version} did not pass probation within {timeout}s")
-
-
 def reference_auc(monitor: Process, versions: list[str]) -> dict[str, float]:
     out = {}
     for version in versions:
@@ -216,6 +218,27 @@ def print_decisions(audit: list[dict[str, Any]]) -> None:
             console.print_json(json.dumps(entry["patch"]))
 
 
+@contextmanager
+def two_versions(
+    workdir: Path, tags: dict[str, str], first: str, second: str, monitor_env: dict[str, str]
+) -> Iterator[tuple[Process, Process, Process]]:
+    """A fresh monitor, then a predictor per version, each registered before the next
+    starts (registration order is revision order for the offline operator)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "monitor.db").unlink(missing_ok=True)
+    token = new_token()
+    monitor = start_monitor(workdir, token, extra_env=monitor_env)
+    with running(monitor):
+        one = start_predictor(workdir, tags[first], monitor.url, token, f"predictor-{first}")
+        with running(one):
+            wait_registered(monitor, version_of(tags[first]))
+            two = start_predictor(workdir, tags[second], monitor.url, token, f"predictor-{second}")
+            with running(two):
+                wait_registered(monitor, version_of(tags[second]))
+                console.print(f"monitor {monitor.url}; {first} {one.url}; {second} {two.url}")
+                yield monitor, one, two
+
+
 @app.command()
 def demo(
     workdir: Path = typer.Option(REPO / "var" / "demo", help="Logs, the monitor's DB, reports."),
@@ -224,61 +247,32 @@ def demo(
     step_seconds: float = typer.Option(0.2, help="Wall seconds per simulated day."),
 ) -> None:
     """Train, build, serve, monitor, replay Jul-Dec 2013, show the verdict."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "monitor.db").unlink(missing_ok=True)
     tags = ensure_models(["good", bad_release])
     build_bento()
-    token = new_token()
-    monitor = start_monitor(workdir, token)
-    with running(monitor):
-        good = start_predictor(workdir, tags["good"], monitor.url, token, "predictor-good")
-        with running(good):
-            wait_registered(monitor, tags["good"])
-            bad = start_predictor(
-                workdir, tags[bad_release], monitor.url, token, "predictor-release"
-            )
-            with running(bad):
-                console.print(f"monitor {monitor.url}; good {good.url}; release {bad.url}")
-                player, sampler = replay_through(
-                    monitor,
-                    [
-                        (pd.Timestamp("2013-01-01", tz="UTC"), good),
-                        (pd.Timestamp(release_date, tz="UTC"), bad),
-                    ],
-                    step_seconds,
-                )
-                expected = {v: n // 500 for v, n in player.stats.predictions.items()}
-                chunks = wait_for_analysis(monitor, expected)
-                sampler.stop()
-                audit = httpx.get(
-                    f"{monitor.url}/v1/audit", params={"model": MODEL}, timeout=30
-                ).json()
-                console.print(chunk_table(chunks, audit, player.stats.sim_times))
-                print_decisions(audit)
-                print_verdict(chunks, audit, version_of(tags[bad_release]))
-                report = workdir / "reports" / f"{MODEL}.html"
-                report.parent.mkdir(parents=True, exist_ok=True)
-                report.write_text(httpx.get(f"{monitor.url}/reports/{MODEL}", timeout=120).text)
-                console.print(f"HTML report: [bold]{report}[/]")
-                console.print(
-                    f"monitor: peak RSS {sampler.peak_rss / 2**20:.0f} MiB, "
-                    f"CPU {sampler.cpu_seconds:.1f} s"
-                )
-
-
-def version_of(tag: str) -> str:
-    return tag.split(":", 1)[1]
-
-
-def wait_registered(monitor: Process, tag: str, timeout: float = 60) -> None:
-    version = tag.split(":", 1)[1]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        versions = httpx.get(f"{monitor.url}/v1/models", timeout=10).json()
-        if any(v["version"] == version for v in versions):
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"{tag} never registered with the monitor")
+    with two_versions(workdir, tags, "good", bad_release, {}) as (monitor, good, bad):
+        player, sampler = replay_through(
+            monitor,
+            [
+                (pd.Timestamp("2013-01-01", tz="UTC"), good),
+                (pd.Timestamp(release_date, tz="UTC"), bad),
+            ],
+            step_seconds,
+            before_switch={bad.name: version_of(tags["good"])},
+        )
+        expected = {v: n // 500 for v, n in player.stats.predictions.items()}
+        chunks = wait_for_analysis(monitor, expected)
+        sampler.stop()
+        audit = httpx.get(f"{monitor.url}/v1/audit", params={"model": MODEL}, timeout=30).json()
+        console.print(chunk_table(chunks, audit, player.stats.sim_times))
+        print_decisions(audit)
+        print_verdict(chunks, audit, version_of(tags[bad_release]))
+        report = workdir / "reports" / f"{MODEL}.html"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(httpx.get(f"{monitor.url}/reports/{MODEL}", timeout=120).text)
+        console.print(f"HTML report: [bold]{report}[/]")
+        console.print(
+            f"monitor: peak RSS {sampler.peak_rss / 2**20:.0f} MiB, CPU {sampler.cpu_seconds:.1f} s"
+        )
 
 
 @app.command("replay")
@@ -288,32 +282,21 @@ def replay_cmd(
     step_seconds: float = typer.Option(0.05, help="Wall seconds per simulated day."),
 ) -> None:
     """Measure: estimated vs realized per chunk, live and known-good shadow; losses; cost."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "monitor.db").unlink(missing_ok=True)
     tags = ensure_models(["good", "retrain"])
-    token = new_token()
     # Measuring only: no operator, so `good` stays the yardstick of every chunk (with the
     # operator, the retrain would become known-good after its probation).
-    monitor = start_monitor(workdir, token, extra_env={"MONITOR_OPERATOR": "false"})
-    with running(monitor):
-        good = start_predictor(workdir, tags["good"], monitor.url, token, "predictor-good")
-        with running(good):
-            wait_registered(monitor, tags["good"])
-            live = start_predictor(
-                workdir, tags["retrain"], monitor.url, token, "predictor-retrain"
-            )
-            with running(live):
-                wait_registered(monitor, tags["retrain"])
-                began = time.monotonic()
-                player, sampler = replay_through(
-                    monitor, [(pd.Timestamp("2013-01-01", tz="UTC"), live)], step_seconds
-                )
-                expected = {v: n // 500 for v, n in player.stats.predictions.items()}
-                chunks = wait_for_analysis(monitor, expected)
-                sampler.stop()
-                wall = time.monotonic() - began
-                stored = stored_count(monitor)
-                ref = reference_auc(monitor, list(player.stats.predictions))
+    no_operator = {"MONITOR_OPERATOR": "false"}
+    with two_versions(workdir, tags, "good", "retrain", no_operator) as (monitor, _, live):
+        began = time.monotonic()
+        player, sampler = replay_through(
+            monitor, [(pd.Timestamp("2013-01-01", tz="UTC"), live)], step_seconds
+        )
+        expected = {v: n // 500 for v, n in player.stats.predictions.items()}
+        chunks = wait_for_analysis(monitor, expected)
+        sampler.stop()
+        wall = time.monotonic() - began
+        stored = stored_count(monitor)
+        ref = reference_auc(monitor, list(player.stats.predictions))
     sent = len(player.stats.prediction_ids)
     errors = estimation_errors(chunks, ref)
     console.print(chunk_table(chunks, [], player.stats.sim_times))

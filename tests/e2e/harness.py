@@ -25,7 +25,15 @@ from bentos.data import load_weather, time_split, weather_schema
 from monitor.kube import VERSION_ANNOTATION
 from replay.driver import Replayer, ReplayStats
 from replay.prometheus import start_prometheus
-from replay.stack import Process, free_port, new_token, start_monitor, start_predictor
+from replay.stack import (
+    Process,
+    free_port,
+    new_token,
+    start_monitor,
+    start_predictor,
+    version_of,
+    wait_registered,
+)
 from tests.support.kube import (
     DEPLOYMENTS,
     EVENTS,
@@ -272,20 +280,6 @@ class Stack:
 class Replay:
     stats: ReplayStats
     timeline: list[tuple[pd.Timestamp, str]]  # (simulated time, live version) at each change
-
-
-def version_of(tag: str) -> str:
-    return tag.split(":", 1)[1]
-
-
-def wait_registered(monitor: Process, version: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        versions = httpx.get(f"{monitor.url}/v1/models", timeout=10).json()
-        if any(v["version"] == version and v.get("registered_at") for v in versions):
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"{version} never registered with the monitor")
 
 
 @contextmanager
