@@ -1,0 +1,151 @@
+"""Model-version registrations and the versions overview, as a mixin of `Store`.
+
+Why a module of its own: registering a version (content-addressed, idempotent, `Conflict` on
+changed content) and listing versions with their lifecycle state are one cohesive job that
+the API, the CLI and analysis share, separate from record ingest and chunk evidence in
+`monitor.store`. The rows live in the `model_versions` table of the same SQLite file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any, Literal
+
+from monitor.store_state import canonical_json, now_iso
+from monitor.store_types import Conflict, NotFound, VersionInfo, registration_dict
+
+
+class ModelVersions:
+    """Needs `_reader()`, `_write(work)`, `get_state` and `rejected_versions` from `Store`."""
+
+    def _reader(self) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        raise NotImplementedError
+
+    def get_state(self, key: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def rejected_versions(self, model: str) -> list[str]:
+        raise NotImplementedError
+
+    # -- model versions --------------------------------------------------------------------
+
+    def register(self, reg: Any) -> Literal["created", "unchanged"]:
+        """Store a registration (dict or `Registration`); raises `Conflict` on a changed one."""
+        data = registration_dict(reg)
+        model, version = str(data["model"]), str(data["version"])
+        digest = hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+        artifact = base64.b64decode(data["artifact"])
+        reference = canonical_json(data.get("reference", []))
+        meta = {k: v for k, v in data.items() if k not in ("artifact", "reference")}
+        meta["artifact_sha256"] = hashlib.sha256(artifact).hexdigest()
+
+        def work(conn: sqlite3.Connection) -> Literal["created", "unchanged"]:
+            row = conn.execute(
+                "SELECT content_sha256 FROM model_versions WHERE model = ? AND version = ?",
+                (model, version),
+            ).fetchone()
+            if row is not None:
+                if row[0] == digest:
+                    return "unchanged"
+                raise Conflict(f"{model}:{version} is registered with different content")
+            conn.execute(
+                "INSERT INTO model_versions (model, version, registration, reference, artifact,"
+                " content_sha256, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (model, version, canonical_json(meta), reference, artifact, digest, now_iso()),
+            )
+            return "created"
+
+        result: Literal["created", "unchanged"] = self._write(work)
+        return result
+
+    def registration(
+        self, model: str, version: str, *, with_reference: bool = True
+    ) -> dict[str, Any]:
+        """The registration as sent, without the artifact (see `artifact`)."""
+        cols = "registration, registered_at" + (", reference" if with_reference else "")
+        row = (
+            self._reader()
+            .execute(
+                f"SELECT {cols} FROM model_versions WHERE model = ? AND version = ?",
+                (model, version),
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise NotFound(f"{model}:{version} is not registered")
+        data: dict[str, Any] = json.loads(row[0])
+        data["registered_at"] = row[1]
+        if with_reference:
+            data["reference"] = json.loads(row[2])
+        return data
+
+    def artifact(self, model: str, version: str) -> bytes:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT artifact FROM model_versions WHERE model = ? AND version = ?",
+                (model, version),
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise NotFound(f"{model}:{version} is not registered")
+        return bytes(row[0])
+
+    def models(self) -> list[str]:
+        rows = (
+            self._reader()
+            .execute("SELECT model FROM model_versions UNION SELECT DISTINCT model FROM records")
+            .fetchall()
+        )
+        return sorted(r[0] for r in rows)
+
+    def versions(self, model: str | None = None) -> list[VersionInfo]:
+        """Registered versions and versions that only have records so far, oldest first."""
+        conn = self._reader()
+        where, params = ("WHERE model = ?", (model,)) if model is not None else ("", ())
+        registered = {
+            (m, v): (json.loads(reg), at)
+            for m, v, reg, at in conn.execute(
+                f"SELECT model, version, registration, registered_at FROM model_versions {where}",
+                params,
+            )
+        }
+        counts = {
+            (m, v): (int(n), int(first))
+            for m, v, n, first in conn.execute(
+                f"SELECT model, version, count(*), min(seq) FROM records {where}"
+                " GROUP BY model, version",
+                params,
+            )
+        }
+        out = []
+        for key in set(registered) | set(counts):
+            reg, at = registered.get(key, ({}, None))
+            state = "registered" if at else "unregistered"
+            if key[1] in self.rejected_versions(key[0]):
+                state = "rejected"
+            elif (self.get_state(f"known_good/{key[0]}") or {}).get("version") == key[1]:
+                state = "known-good"
+            out.append(
+                VersionInfo(
+                    model=key[0],
+                    version=key[1],
+                    registered_at=at,
+                    learner=reg.get("learner"),
+                    release=reg.get("release"),
+                    state=state,
+                    records=counts.get(key, (0, 0))[0],
+                )
+            )
+        order = {k: (at or "", counts.get(k, (0, 0))[1]) for k, (_, at) in registered.items()}
+        out.sort(key=lambda v: (v.model, order.get((v.model, v.version), ("~", 0)), v.version))
+        return out
