@@ -12,15 +12,28 @@ already rejected -> release gate (hold-out shortfall) -> score parity -> rank co
 cumulative estimated gap -> cumulative realized gap -> (opt-in) world drift. The first rule
 that fires is the trigger; guards (incident, cooldown, target availability, mode) then decide
 whether and how it is acted on.
+
+The trigger rules live in `monitor/decision_rules.py`, the condition building in
+`monitor/decision_conditions.py`; this module holds the inputs, the verdict and the flow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from monitor.decision_conditions import CONDITION_TYPES as CONDITION_TYPES
+from monitor.decision_conditions import (
+    Condition,
+    absolute_degradation,
+    build_conditions,
+    drift_condition,
+    realized_degradation,
+)
+from monitor.decision_conditions import merge_conditions as merge_conditions
+from monitor.decision_rules import TriggerEvidence, find_trigger
 from monitor.evidence import ChunkEvidence
 from monitor.policy import Policy
 
@@ -33,14 +46,6 @@ Action = Literal[
     "unavailable",
 ]
 Effect = Literal["patch", "dry-run", "observe", "none"]
-CONDITION_TYPES = (
-    "Ready",
-    "Degraded",
-    "DriftDetected",
-    "RolledBack",
-    "RetrainingRecommended",
-    "RollbackUnavailable",
-)
 TRIGGER_REASONS = {
     "rejected": "RejectedVersion",
     "gate": "ReleaseGate",
@@ -88,34 +93,6 @@ class DecisionInput:
 
 
 @dataclass(frozen=True)
-class Condition:
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class TriggerEvidence:
-    """Why: the metric, its value, the bound it crossed, on which chunks, between which versions."""
-
-    metric: str
-    value: float
-    bound: float
-    chunks: tuple[int, ...]
-    from_version: str
-    to_version: str | None
-
-    def describe(self) -> str:
-        chunks = ",".join(str(c) for c in self.chunks) or "-"
-        target = self.to_version or "none"
-        return (
-            f"{self.metric}={self.value:.4f} beyond bound {self.bound:.4f} on chunks [{chunks}]; "
-            f"{self.from_version} -> {target}"
-        )
-
-
-@dataclass(frozen=True)
 class Decision:
     action: Action
     effect: Effect
@@ -146,19 +123,21 @@ def decide(inp: DecisionInput) -> Decision:
     policy = inp.policy
     if inp.live_version is None:
         msg = "the Deployment's pod template declares no modelguard.dev/model-version"
-        return Decision("none", "none", msg, _conditions(ready=("False", "VersionUnknown", msg)))
+        return Decision(
+            "none", "none", msg, build_conditions(ready=("False", "VersionUnknown", msg))
+        )
     valid = sorted(
         (c for c in inp.evidence if c.rows >= policy.min_rows_per_chunk),
         key=lambda c: c.chunk_index,
     )
     latest = valid[-1] if valid else None
-    drift = _drift_condition(latest)
-    degraded, degraded_reason, degraded_msg = _absolute_degradation(policy, latest)
+    drift = drift_condition(latest)
+    degraded, degraded_reason, degraded_msg = absolute_degradation(policy, latest)
     base = _Base(inp, valid, drift, degraded, degraded_reason, degraded_msg)
     kg = inp.known_good
     if kg is not None and kg.version == inp.live_version:
         return _judge_known_good(base)
-    trigger = _find_trigger(inp, valid, degraded, drift.status == "True")
+    trigger = find_trigger(inp, valid, degraded, drift.status == "True")
     if trigger is None:
         return _judge_healthy_probation(base)
     return _judge_breach(base, *trigger)
@@ -209,7 +188,7 @@ def _judge_known_good(base: _Base) -> Decision:
     retrain = ("False", "NotNeeded", "the known-good version holds up on realized labels")
     action: Action = "none"
     message = f"{inp.live_version} is known-good; nothing to do"
-    degraded_realized = _realized_degradation(policy, base.valid)
+    degraded_realized = realized_degradation(policy, base.valid)
     if degraded_realized is not None:
         action = "recommend-retraining"
         message = (
@@ -222,7 +201,7 @@ def _judge_known_good(base: _Base) -> Decision:
         action,
         effect,
         message,
-        _conditions(
+        build_conditions(
             ready=ready,
             degraded=base.degraded_condition(),
             drift=base.drift,
@@ -255,7 +234,7 @@ def _judge_healthy_probation(base: _Base) -> Decision:
         action,
         effect,
         message,
-        _conditions(
+        build_conditions(
             ready=ready,
             degraded=base.degraded_condition(),
             drift=base.drift,
@@ -295,7 +274,7 @@ def _judge_breach(base: _Base, trigger: str, evidence: TriggerEvidence) -> Decis
             "unavailable",
             effect,
             msg,
-            _conditions(
+            build_conditions(
                 ready=ready,
                 degraded=degraded,
                 drift=base.drift,
@@ -325,7 +304,7 @@ def _judge_breach(base: _Base, trigger: str, evidence: TriggerEvidence) -> Decis
         action,
         effect,
         message,
-        _conditions(ready=ready, degraded=degraded, drift=base.drift, rolled_back=rolled_back),
+        build_conditions(ready=ready, degraded=degraded, drift=base.drift, rolled_back=rolled_back),
         target_version=target_version,
         target_revision=target_revision,
         deferred=deferred,
@@ -367,269 +346,3 @@ def _rollback_target(
             ),
         )
     return kg.version, max(candidates), None
-
-
-def _find_trigger(
-    inp: DecisionInput, valid: list[ChunkEvidence], degraded: bool, drifting: bool
-) -> tuple[str, TriggerEvidence] | None:
-    version = inp.live_version or ""
-    if version in inp.rejected:
-        ev = TriggerEvidence("rejected", 1.0, 0.0, (), version, None)
-        return "rejected", replace(ev, metric=f"rejected ({inp.rejected[version]})")
-    gate = _gate(inp)
-    if gate is not None:
-        return "gate", gate
-    kg = inp.known_good.version if inp.known_good else None
-    comparable = [c for c in valid if kg is not None and c.known_good_version == kg]
-    policy = inp.policy
-    rules: list[tuple[str, Callable[[], TriggerEvidence | None]]] = [
-        ("parity", lambda: _parity(policy, valid, version)),
-        ("rank_correlation", lambda: _rank(policy, comparable, version)),
-        ("estimated_gap", lambda: _estimated_gap(policy, comparable, version)),
-        ("realized_gap", lambda: _realized_gap(policy, comparable, version)),
-    ]
-    for name, rule in rules:
-        found = rule()
-        if found is not None:
-            return name, found
-    if policy.rollback_on_world_drift and degraded and drifting and valid:
-        est = valid[-1].estimated.get("roc_auc")
-        bound = policy.estimated_bounds.get("roc_auc")
-        value = est.value if est and est.value is not None else float("nan")
-        lower = bound.lower if bound and bound.lower is not None else float("nan")
-        return "world_drift", TriggerEvidence(
-            "estimated_roc_auc_under_drift", value, lower, (valid[-1].chunk_index,), version, None
-        )
-    return None
-
-
-def _gate(inp: DecisionInput) -> TriggerEvidence | None:
-    if inp.gate_waived or inp.known_good is None:
-        return None
-    if inp.live_holdout is None or inp.known_good_holdout is None:
-        return None
-    metric = inp.policy.gate_metric
-    live, kg = inp.live_holdout.get(metric), inp.known_good_holdout.get(metric)
-    if live is None or kg is None:
-        return None
-    shortfall = kg - live
-    if shortfall > inp.policy.gate_max_shortfall:
-        return TriggerEvidence(
-            f"holdout_{metric}_shortfall",
-            shortfall,
-            inp.policy.gate_max_shortfall,
-            (),
-            inp.live_version or "",
-            None,
-        )
-    return None
-
-
-def _first_run(flags: Sequence[tuple[int, float, bool]], k: int) -> tuple[list[int], float] | None:
-    """First run of k consecutive breaching chunks: (chunk indices, value at the run's end)."""
-    run: list[int] = []
-    for index, value, breach in flags:
-        run = [*run, index] if breach else []
-        if len(run) >= k:
-            return run[-k:], value
-    return None
-
-
-def _parity(policy: Policy, chunks: list[ChunkEvidence], version: str) -> TriggerEvidence | None:
-    flags = [
-        (
-            c.chunk_index,
-            c.parity_violation_ratio,
-            c.parity_violation_ratio > policy.parity_max_violation_ratio,
-        )
-        for c in chunks
-        if c.parity_violation_ratio is not None
-    ]
-    run = _first_run(flags, policy.parity_chunks)
-    if run is None:
-        return None
-    return TriggerEvidence(
-        "score_parity_violation_ratio",
-        run[1],
-        policy.parity_max_violation_ratio,
-        tuple(run[0]),
-        version,
-        None,
-    )
-
-
-def _rank(policy: Policy, chunks: list[ChunkEvidence], version: str) -> TriggerEvidence | None:
-    flags = [
-        (c.chunk_index, c.rank_correlation, c.rank_correlation < c.rank_correlation_floor)
-        for c in chunks
-        if c.rank_correlation is not None and c.rank_correlation_floor is not None
-    ]
-    run = _first_run(flags, policy.rank_chunks)
-    if run is None:
-        return None
-    floor = next(c.rank_correlation_floor for c in chunks if c.chunk_index == run[0][-1])
-    return TriggerEvidence(
-        "rank_correlation", run[1], float(floor or 0.0), tuple(run[0]), version, None
-    )
-
-
-def _estimated_gap(
-    policy: Policy, chunks: list[ChunkEvidence], version: str
-) -> TriggerEvidence | None:
-    metric = policy.estimated_gap_metric
-    pairs: list[tuple[int, float, float]] = []
-    for c in chunks:
-        if policy.estimated_gap_same_learner_only and c.same_learner is not True:
-            continue  # CBPE is biased in opposite directions across learners
-        live, kg = c.estimated.get(metric), c.known_good_estimated.get(metric)
-        if live is None or kg is None or live.value is None or kg.value is None:
-            continue
-        pairs.append((c.chunk_index, live.value - kg.value, float(c.rows)))
-    return _cumulative_rule(
-        pairs,
-        policy.estimated_gap_min,
-        policy.estimated_gap_chunks,
-        f"cumulative_estimated_{metric}_gap",
-        version,
-    )
-
-
-def _realized_gap(
-    policy: Policy, chunks: list[ChunkEvidence], version: str
-) -> TriggerEvidence | None:
-    metric = policy.realized_gap_metric
-    pairs: list[tuple[int, float, float]] = []
-    for c in chunks:
-        live, kg = c.realized.get(metric), c.known_good_realized.get(metric)
-        if c.labelled_rows < policy.realized_gap_min_labelled_rows or live is None or kg is None:
-            continue
-        pairs.append((c.chunk_index, live - kg, float(c.labelled_rows)))
-    return _cumulative_rule(
-        pairs,
-        policy.realized_gap_min,
-        policy.realized_gap_chunks,
-        f"cumulative_realized_{metric}_gap",
-        version,
-    )
-
-
-def _cumulative_rule(
-    pairs: list[tuple[int, float, float]], bound: float, k: int, metric: str, version: str
-) -> TriggerEvidence | None:
-    """Row-weighted mean gap since release, checked after each chunk; K consecutive breaches."""
-    flags: list[tuple[int, float, bool]] = []
-    total = weight = 0.0
-    for index, gap, rows in pairs:
-        total += gap * rows
-        weight += rows
-        cumulative = total / weight
-        flags.append((index, cumulative, cumulative < bound))
-    run = _first_run(flags, k)
-    if run is None:
-        return None
-    return TriggerEvidence(metric, run[1], bound, tuple(run[0]), version, None)
-
-
-def _drift_condition(latest: ChunkEvidence | None) -> Condition:
-    if latest is None:
-        return Condition("DriftDetected", "Unknown", "AwaitingEvidence", "no chunk analysed yet")
-    features = latest.drifted_features
-    if features:
-        return Condition(
-            "DriftDetected",
-            "True",
-            "FeatureDrift",
-            f"chunk {latest.chunk_index}: drift in {', '.join(features)}",
-        )
-    if latest.multivariate_alert:
-        return Condition(
-            "DriftDetected",
-            "True",
-            "MultivariateDrift",
-            f"chunk {latest.chunk_index}: reconstruction error "
-            f"{latest.multivariate_error} above {latest.multivariate_threshold}",
-        )
-    return Condition("DriftDetected", "False", "NoDrift", f"chunk {latest.chunk_index}: no drift")
-
-
-def _absolute_degradation(policy: Policy, latest: ChunkEvidence | None) -> tuple[bool, str, str]:
-    if latest is None:
-        return False, "", ""
-    for metric, bounds in policy.estimated_bounds.items():
-        est = latest.estimated.get(metric)
-        if (
-            est is not None
-            and est.value is not None
-            and bounds.lower is not None
-            and est.value < bounds.lower
-        ):
-            return (
-                True,
-                "EstimateBelowBound",
-                (
-                    f"chunk {latest.chunk_index}: estimated {metric} {est.value:.4f} "
-                    f"< {bounds.lower:.4f}"
-                ),
-            )
-    realized = _realized_degradation(policy, [latest])
-    if realized is not None:
-        return True, "RealizedBelowBound", f"chunk {latest.chunk_index}: {realized}"
-    return False, "", ""
-
-
-def _realized_degradation(policy: Policy, chunks: Sequence[ChunkEvidence]) -> str | None:
-    labelled = [c for c in chunks if c.labelled_rows >= policy.realized_gap_min_labelled_rows]
-    if not labelled:
-        return None
-    latest = labelled[-1]
-    for metric, bounds in policy.realized_bounds.items():
-        value = latest.realized.get(metric)
-        if value is not None and bounds.lower is not None and value < bounds.lower:
-            return f"realized {metric} {value:.4f} < {bounds.lower:.4f}"
-    return None
-
-
-def _conditions(
-    ready: tuple[str, str, str],
-    degraded: tuple[str, str, str] = ("Unknown", "AwaitingEvidence", ""),
-    drift: Condition | None = None,
-    rolled_back: tuple[str, str, str] = ("False", "NoRollback", ""),
-    retrain: tuple[str, str, str] = ("False", "NotNeeded", ""),
-    unavailable: tuple[str, str, str] = ("False", "TargetAvailable", ""),
-) -> tuple[Condition, ...]:
-    drift = drift or Condition("DriftDetected", "Unknown", "AwaitingEvidence", "")
-    rows = [
-        ("Ready", ready),
-        ("Degraded", degraded),
-        ("RolledBack", rolled_back),
-        ("RetrainingRecommended", retrain),
-        ("RollbackUnavailable", unavailable),
-    ]
-    made = [Condition(t, s, r, m) for t, (s, r, m) in rows]  # type: ignore[arg-type]
-    return (made[0], made[1], drift, *made[2:])
-
-
-def merge_conditions(
-    previous: Sequence[Mapping[str, Any]],
-    new: Sequence[Condition],
-    now: datetime,
-    generation: int | None,
-) -> list[dict[str, Any]]:
-    """Status conditions: `lastTransitionTime` moves only when a condition's status flips."""
-    before = {str(c.get("type")): c for c in previous}
-    merged: list[dict[str, Any]] = []
-    for cond in new:
-        old = before.get(cond.type)
-        flipped = old is None or old.get("status") != cond.status
-        when = now.isoformat().replace("+00:00", "Z") if flipped else old.get("lastTransitionTime")  # type: ignore[union-attr]
-        entry: dict[str, Any] = {
-            "type": cond.type,
-            "status": cond.status,
-            "reason": cond.reason,
-            "message": cond.message[:32000],
-            "lastTransitionTime": when,
-        }
-        if generation is not None:
-            entry["observedGeneration"] = generation
-        merged.append(entry)
-    return merged

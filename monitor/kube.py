@@ -1,174 +1,48 @@
-"""Kubernetes adapter: revisions -> model versions, the rollout-undo patch, Events, CR status.
+"""Kubernetes adapter: the operator's target over a real API server (Events, CR status, patch).
 
 Thin on purpose: the decision is elsewhere (`monitor/decision.py`); this module only reads
-and writes API objects, as plain dicts (JSON as the API server sends it, camelCase keys).
-The rollback reproduces `kubectl rollout undo --to-revision`: copy the target ReplicaSet's
-pod template without its `pod-template-hash` label and patch the Deployment with it, guarded
-by JSON-patch `test` ops (resourceVersion and the current model-version annotation) so that a
-concurrent change is never overwritten. `OfflineTarget` offers the same surface without a
-cluster (settings `kubernetes=off`): a Deployment synthesized from the registered versions,
-patches computed and returned, never sent.
+and writes API objects, as plain dicts (JSON as the API server sends it, camelCase keys),
+with backoff on transient failures and a re-read after any failed patch so a retry never
+patches twice. Reading revisions and building the rollout-undo patch are pure and shared
+with the offline target: `monitor/rollout.py`; the no-cluster target is `monitor/offline.py`.
+Both are re-exported here, where callers have always imported them from.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+from monitor.offline import OfflineTarget as OfflineTarget
+from monitor.offline import synthesized_replicaset as synthesized_replicaset
+from monitor.rollout import CHANGE_CAUSE as CHANGE_CAUSE
+from monitor.rollout import HASH_LABEL as HASH_LABEL
+from monitor.rollout import MODEL_ANNOTATION as MODEL_ANNOTATION
+from monitor.rollout import REVISION_ANNOTATION as REVISION_ANNOTATION
+from monitor.rollout import VERSION_ANNOTATION as VERSION_ANNOTATION
+from monitor.rollout import (
+    Observation,
+    Outcome,
+    RevisionView,
+    RollbackPlan,
+    observe,
+    rollout_undo_patch,
+    same_template,
+)
+from monitor.rollout import clean_template as clean_template
+from monitor.rollout import revisions_of as revisions_of
+from monitor.rollout import template_version as template_version
 
 LOG = logging.getLogger("modelguard.kube")
-VERSION_ANNOTATION = "modelguard.dev/model-version"
-MODEL_ANNOTATION = "modelguard.dev/model-name"
-REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-CHANGE_CAUSE = "kubernetes.io/change-cause"
-HASH_LABEL = "pod-template-hash"
 GROUP, API_VERSION, PLURAL, KIND = "modelguard.dev", "v1alpha1", "modelmonitors", "ModelMonitor"
 COMPONENT = "modelguard-monitor"
-Outcome = Literal["patched", "already", "superseded", "missing", "failed"]
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RevisionView:
-    """One ReplicaSet owned by the Deployment: its revision, pod template and model version."""
-
-    number: int
-    name: str
-    version: str | None
-    template: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Observation:
-    deployment: Mapping[str, Any]
-    revisions: Mapping[int, RevisionView]
-    live_version: str | None
-    live_revision: int | None
-
-    @property
-    def history(self) -> dict[int, str | None]:
-        return {n: r.version for n, r in self.revisions.items()}
-
-
-@dataclass(frozen=True)
-class RollbackPlan:
-    namespace: str
-    deployment: str
-    target_revision: int
-    target_version: str
-    from_version: str
-    change_cause: str
-
-
-def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
-
-
-def template_version(template: Mapping[str, Any] | None) -> str | None:
-    annotations = ((template or {}).get("metadata") or {}).get("annotations") or {}
-    value = annotations.get(VERSION_ANNOTATION)
-    return str(value) if value else None
-
-
-def clean_template(template: Mapping[str, Any]) -> dict[str, Any]:
-    """The ReplicaSet's template as the Deployment would carry it: no pod-template-hash."""
-    result = copy.deepcopy(dict(template))
-    labels = (result.get("metadata") or {}).get("labels")
-    if isinstance(labels, dict):
-        labels.pop(HASH_LABEL, None)
-    return result
-
-
-def same_template(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    return json.dumps(clean_template(a), sort_keys=True) == json.dumps(
-        clean_template(b), sort_keys=True
-    )
-
-
-def revisions_of(
-    deployment: Mapping[str, Any], replicasets: Sequence[Mapping[str, Any]]
-) -> dict[int, RevisionView]:
-    """ReplicaSets owned by this Deployment (ownerReferences uid), keyed by revision number."""
-    uid = deployment.get("metadata", {}).get("uid")
-    found: dict[int, RevisionView] = {}
-    for rs in replicasets:
-        meta = rs.get("metadata", {})
-        owners = meta.get("ownerReferences") or []
-        if not any(o.get("uid") == uid and o.get("kind") == "Deployment" for o in owners):
-            continue
-        raw = (meta.get("annotations") or {}).get(REVISION_ANNOTATION)
-        try:
-            number = int(str(raw))
-        except ValueError:
-            continue  # not a revision the controller stamped: never a rollback target
-        template = rs.get("spec", {}).get("template") or {}
-        found[number] = RevisionView(
-            number, meta.get("name", ""), template_version(template), template
-        )
-    return found
-
-
-def observe(deployment: Mapping[str, Any], replicasets: Sequence[Mapping[str, Any]]) -> Observation:
-    """What is live: the template's declared version, and the revision that carries it."""
-    revisions = revisions_of(deployment, replicasets)
-    template = deployment.get("spec", {}).get("template") or {}
-    live_version = template_version(template)
-    live_revision: int | None = None
-    raw = (deployment.get("metadata", {}).get("annotations") or {}).get(REVISION_ANNOTATION)
-    if (
-        raw is not None
-        and str(raw).isdigit()
-        and int(raw) in revisions
-        and same_template(revisions[int(raw)].template, template)
-    ):
-        live_revision = int(raw)
-    else:  # the controller has not caught up yet: find the ReplicaSet with this template
-        matching = [n for n, r in revisions.items() if same_template(r.template, template)]
-        live_revision = max(matching) if matching else None
-    return Observation(deployment, revisions, live_version, live_revision)
-
-
-def rollout_undo_patch(
-    deployment: Mapping[str, Any], target: RevisionView, change_cause: str
-) -> list[dict[str, Any]]:
-    """The JSON patch `kubectl rollout undo --to-revision` amounts to, with preconditions."""
-    meta = deployment.get("metadata", {})
-    ops: list[dict[str, Any]] = []
-    if meta.get("resourceVersion"):
-        ops.append(
-            {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]}
-        )
-    current = template_version(deployment.get("spec", {}).get("template"))
-    if current is not None:
-        ops.append(
-            {
-                "op": "test",
-                "value": current,
-                "path": f"/spec/template/metadata/annotations/{_escape(VERSION_ANNOTATION)}",
-            }
-        )
-    ops.append(
-        {"op": "replace", "path": "/spec/template", "value": clean_template(target.template)}
-    )
-    if meta.get("annotations"):
-        ops.append(
-            {
-                "op": "add",
-                "path": f"/metadata/annotations/{_escape(CHANGE_CAUSE)}",
-                "value": change_cause,
-            }
-        )
-    else:
-        ops.append(
-            {"op": "add", "path": "/metadata/annotations", "value": {CHANGE_CAUSE: change_cause}}
-        )
-    return ops
 
 
 def event_body(
@@ -382,120 +256,3 @@ def _find_target(seen: Observation, plan: RollbackPlan) -> RevisionView | None:
         return chosen
     same = [r for r in seen.revisions.values() if r.version == plan.target_version]
     return max(same, key=lambda r: r.number) if same else None
-
-
-@dataclass
-class OfflineTarget:
-    """No cluster: revision n is the n-th registered version (registration order), the live
-    version is the one receiving records; patches are computed against a synthesized
-    Deployment and returned (the operator logs and audits them in dryRun), never sent."""
-
-    monitors: Callable[[], list[dict[str, Any]]]  # asked every pass: models register later
-    versions: Callable[[str], list[str]]  # model -> versions in registration order
-    live_version: Callable[[str], str | None]
-    events: list[dict[str, Any]] = field(default_factory=list)
-    statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def list_monitors(self) -> list[dict[str, Any]]:
-        monitors = copy.deepcopy(self.monitors())
-        for monitor in monitors:  # as an API server would: the last status written
-            status = self.statuses.get(monitor["metadata"]["name"])
-            if status is not None:
-                monitor["status"] = copy.deepcopy(status)
-        return monitors
-
-    def _model_of(self, deployment: str) -> str:
-        for monitor in self.monitors():
-            if monitor["spec"]["targetRef"]["name"] == deployment:
-                return str(monitor["spec"]["model"])
-        raise KeyError(deployment)
-
-    def observe(self, namespace: str, deployment: str) -> Observation | None:
-        model = self._model_of(deployment)
-        versions = self.versions(model)
-        live = self.live_version(model)
-        uid = f"offline-{model}"
-        replicasets = [
-            synthesized_replicaset(namespace, deployment, uid, model, v, n)
-            for n, v in enumerate(versions, start=1)
-        ]
-        live_n = versions.index(live) + 1 if live in versions else None
-        template = (
-            clean_template(replicasets[live_n - 1]["spec"]["template"])
-            if live_n
-            else {"metadata": {"annotations": {}}}
-        )
-        dep = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {
-                "name": deployment,
-                "namespace": namespace,
-                "uid": uid,
-                "resourceVersion": str(live_n or 0),
-                "annotations": {REVISION_ANNOTATION: str(live_n or 0)},
-            },
-            "spec": {"template": template},
-        }
-        return observe(dep, replicasets)
-
-    def plan_patch(self, plan: RollbackPlan) -> list[dict[str, Any]]:
-        seen = self.observe(plan.namespace, plan.deployment)
-        if seen is None or plan.target_revision not in seen.revisions:
-            return []
-        return rollout_undo_patch(
-            seen.deployment, seen.revisions[plan.target_revision], plan.change_cause
-        )
-
-    def rollback(self, plan: RollbackPlan) -> tuple[Outcome, list[dict[str, Any]]]:
-        raise RuntimeError("offline mode never patches: run the ModelMonitor in dryRun")
-
-    def event(self, monitor: Mapping[str, Any], body: dict[str, Any]) -> None:
-        LOG.info("event %s: %s", body["reason"], body["message"])
-        self.events.append(body)
-
-    def publish_status(self, monitor: Mapping[str, Any], status: dict[str, Any]) -> None:
-        self.statuses[monitor["metadata"]["name"]] = status
-
-
-def synthesized_replicaset(
-    namespace: str, deployment: str, owner_uid: str, model: str, version: str, revision: int
-) -> dict[str, Any]:
-    """A ReplicaSet as the Deployment controller would have created it for this version."""
-    digest = hashlib.sha256(version.encode()).hexdigest()[:10]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {
-            "name": f"{deployment}-{digest}",
-            "namespace": namespace,
-            "uid": f"{owner_uid}-rs-{digest}",
-            "annotations": {REVISION_ANNOTATION: str(revision)},
-            "ownerReferences": [
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "name": deployment,
-                    "uid": owner_uid,
-                    "controller": True,
-                }
-            ],
-        },
-        "spec": {
-            "template": {
-                "metadata": {
-                    "labels": {"app.kubernetes.io/name": deployment, HASH_LABEL: digest},
-                    "annotations": {VERSION_ANNOTATION: version, MODEL_ANNOTATION: model},
-                },
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "predictor",
-                            "image": "modelguard-predictor",
-                            "env": [{"name": "PREDICTOR_EXPECTED_VERSION", "value": version}],
-                        }
-                    ]
-                },
-            }
-        },
-    }

@@ -1,0 +1,139 @@
+"""The status conditions a decision reports, and the evidence-only judgements behind them.
+
+Why a module of its own: `Degraded` and `DriftDetected` explain, they never trigger a
+rollback by themselves (absolute bounds rolled back the *good* model; DESIGN.md,
+"Deciding"), so they are built apart from the trigger rules. `merge_conditions` turns them
+into CR status entries whose `lastTransitionTime` only moves on a flip. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from monitor.evidence import ChunkEvidence
+from monitor.policy import Policy
+
+CONDITION_TYPES = (
+    "Ready",
+    "Degraded",
+    "DriftDetected",
+    "RolledBack",
+    "RetrainingRecommended",
+    "RollbackUnavailable",
+)
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+
+
+def drift_condition(latest: ChunkEvidence | None) -> Condition:
+    if latest is None:
+        return Condition("DriftDetected", "Unknown", "AwaitingEvidence", "no chunk analysed yet")
+    features = latest.drifted_features
+    if features:
+        return Condition(
+            "DriftDetected",
+            "True",
+            "FeatureDrift",
+            f"chunk {latest.chunk_index}: drift in {', '.join(features)}",
+        )
+    if latest.multivariate_alert:
+        return Condition(
+            "DriftDetected",
+            "True",
+            "MultivariateDrift",
+            f"chunk {latest.chunk_index}: reconstruction error "
+            f"{latest.multivariate_error} above {latest.multivariate_threshold}",
+        )
+    return Condition("DriftDetected", "False", "NoDrift", f"chunk {latest.chunk_index}: no drift")
+
+
+def absolute_degradation(policy: Policy, latest: ChunkEvidence | None) -> tuple[bool, str, str]:
+    if latest is None:
+        return False, "", ""
+    for metric, bounds in policy.estimated_bounds.items():
+        est = latest.estimated.get(metric)
+        if (
+            est is not None
+            and est.value is not None
+            and bounds.lower is not None
+            and est.value < bounds.lower
+        ):
+            return (
+                True,
+                "EstimateBelowBound",
+                (
+                    f"chunk {latest.chunk_index}: estimated {metric} {est.value:.4f} "
+                    f"< {bounds.lower:.4f}"
+                ),
+            )
+    realized = realized_degradation(policy, [latest])
+    if realized is not None:
+        return True, "RealizedBelowBound", f"chunk {latest.chunk_index}: {realized}"
+    return False, "", ""
+
+
+def realized_degradation(policy: Policy, chunks: Sequence[ChunkEvidence]) -> str | None:
+    labelled = [c for c in chunks if c.labelled_rows >= policy.realized_gap_min_labelled_rows]
+    if not labelled:
+        return None
+    latest = labelled[-1]
+    for metric, bounds in policy.realized_bounds.items():
+        value = latest.realized.get(metric)
+        if value is not None and bounds.lower is not None and value < bounds.lower:
+            return f"realized {metric} {value:.4f} < {bounds.lower:.4f}"
+    return None
+
+
+def build_conditions(
+    ready: tuple[str, str, str],
+    degraded: tuple[str, str, str] = ("Unknown", "AwaitingEvidence", ""),
+    drift: Condition | None = None,
+    rolled_back: tuple[str, str, str] = ("False", "NoRollback", ""),
+    retrain: tuple[str, str, str] = ("False", "NotNeeded", ""),
+    unavailable: tuple[str, str, str] = ("False", "TargetAvailable", ""),
+) -> tuple[Condition, ...]:
+    drift = drift or Condition("DriftDetected", "Unknown", "AwaitingEvidence", "")
+    rows = [
+        ("Ready", ready),
+        ("Degraded", degraded),
+        ("RolledBack", rolled_back),
+        ("RetrainingRecommended", retrain),
+        ("RollbackUnavailable", unavailable),
+    ]
+    made = [Condition(t, s, r, m) for t, (s, r, m) in rows]  # type: ignore[arg-type]
+    return (made[0], made[1], drift, *made[2:])
+
+
+def merge_conditions(
+    previous: Sequence[Mapping[str, Any]],
+    new: Sequence[Condition],
+    now: datetime,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    """Status conditions: `lastTransitionTime` moves only when a condition's status flips."""
+    before = {str(c.get("type")): c for c in previous}
+    merged: list[dict[str, Any]] = []
+    for cond in new:
+        old = before.get(cond.type)
+        flipped = old is None or old.get("status") != cond.status
+        when = now.isoformat().replace("+00:00", "Z") if flipped else old.get("lastTransitionTime")  # type: ignore[union-attr]
+        entry: dict[str, Any] = {
+            "type": cond.type,
+            "status": cond.status,
+            "reason": cond.reason,
+            "message": cond.message[:32000],
+            "lastTransitionTime": when,
+        }
+        if generation is not None:
+            entry["observedGeneration"] = generation
+        merged.append(entry)
+    return merged

@@ -1,0 +1,201 @@
+"""The rules that find a rollback trigger: each turns the live version's evidence into
+`TriggerEvidence` (the metric, its value, the bound it crossed, on which chunks) or nothing.
+
+Why a module of its own: `monitor/decision.py` owns the order of judgement and the guards;
+the rules themselves (release gate, score parity, rank correlation, cumulative estimated and
+realized gaps, opt-in world drift) are the measured part (DESIGN.md, "Deciding") and are read
+and tuned one at a time. Pure like the decision: plain data in, plain data out, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from monitor.evidence import ChunkEvidence
+from monitor.policy import Policy
+
+if TYPE_CHECKING:
+    from monitor.decision import DecisionInput
+
+
+@dataclass(frozen=True)
+class TriggerEvidence:
+    """Why: the metric, its value, the bound it crossed, on which chunks, between which versions."""
+
+    metric: str
+    value: float
+    bound: float
+    chunks: tuple[int, ...]
+    from_version: str
+    to_version: str | None
+
+    def describe(self) -> str:
+        chunks = ",".join(str(c) for c in self.chunks) or "-"
+        target = self.to_version or "none"
+        return (
+            f"{self.metric}={self.value:.4f} beyond bound {self.bound:.4f} on chunks [{chunks}]; "
+            f"{self.from_version} -> {target}"
+        )
+
+
+def find_trigger(
+    inp: DecisionInput, valid: list[ChunkEvidence], degraded: bool, drifting: bool
+) -> tuple[str, TriggerEvidence] | None:
+    version = inp.live_version or ""
+    if version in inp.rejected:
+        ev = TriggerEvidence("rejected", 1.0, 0.0, (), version, None)
+        return "rejected", replace(ev, metric=f"rejected ({inp.rejected[version]})")
+    gate = _gate(inp)
+    if gate is not None:
+        return "gate", gate
+    kg = inp.known_good.version if inp.known_good else None
+    comparable = [c for c in valid if kg is not None and c.known_good_version == kg]
+    policy = inp.policy
+    rules: list[tuple[str, Callable[[], TriggerEvidence | None]]] = [
+        ("parity", lambda: _parity(policy, valid, version)),
+        ("rank_correlation", lambda: _rank(policy, comparable, version)),
+        ("estimated_gap", lambda: _estimated_gap(policy, comparable, version)),
+        ("realized_gap", lambda: _realized_gap(policy, comparable, version)),
+    ]
+    for name, rule in rules:
+        found = rule()
+        if found is not None:
+            return name, found
+    if policy.rollback_on_world_drift and degraded and drifting and valid:
+        est = valid[-1].estimated.get("roc_auc")
+        bound = policy.estimated_bounds.get("roc_auc")
+        value = est.value if est and est.value is not None else float("nan")
+        lower = bound.lower if bound and bound.lower is not None else float("nan")
+        return "world_drift", TriggerEvidence(
+            "estimated_roc_auc_under_drift", value, lower, (valid[-1].chunk_index,), version, None
+        )
+    return None
+
+
+def _gate(inp: DecisionInput) -> TriggerEvidence | None:
+    if inp.gate_waived or inp.known_good is None:
+        return None
+    if inp.live_holdout is None or inp.known_good_holdout is None:
+        return None
+    metric = inp.policy.gate_metric
+    live, kg = inp.live_holdout.get(metric), inp.known_good_holdout.get(metric)
+    if live is None or kg is None:
+        return None
+    shortfall = kg - live
+    if shortfall > inp.policy.gate_max_shortfall:
+        return TriggerEvidence(
+            f"holdout_{metric}_shortfall",
+            shortfall,
+            inp.policy.gate_max_shortfall,
+            (),
+            inp.live_version or "",
+            None,
+        )
+    return None
+
+
+def _first_run(flags: Sequence[tuple[int, float, bool]], k: int) -> tuple[list[int], float] | None:
+    """First run of k consecutive breaching chunks: (chunk indices, value at the run's end)."""
+    run: list[int] = []
+    for index, value, breach in flags:
+        run = [*run, index] if breach else []
+        if len(run) >= k:
+            return run[-k:], value
+    return None
+
+
+def _parity(policy: Policy, chunks: list[ChunkEvidence], version: str) -> TriggerEvidence | None:
+    flags = [
+        (
+            c.chunk_index,
+            c.parity_violation_ratio,
+            c.parity_violation_ratio > policy.parity_max_violation_ratio,
+        )
+        for c in chunks
+        if c.parity_violation_ratio is not None
+    ]
+    run = _first_run(flags, policy.parity_chunks)
+    if run is None:
+        return None
+    return TriggerEvidence(
+        "score_parity_violation_ratio",
+        run[1],
+        policy.parity_max_violation_ratio,
+        tuple(run[0]),
+        version,
+        None,
+    )
+
+
+def _rank(policy: Policy, chunks: list[ChunkEvidence], version: str) -> TriggerEvidence | None:
+    flags = [
+        (c.chunk_index, c.rank_correlation, c.rank_correlation < c.rank_correlation_floor)
+        for c in chunks
+        if c.rank_correlation is not None and c.rank_correlation_floor is not None
+    ]
+    run = _first_run(flags, policy.rank_chunks)
+    if run is None:
+        return None
+    floor = next(c.rank_correlation_floor for c in chunks if c.chunk_index == run[0][-1])
+    return TriggerEvidence(
+        "rank_correlation", run[1], float(floor or 0.0), tuple(run[0]), version, None
+    )
+
+
+def _estimated_gap(
+    policy: Policy, chunks: list[ChunkEvidence], version: str
+) -> TriggerEvidence | None:
+    metric = policy.estimated_gap_metric
+    pairs: list[tuple[int, float, float]] = []
+    for c in chunks:
+        if policy.estimated_gap_same_learner_only and c.same_learner is not True:
+            continue  # CBPE is biased in opposite directions across learners
+        live, kg = c.estimated.get(metric), c.known_good_estimated.get(metric)
+        if live is None or kg is None or live.value is None or kg.value is None:
+            continue
+        pairs.append((c.chunk_index, live.value - kg.value, float(c.rows)))
+    return _cumulative_rule(
+        pairs,
+        policy.estimated_gap_min,
+        policy.estimated_gap_chunks,
+        f"cumulative_estimated_{metric}_gap",
+        version,
+    )
+
+
+def _realized_gap(
+    policy: Policy, chunks: list[ChunkEvidence], version: str
+) -> TriggerEvidence | None:
+    metric = policy.realized_gap_metric
+    pairs: list[tuple[int, float, float]] = []
+    for c in chunks:
+        live, kg = c.realized.get(metric), c.known_good_realized.get(metric)
+        if c.labelled_rows < policy.realized_gap_min_labelled_rows or live is None or kg is None:
+            continue
+        pairs.append((c.chunk_index, live - kg, float(c.labelled_rows)))
+    return _cumulative_rule(
+        pairs,
+        policy.realized_gap_min,
+        policy.realized_gap_chunks,
+        f"cumulative_realized_{metric}_gap",
+        version,
+    )
+
+
+def _cumulative_rule(
+    pairs: list[tuple[int, float, float]], bound: float, k: int, metric: str, version: str
+) -> TriggerEvidence | None:
+    """Row-weighted mean gap since release, checked after each chunk; K consecutive breaches."""
+    flags: list[tuple[int, float, bool]] = []
+    total = weight = 0.0
+    for index, gap, rows in pairs:
+        total += gap * rows
+        weight += rows
+        cumulative = total / weight
+        flags.append((index, cumulative, cumulative < bound))
+    run = _first_run(flags, k)
+    if run is None:
+        return None
+    return TriggerEvidence(metric, run[1], bound, tuple(run[0]), version, None)

@@ -1,0 +1,183 @@
+"""No cluster (settings `kubernetes=off`): the operator's target synthesized from the store.
+
+Why a module of its own: the monitor must show what it would do before it is trusted with a
+cluster. `OfflineTarget` offers the same surface as `monitor.kube.KubeTarget`: a Deployment
+synthesized from the registered versions (revision n = the n-th registered version, live =
+the version receiving records), patches computed and returned, never sent; `offline_target`
+builds it, with one dryRun ModelMonitor per model in the store.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.rollout import (
+    HASH_LABEL,
+    MODEL_ANNOTATION,
+    REVISION_ANNOTATION,
+    VERSION_ANNOTATION,
+    Observation,
+    Outcome,
+    RollbackPlan,
+    clean_template,
+    observe,
+    rollout_undo_patch,
+)
+
+LOG = logging.getLogger("modelguard.kube")
+
+
+@dataclass
+class OfflineTarget:
+    """No cluster: revision n is the n-th registered version (registration order), the live
+    version is the one receiving records; patches are computed against a synthesized
+    Deployment and returned (the operator logs and audits them in dryRun), never sent."""
+
+    monitors: Callable[[], list[dict[str, Any]]]  # asked every pass: models register later
+    versions: Callable[[str], list[str]]  # model -> versions in registration order
+    live_version: Callable[[str], str | None]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def list_monitors(self) -> list[dict[str, Any]]:
+        monitors = copy.deepcopy(self.monitors())
+        for monitor in monitors:  # as an API server would: the last status written
+            status = self.statuses.get(monitor["metadata"]["name"])
+            if status is not None:
+                monitor["status"] = copy.deepcopy(status)
+        return monitors
+
+    def _model_of(self, deployment: str) -> str:
+        for monitor in self.monitors():
+            if monitor["spec"]["targetRef"]["name"] == deployment:
+                return str(monitor["spec"]["model"])
+        raise KeyError(deployment)
+
+    def observe(self, namespace: str, deployment: str) -> Observation | None:
+        model = self._model_of(deployment)
+        versions = self.versions(model)
+        live = self.live_version(model)
+        uid = f"offline-{model}"
+        replicasets = [
+            synthesized_replicaset(namespace, deployment, uid, model, v, n)
+            for n, v in enumerate(versions, start=1)
+        ]
+        live_n = versions.index(live) + 1 if live in versions else None
+        template = (
+            clean_template(replicasets[live_n - 1]["spec"]["template"])
+            if live_n
+            else {"metadata": {"annotations": {}}}
+        )
+        dep = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": deployment,
+                "namespace": namespace,
+                "uid": uid,
+                "resourceVersion": str(live_n or 0),
+                "annotations": {REVISION_ANNOTATION: str(live_n or 0)},
+            },
+            "spec": {"template": template},
+        }
+        return observe(dep, replicasets)
+
+    def plan_patch(self, plan: RollbackPlan) -> list[dict[str, Any]]:
+        seen = self.observe(plan.namespace, plan.deployment)
+        if seen is None or plan.target_revision not in seen.revisions:
+            return []
+        return rollout_undo_patch(
+            seen.deployment, seen.revisions[plan.target_revision], plan.change_cause
+        )
+
+    def rollback(self, plan: RollbackPlan) -> tuple[Outcome, list[dict[str, Any]]]:
+        raise RuntimeError("offline mode never patches: run the ModelMonitor in dryRun")
+
+    def event(self, monitor: Mapping[str, Any], body: dict[str, Any]) -> None:
+        LOG.info("event %s: %s", body["reason"], body["message"])
+        self.events.append(body)
+
+    def publish_status(self, monitor: Mapping[str, Any], status: dict[str, Any]) -> None:
+        self.statuses[monitor["metadata"]["name"]] = status
+
+
+def synthesized_replicaset(
+    namespace: str, deployment: str, owner_uid: str, model: str, version: str, revision: int
+) -> dict[str, Any]:
+    """A ReplicaSet as the Deployment controller would have created it for this version."""
+    digest = hashlib.sha256(version.encode()).hexdigest()[:10]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": f"{deployment}-{digest}",
+            "namespace": namespace,
+            "uid": f"{owner_uid}-rs-{digest}",
+            "annotations": {REVISION_ANNOTATION: str(revision)},
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": deployment,
+                    "uid": owner_uid,
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {
+            "template": {
+                "metadata": {
+                    "labels": {"app.kubernetes.io/name": deployment, HASH_LABEL: digest},
+                    "annotations": {VERSION_ANNOTATION: version, MODEL_ANNOTATION: model},
+                },
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "predictor",
+                            "image": "modelguard-predictor",
+                            "env": [{"name": "PREDICTOR_EXPECTED_VERSION", "value": version}],
+                        }
+                    ]
+                },
+            }
+        },
+    }
+
+
+def offline_target(store: Any, namespace: str = "default", chunk_size: int = 500) -> Any:
+    """No cluster (kubernetes=off): one dryRun ModelMonitor per model in the store; revision
+    n = the n-th registered version; live = the version whose records were analysed last."""
+
+    def versions(model: str) -> list[str]:
+        return [v.version for v in store.versions(model) if v.registered_at]
+
+    def live(model: str) -> str | None:
+        chunks = store.chunks(model)
+        if chunks:
+            return str(max(chunks, key=lambda c: c.last_seq).version)
+        with_records = [v.version for v in store.versions(model) if v.records]
+        return with_records[-1] if with_records else None
+
+    def monitors() -> list[dict[str, Any]]:
+        return [_offline_monitor(model, namespace, chunk_size) for model in store.models()]
+
+    return OfflineTarget(monitors=monitors, versions=versions, live_version=live)
+
+
+def _offline_monitor(model: str, namespace: str, chunk_size: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelguard.dev/v1alpha1",
+        "kind": "ModelMonitor",
+        "metadata": {"name": model.replace("_", "-"), "namespace": namespace, "generation": 1},
+        "spec": {
+            "model": model,
+            "mode": "dryRun",
+            "chunkSize": chunk_size,
+            "targetRef": {"kind": "Deployment", "name": f"{model.replace('_', '-')}-predictor"},
+        },
+    }
