@@ -87,46 +87,9 @@ if os.environ.get("BENCH_GC_TYPES") == "1":
     signal.signal(signal.SIGUSR1, _dump_growth)
 
 
-def _patch_bentoml_timeout() -> None:
-    """BentoML 1.4's TimeoutMiddleware never cancels its per-request `call_later` timer.
-
-    Every request then leaves a TimerHandle, its bound method, the waiter Future and a
-    Context alive for `traffic.timeout` seconds (60 s default): ~1,000 req/s keep 60k
-    requests' worth of objects in the old generation, which every full collection walks.
-    This is the same middleware with the timer cancelled once the response has started.
-    """
-    import asyncio
-    from typing import Any
-
-    from bentoml._internal.server.http import traffic
-    from starlette.responses import JSONResponse
-
-    async def call_cancelling_timer(self: Any, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            return await self.app(scope, receive, send)
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
-        timer = loop.call_later(self.timeout, self._set_timer_out, waiter)
-
-        async def _send(message: Any) -> None:
-            if not waiter.done():
-                waiter.set_result(None)
-            await send(message)
-
-        fut = asyncio.ensure_future(self.app(scope, receive, _send), loop=loop)
-        try:
-            await waiter
-        except TimeoutError:
-            if fut.cancel():
-                body = {"error": f"Not able to process the request in {self.timeout} seconds"}
-                await JSONResponse(body, status_code=504)(scope, receive, send)
-        else:
-            await fut
-        finally:
-            timer.cancel()
-
-    traffic.TimeoutMiddleware.__call__ = call_cancelling_timer  # type: ignore[method-assign]
-
-
 if os.environ.get("BENCH_PATCH_TIMEOUT") == "1":
-    _patch_bentoml_timeout()
+    # The fix the shipped service applies itself (bentos/bentoml_patches.py), for the
+    # services that do not: the stock baseline and the knob experiments.
+    from bentos.bentoml_patches import patch_timeout_middleware
+
+    patch_timeout_middleware()
