@@ -149,6 +149,26 @@ class Stack:
         create_deployment(self.kube, NS, DEPLOYMENT, [version_of(self.tags[first_release])])
         create_modelmonitor(self.kube, NS, MONITOR_NAME, monitor_spec)
 
+    def launch(
+        self, release: str, monitor_spec: dict[str, Any], service: str | None = None
+    ) -> None:
+        """The Deployment at `good` with its ModelMonitor, the monitor, and a predictor for
+        `good` and one for `release` (optionally another serving variant)."""
+        self.create("good", monitor_spec)
+        self.start_monitor()
+        self.start_predictor("good")
+        self.start_predictor(release, service=service)
+
+    def release_hook(self, name: str) -> Callable[[], None]:
+        """A replay hook: once `good` has passed probation, `helm upgrade` to `name`."""
+        good = version_of(self.tags["good"])
+
+        def hook() -> None:
+            self.wait_known_good(good)
+            self.release(name)
+
+        return hook
+
     def release(self, name: str) -> None:
         """`helm upgrade` to another model version (+ the controller's bookkeeping)."""
         deploy(self.kube, NS, DEPLOYMENT, version_of(self.tags[name]))

@@ -69,17 +69,12 @@ def test_a_release_gate_rejects_a_worse_release_the_moment_it_serves(
 ) -> None:
     good, bad = version_of(trained_models["good"]), version_of(trained_models["no-key-features"])
     with kube_emulator() as kube, stack(tmp_path, kube, trained_models) as s:
-        s.create("good", spec())
-        s.start_monitor()
-        s.start_predictor("good")
-        s.start_predictor("no-key-features")
-
-        def release() -> None:
-            s.wait_known_good(good)
-            s.release("no-key-features")
+        s.launch("no-key-features", spec())
 
         run = s.replay(
-            until="2013-08-08", hooks={RELEASE_DATE: release}, lockstep_from=RELEASE_DATE
+            until="2013-08-08",
+            hooks={RELEASE_DATE: s.release_hook("no-key-features")},
+            lockstep_from=RELEASE_DATE,
         )
         assert [v for _, v in run.timeline] == [good, bad, good]
         assert_template_restored(s, good)
@@ -95,18 +90,13 @@ def test_a_bad_release_is_rolled_back_and_everyone_is_told(
 ) -> None:
     good, bad = version_of(trained_models["good"]), version_of(trained_models["no-key-features"])
     with kube_emulator() as kube, stack(tmp_path, kube, trained_models) as s:
-        s.create("good", spec(**NO_GATE))
-        s.start_monitor()
-        s.start_predictor("good")
-        s.start_predictor("no-key-features")
+        s.launch("no-key-features", spec(**NO_GATE))
         prom = s.start_prometheus()
 
-        def release() -> None:
-            s.wait_known_good(good)
-            s.release("no-key-features")
-
         run = s.replay(
-            until="2013-09-20", hooks={RELEASE_DATE: release}, lockstep_from=RELEASE_DATE
+            until="2013-09-20",
+            hooks={RELEASE_DATE: s.release_hook("no-key-features")},
+            lockstep_from=RELEASE_DATE,
         )
         s.wait_analysed()
 
@@ -145,18 +135,13 @@ def test_b_good_model_and_equivalent_retrain_under_real_drift_are_left_alone(
 ) -> None:
     good, retrain = version_of(trained_models["good"]), version_of(trained_models["retrain"])
     with kube_emulator() as kube, stack(tmp_path, kube, trained_models) as s:
-        s.create("good", spec())
-        s.start_monitor()
-        s.start_predictor("good")
-        s.start_predictor("retrain")
+        s.launch("retrain", spec())
         prom = s.start_prometheus()
 
-        def release() -> None:
-            s.wait_known_good(good)
-            s.release("retrain")
-
         run = s.replay(
-            until="2014-01-01", hooks={RELEASE_DATE: release}, lockstep_from="2013-07-01"
+            until="2014-01-01",
+            hooks={RELEASE_DATE: s.release_hook("retrain")},
+            lockstep_from="2013-07-01",
         )
         chunks = s.wait_analysed()
 
@@ -198,18 +183,13 @@ def test_d_training_serving_skew_is_rolled_back_on_score_parity_in_the_first_chu
 ) -> None:
     good, skewed = version_of(trained_models["good"]), version_of(trained_models["retrain"])
     with kube_emulator() as kube, stack(tmp_path, kube, trained_models) as s:
-        s.create("good", spec())
-        s.start_monitor()
-        s.start_predictor("good")
         # The retrained model behind a serving path that feeds it Celsius (test-only variant).
-        s.start_predictor("retrain", service="tests.e2e.skewed_service:SkewedPredictor")
-
-        def release() -> None:
-            s.wait_known_good(good)
-            s.release("retrain")
+        s.launch("retrain", spec(), service="tests.e2e.skewed_service:SkewedPredictor")
 
         run = s.replay(
-            until="2013-08-25", hooks={RELEASE_DATE: release}, lockstep_from=RELEASE_DATE
+            until="2013-08-25",
+            hooks={RELEASE_DATE: s.release_hook("retrain")},
+            lockstep_from=RELEASE_DATE,
         )
         s.wait_analysed()
 
@@ -231,14 +211,7 @@ def test_c_monitor_killed_and_restarted_mid_scenario_one_rollback_nothing_lost(
 ) -> None:
     good, bad = version_of(trained_models["good"]), version_of(trained_models["no-key-features"])
     with kube_emulator() as kube, stack(tmp_path, kube, trained_models) as s:
-        s.create("good", spec(**NO_GATE))
-        s.start_monitor()
-        s.start_predictor("good")
-        s.start_predictor("no-key-features")
-
-        def release() -> None:
-            s.wait_known_good(good)
-            s.release("no-key-features")
+        s.launch("no-key-features", spec(**NO_GATE))
 
         def crash() -> None:
             assert s.monitor is not None
@@ -251,7 +224,11 @@ def test_c_monitor_killed_and_restarted_mid_scenario_one_rollback_nothing_lost(
 
         run = s.replay(
             until="2013-09-20",
-            hooks={RELEASE_DATE: release, "2013-08-09": crash, "2013-08-11": restart},
+            hooks={
+                RELEASE_DATE: s.release_hook("no-key-features"),
+                "2013-08-09": crash,
+                "2013-08-11": restart,
+            },
             lockstep_from=RELEASE_DATE,
         )
         s.wait_analysed()
