@@ -23,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from monitor import metrics
-from monitor.api_background import BackgroundLoops, analysis_pass, reconcile_pass
+from monitor.api_background import BackgroundLoops, analysis_pass, reconcile_pass, waking
 from monitor.api_http import (
     BodyLimit,
     json_body,
@@ -70,11 +70,13 @@ def create_app(
         if background:
             st = holder["store"]
             loops.start(
-                "analysis", lambda: analysis_pass(st, settings), settings.analysis_interval_seconds
+                "analysis",
+                lambda: waking(analysis_pass(st, settings), loops.waker("reconcile")),
+                settings.analysis_interval_seconds,
             )
             loops.start(
                 "reconcile",
-                lambda: reconcile_pass(st, settings),
+                lambda: reconcile_pass(st, settings, loops.waker("reconcile"), loops.stop_event),
                 settings.reconcile_interval_seconds,
             )
         app.state.loops = loops

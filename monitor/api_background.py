@@ -79,8 +79,17 @@ def kube_api_client(settings: MonitorSettings) -> Any | None:
     return None
 
 
-def reconcile_pass(store: Any, settings: MonitorSettings) -> Callable[[], Any] | None:
-    """A callable running one reconcile pass, or None when there is nothing to reconcile."""
+def reconcile_pass(
+    store: Any,
+    settings: MonitorSettings,
+    wake: Callable[[], None] | None = None,
+    stop: threading.Event | None = None,
+) -> Callable[[], Any] | None:
+    """A callable running one reconcile pass, or None when there is nothing to reconcile.
+
+    With `wake` and `stop`, a watch on ModelMonitors calls `wake` when one appears or its spec
+    changes, so the loop reconciles at once (periodic passes still run: level-triggered).
+    """
     if not settings.operator:
         log.info("MONITOR_OPERATOR=false: the operator loop is not started")
         return None
@@ -91,7 +100,14 @@ def reconcile_pass(store: Any, settings: MonitorSettings) -> Callable[[], Any] |
     build = getattr(operator, "build_operator", None)
     if build is not None:
         built = build(settings=settings, store=store)
-        return None if built is None else built.reconcile_once
+        if built is None:
+            return None
+        if wake is not None and stop is not None:
+            from monitor.spec_watch import start_spec_watch
+
+            if start_spec_watch(built.target, wake, stop):
+                log.info("watching ModelMonitors: spec changes reconcile at once")
+        return built.reconcile_once
     api_client = kube_api_client(settings)
     if api_client is None:
         log.info("kubernetes is off: the operator loop is not started")
@@ -102,14 +118,45 @@ def reconcile_pass(store: Any, settings: MonitorSettings) -> Callable[[], Any] |
     return operator.Operator(store, target).reconcile_once
 
 
+def waking(work: Callable[[], Any] | None, wake: Callable[[], None]) -> Callable[[], Any] | None:
+    """`work`, then `wake()` whenever it produced something: new evidence is decided on at
+    once rather than at the reconcile loop's next tick."""
+    if work is None:
+        return None
+
+    def run() -> Any:
+        produced = work()
+        if produced:
+            wake()
+        return produced
+
+    return run
+
+
 class BackgroundLoops:
     """Periodic passes in daemon threads with one shared stop event."""
 
     def __init__(self) -> None:
         self._stop = threading.Event()
+        self._wakes: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
         self.passes: dict[str, int] = {}
         self.failures: dict[str, int] = {}
+
+    @property
+    def stop_event(self) -> threading.Event:
+        return self._stop
+
+    def waker(self, name: str) -> Callable[[], None]:
+        """A callable that makes loop `name` run its next pass now instead of after its wait."""
+        return self._wakes.setdefault(name, threading.Event()).set
+
+    def _sleep(self, name: str, seconds: float) -> bool:
+        """Wait `seconds` or until woken; True when the loops are stopping."""
+        wake = self._wakes.setdefault(name, threading.Event())
+        wake.wait(seconds)
+        wake.clear()
+        return self._stop.is_set()
 
     def start(
         self, name: str, factory: Callable[[], Callable[[], Any] | None], interval_seconds: float
@@ -125,7 +172,7 @@ class BackgroundLoops:
     def _run(
         self, name: str, factory: Callable[[], Callable[[], Any] | None], interval_seconds: float
     ) -> None:
-        if self._stop.wait(interval_seconds):  # first pass after one interval, like the rest
+        if self._sleep(name, interval_seconds):  # first pass after one interval, like the rest
             return
         try:
             work = factory()
@@ -141,11 +188,13 @@ class BackgroundLoops:
             except Exception:
                 self.failures[name] = self.failures.get(name, 0) + 1
                 log.exception("%s pass failed; retrying in %.0fs", name, interval_seconds)
-            if self._stop.wait(interval_seconds):
+            if self._sleep(name, interval_seconds):
                 return
 
     def stop(self, timeout_seconds: float = 30.0) -> None:
         self._stop.set()
+        for wake in self._wakes.values():
+            wake.set()
         for thread in self._threads:
             thread.join(timeout_seconds)
             if thread.is_alive():

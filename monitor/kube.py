@@ -134,6 +134,11 @@ class KubeTarget:
         self._core = client.CoreV1Api(self.api_client)
         self._custom = client.CustomObjectsApi(self.api_client)
 
+    @property
+    def custom_api(self) -> Any:
+        """For the ModelMonitor watch (monitor/spec_watch.py)."""
+        return self._custom
+
     def _json(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """One API call with backoff on transient failures; returns the decoded JSON body."""
         delays = self.retry.delays()
