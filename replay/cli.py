@@ -124,9 +124,16 @@ def wait_for_analysis(
     return chunks
 
 
-def stored_count(monitor: Process) -> int:
-    versions = httpx.get(f"{monitor.url}/v1/models", timeout=30).json()
-    return sum(int(v.get("records", 0)) for v in versions if v["model"] == MODEL)
+def stored_count(monitor: Process, expected: int, timeout: float = 60) -> int:
+    """Records of the model in the monitor, once `expected` arrived or `timeout` passed (the
+    predictors ship asynchronously: the last request's records follow within a flush)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        versions = httpx.get(f"{monitor.url}/v1/models", timeout=30).json()
+        stored = sum(int(v.get("records", 0)) for v in versions if v["model"] == MODEL)
+        if stored >= expected or time.monotonic() > deadline:
+            return stored
+        time.sleep(0.5)
 
 
 def progress_table(step: Step, phase: str) -> Table:
@@ -295,7 +302,7 @@ def replay_cmd(
         chunks = wait_for_analysis(monitor, expected)
         sampler.stop()
         wall = time.monotonic() - began
-        stored = stored_count(monitor)
+        stored = stored_count(monitor, len(player.stats.prediction_ids))
         ref = reference_auc(monitor, list(player.stats.predictions))
     sent = len(player.stats.prediction_ids)
     errors = estimation_errors(chunks, ref)
