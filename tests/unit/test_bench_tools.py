@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from bench.baselines.serve_load import parse_wrk
-from bench.baselines.serve_scoring import matrix
 from bentos.data import Split, records
 from bentos.schema import ModelSchema
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def load(relative: str) -> Any:
+    """Bench scripts are files, not a package (they run as `python bench/...`): load by path."""
+    path = BENCH / relative
+    spec = importlib.util.spec_from_file_location(f"benchtool_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_wrk_json_line_becomes_rates_and_milliseconds() -> None:
@@ -26,7 +41,9 @@ def test_wrk_json_line_becomes_rates_and_milliseconds() -> None:
         "timeouts": 2,
         "status_errors": 3,
     }
-    result = parse_wrk(f"Running 10s test\nWRKJSON {json.dumps(raw)}\n", rows_per_request=100)
+    result = load("baselines/serve_load.py").parse_wrk(
+        f"Running 10s test\nWRKJSON {json.dumps(raw)}\n", rows_per_request=100
+    )
     assert (result.req_per_s, result.rows_per_s) == (1200.0, 120_000.0)
     assert (result.p50_ms, result.p99_ms) == (0.8, 3.4)
     assert (result.errors, result.non_2xx) == (3, 3)
@@ -36,12 +53,12 @@ def test_the_baselines_build_the_same_matrix_as_the_schema(
     split: Split, schema: ModelSchema
 ) -> None:
     rows = split.replay.head(2000)
-    got = matrix(records(rows, schema), schema)
+    got = load("baselines/serve_scoring.py").matrix(records(rows, schema), schema)
     assert np.array_equal(got, schema.to_matrix(rows), equal_nan=True)
 
 
 def test_ratios_compare_the_same_run_and_flag_each_target() -> None:
-    from bench.serve_bench import ratios
+    ratios = load("serve_bench.py").ratios
 
     def row(server: str, payload: str, rps: float, p99: float = 10.0) -> dict[str, object]:
         rows = 100 if payload == "batch100" else 1
