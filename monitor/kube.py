@@ -32,6 +32,7 @@ from monitor.rollout import (
     RevisionView,
     RollbackPlan,
     observe,
+    plan_for,
     rollout_undo_patch,
     same_template,
 )
@@ -188,12 +189,7 @@ class KubeTarget:
         return observe(dep, rs.get("items") or [])
 
     def plan_patch(self, plan: RollbackPlan) -> list[dict[str, Any]]:
-        seen = self.observe(plan.namespace, plan.deployment)
-        if seen is None or plan.target_revision not in seen.revisions:
-            return []
-        return rollout_undo_patch(
-            seen.deployment, seen.revisions[plan.target_revision], plan.change_cause
-        )
+        return plan_for(self.observe(plan.namespace, plan.deployment), plan)
 
     def rollback(self, plan: RollbackPlan) -> tuple[Outcome, list[dict[str, Any]]]:
         """Patch once; after any failure re-read and judge, so a retry never patches twice."""

@@ -26,7 +26,7 @@ from monitor.rollout import (
     RollbackPlan,
     clean_template,
     observe,
-    rollout_undo_patch,
+    plan_for,
 )
 
 LOG = logging.getLogger("modelguard.kube")
@@ -88,12 +88,7 @@ class OfflineTarget:
         return observe(dep, replicasets)
 
     def plan_patch(self, plan: RollbackPlan) -> list[dict[str, Any]]:
-        seen = self.observe(plan.namespace, plan.deployment)
-        if seen is None or plan.target_revision not in seen.revisions:
-            return []
-        return rollout_undo_patch(
-            seen.deployment, seen.revisions[plan.target_revision], plan.change_cause
-        )
+        return plan_for(self.observe(plan.namespace, plan.deployment), plan)
 
     def rollback(self, plan: RollbackPlan) -> tuple[Outcome, list[dict[str, Any]]]:
         raise RuntimeError("offline mode never patches: run the ModelMonitor in dryRun")

@@ -159,3 +159,12 @@ def rollout_undo_patch(
             {"op": "add", "path": "/metadata/annotations", "value": {CHANGE_CAUSE: change_cause}}
         )
     return ops
+
+
+def plan_for(seen: Observation | None, plan: RollbackPlan) -> list[dict[str, Any]]:
+    """The patch for `plan` against what was just observed; [] when the target is gone."""
+    if seen is None or plan.target_revision not in seen.revisions:
+        return []
+    return rollout_undo_patch(
+        seen.deployment, seen.revisions[plan.target_revision], plan.change_cause
+    )
