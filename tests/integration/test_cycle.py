@@ -7,15 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
-import xgboost as xgb
 from prometheus_client.parser import text_string_to_metric_families
 
-from bentos.data import LABEL_COLUMN, TIME_COLUMN, Split, records
 from monitor.cycle import VersionCache, known_good_version, run_cycle
 from monitor.metrics import MonitorMetrics
 from monitor.store import Store
+from tests.support.records import served
 
 MODEL = "rain_forecast"
 CHUNK = 500
@@ -23,36 +21,6 @@ CHUNK = 500
 
 class Settings:
     chunk_size = CHUNK
-
-
-def served(
-    split: Split, reg: Any, start: int, count: int, tag: str
-) -> tuple[list[dict], list[dict]]:
-    """Inference records (as the predictor ships them) and their labels, for replay rows."""
-    schema = reg.schema
-    rows = split.replay[schema.valid_rows(split.replay)].iloc[start : start + count]
-    booster = xgb.Booster()
-    booster.load_model(bytearray(reg.artifact_bytes()))
-    scores = booster.inplace_predict(schema.to_matrix(rows)).astype(float)
-    feats = records(rows, schema)
-    out, labels = [], []
-    for i, (ts, score, label) in enumerate(
-        zip(rows[TIME_COLUMN], scores, rows[LABEL_COLUMN], strict=True)
-    ):
-        pid = f"{tag}-{start + i}"
-        out.append(
-            {
-                "prediction_id": pid,
-                "model": reg.model,
-                "version": reg.version,
-                "timestamp": pd.Timestamp(ts).isoformat(),
-                "features": feats[i],
-                "probability": float(score),
-                "predicted_class": int(score >= schema.threshold),
-            }
-        )
-        labels.append({"prediction_id": pid, "label": int(label)})
-    return out, labels
 
 
 def samples(metrics: MonitorMetrics, name: str) -> list[Any]:

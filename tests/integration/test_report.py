@@ -6,14 +6,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-import xgboost as xgb
-
-from bentos.data import LABEL_COLUMN, TIME_COLUMN, Split, records
+from bentos.data import Split
 from monitor.cycle import VersionCache, run_cycle
 from monitor.metrics import MonitorMetrics
 from monitor.report import render_report
 from monitor.store import Store
+from tests.support.records import served
 
 CHUNK = 500
 
@@ -24,29 +22,9 @@ class Settings:
 
 def ship(store: Store, split: Split, reg: Any, start: int, count: int, labelled: int) -> None:
     """Replay rows scored by `reg`'s booster into the store; the first `labelled` get labels."""
-    schema = reg.schema
-    rows = split.replay[schema.valid_rows(split.replay)].iloc[start : start + count]
-    booster = xgb.Booster()
-    booster.load_model(bytearray(reg.artifact_bytes()))
-    scores = booster.inplace_predict(schema.to_matrix(rows)).astype(float)
-    feats = records(rows, schema)
-    ids = [f"{reg.version}-{start + i}" for i in range(count)]
-    store.append_records(
-        [
-            {
-                "prediction_id": pid,
-                "model": reg.model,
-                "version": reg.version,
-                "timestamp": pd.Timestamp(ts).isoformat(),
-                "features": feats[i],
-                "probability": float(p),
-                "predicted_class": int(p >= schema.threshold),
-            }
-            for i, (pid, ts, p) in enumerate(zip(ids, rows[TIME_COLUMN], scores, strict=True))
-        ]
-    )
-    labels = rows[LABEL_COLUMN].to_numpy()[:labelled]
-    store.append_labels([{"prediction_id": ids[i], "label": int(y)} for i, y in enumerate(labels)])
+    shipped, labels = served(split, reg, start, count, reg.version)
+    store.append_records(shipped)
+    store.append_labels(labels[:labelled])
 
 
 def test_report_is_self_contained_and_shows_every_part(tmp_path: Path, registrations, split):
