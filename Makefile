@@ -31,7 +31,7 @@ test: install  ## the whole test suite: unit, integration (real servers and tool
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 train: $(VENV)/.installed  ## train the good model and a worse release into the BentoML store
-	$(PY) -m bentos.train -r good -r no-key-features
+	$(PY) -m bentos.training.train -r good -r no-key-features
 
 serve: $(VENV)/.installed  ## serve the newest rain_forecast model with `bentoml serve` on PORT
 	$(VENV)/bin/bentoml serve . --port $(PORT)

@@ -41,7 +41,7 @@ def rows_of(n: int, live: Any) -> Any:
     import pandas as pd
     from replay_accuracy import replay_rows
 
-    from bentos.data import load_weather, time_split, weather_schema
+    from bentos.training.data import load_weather, time_split, weather_schema
 
     schema = weather_schema()
     base = replay_rows(time_split(load_weather(), schema).replay, schema, live)
@@ -52,8 +52,8 @@ def rows_of(n: int, live: Any) -> Any:
 
 
 def child(n: int, mode: str, registrations: Path) -> dict[str, Any]:
-    from monitor.analysis import FittedVersion, analyse_chunks
-    from monitor.registration import Registration
+    from contract.registration import Registration
+    from monitor.analysis.chunks import FittedVersion, analyse_chunks
 
     regs = {
         k: Registration.model_validate(v) for k, v in json.loads(registrations.read_text()).items()
@@ -78,9 +78,9 @@ def child(n: int, mode: str, registrations: Path) -> dict[str, Any]:
 
 
 def _cycle(frame: Any, regs: dict[str, Any], good: Any, retrain: Any) -> tuple[float, list[Any]]:
-    from monitor.cycle import VersionCache, run_cycle
+    from monitor.analysis.cycle import VersionCache, run_cycle
     from monitor.metrics import MonitorMetrics
-    from monitor.store import Store
+    from monitor.store.sqlite import Store
 
     class Settings:
         chunk_size = CHUNK
@@ -135,8 +135,8 @@ def main() -> None:
 
     from replay_accuracy import registration_of
 
-    from bentos.data import load_weather, time_split, weather_schema
-    from bentos.train import RELEASES, train_release
+    from bentos.training.data import load_weather, time_split, weather_schema
+    from bentos.training.train import RELEASES, train_release
 
     schema = weather_schema()
     split = time_split(load_weather(), schema)

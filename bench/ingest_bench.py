@@ -113,7 +113,7 @@ def ingest(url: str, senders: int, total: int, server_pid: int) -> dict[str, Any
 
 READER = """
 import json, resource, sys, time
-from monitor.store import Store
+from monitor.store.sqlite import Store
 store = Store(sys.argv[1])
 rows = int(sys.argv[2])
 after = max(0, int(sys.argv[3]) - rows)
@@ -139,7 +139,8 @@ def fill_for_reading(db: Path, rows: int) -> None:
 
     from pydantic_core import to_json
 
-    from monitor.store import Store, to_epoch_us
+    from monitor.store.sqlite import Store
+    from monitor.store.types import to_epoch_us
 
     Store(db).close()  # creates the schema
     pool = [to_json(record()["features"]).decode() for _ in range(1000)]
@@ -167,7 +168,7 @@ def fill_for_reading(db: Path, rows: int) -> None:
 
 READER = """
 import json, sys, time
-from monitor.store import Store
+from monitor.store.sqlite import Store
 
 def hwm_mib():  # this process's peak RSS (VmHWM is reset by exec, unlike ru_maxrss)
     for line in open("/proc/self/status"):

@@ -36,14 +36,14 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 import numpy as np
 import pandas as pd
 
-from bentos.data import LABEL_COLUMN, TIME_COLUMN, load_weather, time_split, weather_schema
-from bentos.schema import ModelSchema
-from bentos.train import MODEL_NAME, RELEASES, TrainedRelease, train_release
-from monitor.analysis import FittedVersion, analyse_chunks
-from monitor.decision import DecisionInput, KnownGood, decide
+from bentos.training.data import LABEL_COLUMN, TIME_COLUMN, load_weather, time_split, weather_schema
+from bentos.training.train import MODEL_NAME, RELEASES, TrainedRelease, train_release
+from contract.registration import Registration
+from contract.schema import ModelSchema
+from monitor.analysis.chunks import FittedVersion, analyse_chunks
+from monitor.decision.decide import DecisionInput, KnownGood, decide
+from monitor.decision.policy import parse_policy
 from monitor.evidence import ChunkEvidence
-from monitor.policy import parse_policy
-from monitor.registration import Registration
 
 RELEASE_NAMES = ("good", "retrain", "no-key-features", "january-only")
 RELEASE_DATES = ("2013-07-01", "2013-08-01", "2013-09-01", "2013-10-01", "2013-11-01")

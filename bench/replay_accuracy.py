@@ -40,14 +40,14 @@ from nannyml.performance_estimation.confidence_based.metrics import estimate_roc
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from bentos.data import LABEL_COLUMN, TIME_COLUMN, load_weather, time_split, weather_schema
-from bentos.schema import ModelSchema
-from bentos.train import RELEASES, TrainedRelease, train_release
-from monitor.analysis import FittedVersion, analyse_chunks
-from monitor.estimation import ROC_AUC_TOLERATED_DROP, roc_auc
+from bentos.training.data import LABEL_COLUMN, TIME_COLUMN, load_weather, time_split, weather_schema
+from bentos.training.train import RELEASES, TrainedRelease, train_release
+from contract.registration import Registration
+from contract.schema import ModelSchema
+from monitor.analysis.chunks import FittedVersion, analyse_chunks
+from monitor.analysis.estimation import ROC_AUC_TOLERATED_DROP, roc_auc
+from monitor.analysis.shadow import cumulative_gap
 from monitor.evidence import ChunkEvidence
-from monitor.registration import Registration
-from monitor.shadow import cumulative_gap
 
 CHUNK = 500
 RESULTS = Path(__file__).resolve().parent / "results" / "replay_accuracy.json"

@@ -35,9 +35,9 @@ from starlette.responses import Response
 
 from bentos.bentoml_patches import patch_timeout_middleware
 from bentos.registration_client import RegistrationClient
-from bentos.schema import ModelSchema
 from bentos.settings import PredictorSettings
 from bentos.shipping import Shipper, ShippingConfig, ShippingStats
+from contract.schema import ModelSchema
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
@@ -385,7 +385,7 @@ def _as_api_result(response: Response) -> Any:
 
 
 def _registration_payload() -> bytes:
-    from monitor.registration import registration_from_bento_model
+    from bentos.packaging import registration_from_bento_model
 
     reg = registration_from_bento_model(bentoml.models.get(f"{MODEL_NAME}:{MODEL_VERSION}"))
     return reg.model_dump_json(by_alias=True).encode()

@@ -17,9 +17,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MPLCONFIGDIR=/tmp/matplotlib
 
 WORKDIR /app
-# Only what the monitor imports: the feature-schema contract and the monitor package.
+# Only what the monitor imports: the shared contract and the monitor package.
 COPY pyproject.toml README.md ./
-COPY bentos/__init__.py bentos/schema.py bentos/
+COPY contract/ contract/
 COPY monitor/ monitor/
 RUN pip install ".[monitor]" \
  && groupadd --system --gid 10001 modelguard \

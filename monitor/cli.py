@@ -29,7 +29,7 @@ def _settings(db: Path | None) -> MonitorSettings:
 
 
 def _store(db: Path | None) -> Any:
-    from monitor.store import Store
+    from monitor.store.sqlite import Store
 
     path = _settings(db).db_path
     if not path.exists():
@@ -52,7 +52,7 @@ def serve(
     """Run the monitor's HTTP server, analysis loop and operator loop."""
     import uvicorn
 
-    from monitor.api import create_app
+    from monitor.api.app import create_app
 
     settings = MonitorSettings()
     setup_logging(settings.log_level)
@@ -73,7 +73,7 @@ def report(
     db: Path | None = typer.Option(None, help="Database (default MONITOR_DB_PATH)"),
 ) -> None:
     """Write the model's HTML report."""
-    from monitor.report import render_report
+    from monitor.analysis.report import render_report
 
     with _store(db) as store:
         if model not in store.models():

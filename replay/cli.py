@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from bentos.data import load_weather, time_split, weather_schema
+from bentos.training.data import load_weather, time_split, weather_schema
 from replay.driver import Replayer, Step
 from replay.report import DECISION_KINDS, chunk_table, estimation_errors
 from replay.stack import (
@@ -54,7 +54,7 @@ MODEL = "rain_forecast"
 
 def ensure_models(releases: list[str]) -> dict[str, str]:
     """Train the releases into the BentoML store unless already there (training is seeded)."""
-    from bentos.train import RELEASES, save_to_store, train_release
+    from bentos.training.train import RELEASES, save_to_store, train_release
 
     schema = weather_schema()
     split = time_split(load_weather(), schema)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import httpx
 import pandas as pd
 
-from bentos.data import LABEL_COLUMN, TIME_COLUMN, records
-from bentos.schema import ModelSchema
+from bentos.training.data import LABEL_COLUMN, TIME_COLUMN, records
+from contract.schema import ModelSchema
 
 
 @dataclass

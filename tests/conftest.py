@@ -12,8 +12,8 @@ import pytest
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 
-from bentos.data import Split, load_weather, time_split, weather_schema
-from bentos.schema import ModelSchema
+from bentos.training.data import Split, load_weather, time_split, weather_schema
+from contract.schema import ModelSchema
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +42,7 @@ def bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def trained_models(bentoml_home: Path, split: Split, schema: ModelSchema) -> dict[str, str]:
     """Release name -> BentoML tag, for `good`, `retrain` and `no-key-features` (a few s)."""
-    from bentos.train import RELEASES, save_to_store, train_release
+    from bentos.training.train import RELEASES, save_to_store, train_release
 
     tags = {}
     for name in ("good", "retrain", "no-key-features"):
@@ -56,7 +56,7 @@ def registrations(trained_models: dict[str, str]) -> dict[str, Any]:
     """Release name -> monitor.registration.Registration built from the stored model."""
     import bentoml
 
-    from monitor.registration import registration_from_bento_model
+    from bentos.packaging import registration_from_bento_model
 
     return {
         name: registration_from_bento_model(bentoml.models.get(tag))

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bentos.schema import ModelSchema
+from contract.schema import ModelSchema
 
 LUA_SCRIPT = Path(__file__).resolve().parent / "post.lua"
 PAYLOAD_ROWS = {"single": 1, "batch100": 100}
@@ -25,7 +25,7 @@ PAYLOAD_ROWS = {"single": 1, "batch100": 100}
 
 def replay_records(schema: ModelSchema, limit: int) -> list[dict[str, Any]]:
     """The first `limit` valid replay rows (Jul-Dec 2013) as request records."""
-    from bentos.data import load_weather, records, time_split
+    from bentos.training.data import load_weather, records, time_split
 
     replay = time_split(load_weather(), schema).replay
     replay = replay.loc[schema.valid_rows(replay)].head(limit)

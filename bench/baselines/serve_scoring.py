@@ -21,7 +21,7 @@ import numpy as np
 import xgboost as xgb
 import yaml
 
-from bentos.schema import ModelSchema
+from contract.schema import ModelSchema
 
 DEFAULT_TAG = "rain_forecast:latest"
 

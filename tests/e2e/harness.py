@@ -21,8 +21,8 @@ import httpx
 import pandas as pd
 import yaml
 
-from bentos.data import load_weather, time_split, weather_schema
-from monitor.kube import VERSION_ANNOTATION
+from bentos.training.data import load_weather, time_split, weather_schema
+from monitor.kube.rollout import VERSION_ANNOTATION
 from replay.driver import Replayer, ReplayStats
 from replay.prometheus import start_prometheus
 from replay.stack import (

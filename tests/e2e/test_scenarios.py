@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.kube import HASH_LABEL, REVISION_ANNOTATION, VERSION_ANNOTATION
+from monitor.kube.rollout import HASH_LABEL, REVISION_ANNOTATION, VERSION_ANNOTATION
 from replay.prometheus import alert_has_fired, firing_alerts, query, wait_for_alert
 from tests.e2e.harness import DEPLOYMENT, NS, Replay, Stack, spec, stack, version_of
 from tests.support.kube import REPLICASETS, kube_emulator

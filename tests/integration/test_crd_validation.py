@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from monitor.policy import Policy, parse_policy
+from monitor.decision.policy import Policy, parse_policy
 
 CRD_PATH = Path(__file__).resolve().parents[2] / "k8s" / "crds" / "modelmonitor.yaml"
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.cycle import VersionCache, known_good_version, run_cycle
+from monitor.analysis.cycle import VersionCache, known_good_version, run_cycle
 from monitor.metrics import MonitorMetrics
-from monitor.store import Store
+from monitor.store.sqlite import Store
 from tests.support.records import served
 
 MODEL = "rain_forecast"

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.store import Store
+from monitor.store.sqlite import Store
 from tests.support.monitor import MonitorProcess, running_monitor
 
 MAX_RECORDS = 1000
@@ -321,7 +321,7 @@ def test_the_background_analysis_turns_records_into_chunks_and_metrics(
 
     import xgboost
 
-    from bentos.data import LABEL_COLUMN, records
+    from bentos.training.data import LABEL_COLUMN, records
 
     reg = registrations["good"]
     booster = xgboost.Booster()

@@ -38,7 +38,8 @@ def test_monitor_runs_from_the_files_and_extra_its_image_installs(tmp_path: Path
             shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(origin, target)
-    assert (src / "monitor" / "api.py").exists() and (src / "bentos" / "schema.py").exists()
+    assert (src / "monitor" / "api" / "app.py").exists() and (src / "contract" / "schema.py").exists()
+    assert not (src / "bentos").exists(), "the monitor image carries no predictor code"
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = subprocess.run(
@@ -48,7 +49,8 @@ def test_monitor_runs_from_the_files_and_extra_its_image_installs(tmp_path: Path
     )
     assert pip.returncode == 0, pip.stderr[-2000:]
     code = (
-        "import monitor.api, monitor.analysis, monitor.cycle, monitor.operator, monitor.report;"
+        "import monitor.api.app, monitor.analysis.cycle, monitor.analysis.report, monitor.cli;"
+        "import monitor.operator.reconciler, monitor.kube.target, monitor.loops.background;"
         "import importlib.util as u;"
         "assert u.find_spec('bentoml') is None, 'the monitor image must not need BentoML'"
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from monitor.store import Store
+from monitor.store.sqlite import Store
 from tests.support.monitor import running_monitor
 
 

@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 from monitor.evidence import ChunkEvidence
-from monitor.kube import CHANGE_CAUSE, REVISION_ANNOTATION, KubeTarget, Retry, RollbackPlan
-from monitor.operator import Operator, ReconcileResult
-from monitor.store import Store
+from monitor.kube.rollout import CHANGE_CAUSE, REVISION_ANNOTATION, RollbackPlan
+from monitor.kube.target import KubeTarget, Retry
+from monitor.operator.reconciler import Operator, ReconcileResult
+from monitor.store.sqlite import Store
 from tests.support.kube import (
     DEPLOYMENTS,
     EVENTS,

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from bentos.data import Split, records
-from bentos.schema import ModelSchema
+from bentos.training.data import Split, records
+from contract.schema import ModelSchema
 from tests.support.predictor import PredictorProcess, running_predictor
 
 MAX_BATCH = 50

@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bentos.data import Split
-from monitor.cycle import VersionCache, run_cycle
+from bentos.training.data import Split
+from monitor.analysis.cycle import VersionCache, run_cycle
+from monitor.analysis.report import render_report
 from monitor.metrics import MonitorMetrics
-from monitor.report import render_report
-from monitor.store import Store
+from monitor.store.sqlite import Store
 from tests.support.records import served
 
 CHUNK = 500

@@ -14,8 +14,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from bentos.data import Split, records
-from bentos.schema import ModelSchema
+from bentos.training.data import Split, records
+from contract.schema import ModelSchema
 from tests.support.predictor import RecordReceiver, running_predictor
 
 TOKEN = "s3cret-registration-token"

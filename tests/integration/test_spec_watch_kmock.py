@@ -6,8 +6,8 @@ import threading
 
 from kubernetes import client
 
-from monitor.kube import API_VERSION, GROUP, PLURAL
-from monitor.spec_watch import watch_spec_changes
+from monitor.kube.target import API_VERSION, GROUP, PLURAL
+from monitor.kube.watch import watch_spec_changes
 from tests.support.kube import create_modelmonitor, kube_emulator
 
 NS = "rain"

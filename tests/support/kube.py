@@ -28,7 +28,7 @@ import jsonpatch
 import kmock
 
 from monitor.evidence import ChunkEvidence, Estimate, FeatureDrift
-from monitor.kube import (
+from monitor.kube.rollout import (
     HASH_LABEL,
     MODEL_ANNOTATION,
     REVISION_ANNOTATION,

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import xgboost as xgb
 
-from bentos.data import LABEL_COLUMN, TIME_COLUMN, Split, records
+from bentos.training.data import LABEL_COLUMN, TIME_COLUMN, Split, records
 
 
 def served(

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bentos.data import LABEL_COLUMN, TIME_COLUMN, Split
-from monitor.analysis import FittedVersion, analyse_chunk, analyse_chunks
+from bentos.training.data import LABEL_COLUMN, TIME_COLUMN, Split
+from monitor.analysis.chunks import FittedVersion, analyse_chunk, analyse_chunks
 
 CHUNK = 500
 

@@ -11,11 +11,16 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-from bentos.data import LABEL_COLUMN, Split
-from bentos.schema import ModelSchema
-from monitor.drift import MultivariateDrift, data_quality, feature_frame, multivariate_by_key
-from monitor.estimation import CHUNK_KEY, PROBA, PerformanceEstimator, realized_metrics
-from monitor.univariate import UnivariateDrift
+from bentos.training.data import LABEL_COLUMN, Split
+from contract.schema import ModelSchema
+from monitor.analysis.drift import (
+    MultivariateDrift,
+    data_quality,
+    feature_frame,
+    multivariate_by_key,
+)
+from monitor.analysis.estimation import CHUNK_KEY, PROBA, PerformanceEstimator, realized_metrics
+from monitor.analysis.univariate import UnivariateDrift
 
 CHUNK = 500
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from bentos.data import Split, records
-from bentos.schema import ModelSchema
+from bentos.training.data import Split, records
+from contract.schema import ModelSchema
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 

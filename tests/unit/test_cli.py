@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.store import Store
+from monitor.store.sqlite import Store
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bentos.data import LABEL_COLUMN, TIME_COLUMN, Split, load_weather, records
-from bentos.schema import ModelSchema
+from bentos.training.data import LABEL_COLUMN, TIME_COLUMN, Split, load_weather, records
+from contract.schema import ModelSchema
 
 
 def test_label_is_rain_in_next_four_hours_at_same_station() -> None:

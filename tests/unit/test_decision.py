@@ -8,17 +8,10 @@ from typing import Any
 
 import pytest
 
-from monitor.decision import (
-    CONDITION_TYPES,
-    Decision,
-    DecisionInput,
-    Incident,
-    KnownGood,
-    decide,
-    merge_conditions,
-)
+from monitor.decision.conditions import CONDITION_TYPES, merge_conditions
+from monitor.decision.decide import Decision, DecisionInput, Incident, KnownGood, decide
+from monitor.decision.policy import Policy, parse_policy
 from monitor.evidence import ChunkEvidence
-from monitor.policy import Policy, parse_policy
 from tests.support.kube import chunk
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)

@@ -8,10 +8,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from monitor.kube import VERSION_ANNOTATION
+from monitor.kube.offline import offline_target
+from monitor.kube.rollout import VERSION_ANNOTATION
 from monitor.metrics import MonitorMetrics
-from monitor.operator import Operator, offline_target
-from monitor.store import Store
+from monitor.operator.reconciler import Operator
+from monitor.store.sqlite import Store
 from tests.support.kube import MODEL, chunk
 
 GOOD, BAD = "good-aaaa", "bad-bbbb"

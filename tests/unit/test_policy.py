@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from monitor.policy import Bounds, PolicyError, parse_duration, parse_policy
+from monitor.decision.policy import Bounds, PolicyError, parse_duration, parse_policy
 
 
 def spec(**extra: Any) -> dict[str, Any]:

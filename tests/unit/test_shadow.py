@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.evidence import ChunkEvidence, Estimate
-from monitor.shadow import (
+from monitor.analysis.shadow import (
     cumulative_gap,
     parity_violation_ratio,
     rank_correlation,
     rank_correlation_floor,
 )
+from monitor.evidence import ChunkEvidence, Estimate
 
 
 def test_parity_counts_rows_beyond_the_tolerance_only():

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bentos.schema import ModelSchema
 from bentos.shipping import Shipper, ShippingConfig
+from contract.schema import ModelSchema
 from tests.support.predictor import RecordReceiver, free_port
 
 

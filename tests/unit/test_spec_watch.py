@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from monitor.api_background import BackgroundLoops, waking
-from monitor.spec_watch import spec_changed
+from monitor.kube.watch import spec_changed
+from monitor.loops.background import BackgroundLoops, waking
 
 
 def event(kind: str, generation: int, observed: int | None = None) -> dict[str, Any]:

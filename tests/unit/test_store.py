@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 
 from monitor.evidence import ChunkEvidence, Estimate, FeatureDrift
-from monitor.store import Conflict, NotFound, Store
-from monitor.store_schema import SCHEMA_VERSION, SchemaTooNewError
+from monitor.store.migrations import SCHEMA_VERSION, SchemaTooNewError
+from monitor.store.sqlite import Store
+from monitor.store.types import Conflict, NotFound
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -257,7 +258,7 @@ def test_reopen_keeps_data_and_schema_version(tmp_path: Path) -> None:
 WRITER = textwrap.dedent(
     """
     import sys
-    from monitor.store import Store
+    from monitor.store.sqlite import Store
     store = Store(sys.argv[1])
     batch = 0
     while True:
@@ -333,7 +334,7 @@ def test_a_frame_read_in_batches_equals_one_read_in_one_go(
     store.append_records(rows)
     store.append_labels([{"prediction_id": "p000007", "label": 1}])
     whole = store.records_frame("m", "v1")
-    monkeypatch.setattr("monitor.store._FRAME_BATCH_ROWS", 5)
+    monkeypatch.setattr("monitor.store.sqlite._FRAME_BATCH_ROWS", 5)
     batched = store.records_frame("m", "v1")
     pd.testing.assert_frame_equal(
         batched[whole.columns], whole, check_dtype=False, check_index_type=False
@@ -344,7 +345,7 @@ def test_a_frame_read_in_batches_equals_one_read_in_one_go(
 def test_group_commit_shares_one_transaction_and_isolates_a_failing_request(
     tmp_path: Path,
 ) -> None:
-    from monitor.store_commit import GroupCommit
+    from monitor.store.commit import GroupCommit
 
     conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None, check_same_thread=False)
     conn.execute("CREATE TABLE t (x INTEGER UNIQUE)")

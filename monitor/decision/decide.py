@@ -24,18 +24,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from monitor.decision_conditions import CONDITION_TYPES as CONDITION_TYPES
-from monitor.decision_conditions import (
+from monitor.decision.conditions import (
     Condition,
     absolute_degradation,
     build_conditions,
     drift_condition,
     realized_degradation,
 )
-from monitor.decision_conditions import merge_conditions as merge_conditions
-from monitor.decision_rules import TriggerEvidence, find_trigger
+from monitor.decision.policy import Policy
+from monitor.decision.rules import TriggerEvidence, find_trigger
 from monitor.evidence import ChunkEvidence
-from monitor.policy import Policy
 
 Action = Literal[
     "none",

@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from monitor.decision import DecisionInput, Incident, KnownGood
-from monitor.kube import Observation
-from monitor.policy import Policy
+from monitor.decision.decide import DecisionInput, Incident, KnownGood
+from monitor.decision.policy import Policy
+from monitor.kube.rollout import Observation
 
 if TYPE_CHECKING:
-    from monitor.operator import OperatorStore
+    from monitor.operator.reconciler import OperatorStore
 
 
 def parse_time(text: Any) -> datetime | None:

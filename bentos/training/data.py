@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bentos.schema import Feature, LabelDefinition, ModelSchema
+from contract.schema import Feature, LabelDefinition, ModelSchema
 
 HORIZON_HOURS = 4
 TIME_COLUMN = "time_hour"

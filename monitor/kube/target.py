@@ -19,14 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from monitor.offline import OfflineTarget as OfflineTarget
-from monitor.offline import synthesized_replicaset as synthesized_replicaset
-from monitor.rollout import CHANGE_CAUSE as CHANGE_CAUSE
-from monitor.rollout import HASH_LABEL as HASH_LABEL
-from monitor.rollout import MODEL_ANNOTATION as MODEL_ANNOTATION
-from monitor.rollout import REVISION_ANNOTATION as REVISION_ANNOTATION
-from monitor.rollout import VERSION_ANNOTATION as VERSION_ANNOTATION
-from monitor.rollout import (
+from monitor.kube.rollout import (
     Observation,
     Outcome,
     RevisionView,
@@ -36,9 +29,6 @@ from monitor.rollout import (
     rollout_undo_patch,
     same_template,
 )
-from monitor.rollout import clean_template as clean_template
-from monitor.rollout import revisions_of as revisions_of
-from monitor.rollout import template_version as template_version
 
 LOG = logging.getLogger("modelguard.kube")
 GROUP, API_VERSION, PLURAL, KIND = "modelguard.dev", "v1alpha1", "modelmonitors", "ModelMonitor"

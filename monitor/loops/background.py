@@ -44,7 +44,7 @@ def analysis_pass(
 
     The fitted-calculator cache is put in `shared["cache"]` so reports reuse it.
     """
-    cycle = _optional("monitor.cycle")
+    cycle = _optional("monitor.analysis.cycle")
     if cycle is None or not hasattr(cycle, "run_cycle"):
         log.warning("monitor.cycle is not available: no analysis will run")
         return None
@@ -93,7 +93,7 @@ def reconcile_pass(
     if not settings.operator:
         log.info("MONITOR_OPERATOR=false: the operator loop is not started")
         return None
-    operator = _optional("monitor.operator")
+    operator = _optional("monitor.operator.reconciler")
     if operator is None:
         log.warning("monitor.operator is not available: no reconciliation will run")
         return None
@@ -103,7 +103,7 @@ def reconcile_pass(
         if built is None:
             return None
         if wake is not None and stop is not None:
-            from monitor.spec_watch import start_spec_watch
+            from monitor.kube.watch import start_spec_watch
 
             if start_spec_watch(built.target, wake, stop):
                 log.info("watching ModelMonitors: spec changes reconcile at once")
@@ -112,7 +112,7 @@ def reconcile_pass(
     if api_client is None:
         log.info("kubernetes is off: the operator loop is not started")
         return None
-    from monitor.kube import KubeTarget
+    from monitor.kube.target import KubeTarget
 
     target = KubeTarget(api_client, namespace=settings.namespace)
     return operator.Operator(store, target).reconcile_once

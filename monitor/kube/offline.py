@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.rollout import (
+from monitor.kube.rollout import (
     HASH_LABEL,
     MODEL_ANNOTATION,
     REVISION_ANNOTATION,

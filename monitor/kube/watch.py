@@ -69,7 +69,7 @@ def start_spec_watch(target: Any, on_change: Callable[[], None], stop: threading
     custom = getattr(target, "custom_api", None)
     if custom is None:
         return False
-    from monitor.kube import API_VERSION, GROUP, PLURAL
+    from monitor.kube.target import API_VERSION, GROUP, PLURAL
 
     thread = threading.Thread(
         target=watch_spec_changes,

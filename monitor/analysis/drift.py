@@ -23,8 +23,8 @@ import nannyml as nml
 import numpy as np
 import pandas as pd
 
-from bentos.schema import ModelSchema
-from monitor.estimation import CHUNK_KEY, KeyChunker
+from contract.schema import ModelSchema
+from monitor.analysis.estimation import CHUNK_KEY, KeyChunker
 from monitor.evidence import FeatureDrift
 
 

@@ -18,10 +18,10 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from monitor.analysis import FittedVersion, analyse_chunks
+from contract.registration import Registration
+from monitor.analysis.chunks import FittedVersion, analyse_chunks
+from monitor.analysis.shadow import cumulative_gap
 from monitor.evidence import ChunkEvidence
-from monitor.registration import Registration
-from monitor.shadow import cumulative_gap
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from monitor.decision import Condition, Decision, merge_conditions
-from monitor.kube import Observation, Target, event_body
-from monitor.operator_inputs import rejected_versions
-from monitor.policy import Policy
+from monitor.decision.conditions import Condition, merge_conditions
+from monitor.decision.decide import Decision
+from monitor.decision.policy import Policy
+from monitor.kube.rollout import Observation
+from monitor.kube.target import Target, event_body
+from monitor.operator.inputs import rejected_versions
 
 if TYPE_CHECKING:
-    from monitor.operator import OperatorStore, ReconcileResult
+    from monitor.operator.reconciler import OperatorStore, ReconcileResult
 
 LOG = logging.getLogger("modelguard.operator")
 

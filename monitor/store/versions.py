@@ -15,8 +15,8 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, Literal
 
-from monitor.store_state import canonical_json, now_iso
-from monitor.store_types import Conflict, NotFound, VersionInfo, registration_dict
+from monitor.store.state import canonical_json, now_iso
+from monitor.store.types import Conflict, NotFound, VersionInfo, registration_dict
 
 
 class ModelVersions:

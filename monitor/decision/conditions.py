@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from monitor.decision.policy import Policy
 from monitor.evidence import ChunkEvidence
-from monitor.policy import Policy
 
 CONDITION_TYPES = (
     "Ready",

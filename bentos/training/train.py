@@ -22,15 +22,16 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from bentos.data import LABEL_COLUMN, TIME_COLUMN, WINDOWS, Split, load_weather, time_split
-from bentos.data import weather_schema as default_schema
-from bentos.metrics import binary_metrics
-from bentos.schema import ModelSchema
+from bentos.training.data import LABEL_COLUMN, TIME_COLUMN, WINDOWS, Split, load_weather, time_split
+from bentos.training.data import weather_schema as default_schema
+from bentos.training.metrics import binary_metrics
+from contract import metadata as md_keys
+from contract.schema import ModelSchema
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
 MODEL_NAME = "rain_forecast"
-REFERENCE_FILE = "reference.json"
+REFERENCE_FILE = md_keys.DEFAULT_REFERENCE_FILE
 ARTIFACT_FILE = "saved_model.ubj"  # written by bentoml.xgboost; UBJSON cannot run code
 
 
@@ -161,20 +162,20 @@ def metadata(trained: TrainedRelease, schema: ModelSchema) -> dict[str, Any]:
     s = schema.model_copy(update={"threshold": trained.threshold})
     return {
         # BentoML metadata refuses None, so the schema travels as a JSON string.
-        "schema": s.model_dump_json(),
-        "release": trained.release.name,
-        "description": trained.release.description,
-        "learner": "xgboost",
+        md_keys.SCHEMA: s.model_dump_json(),
+        md_keys.RELEASE: trained.release.name,
+        md_keys.DESCRIPTION: trained.release.description,
+        md_keys.LEARNER: "xgboost",
         "seed": trained.release.seed,
         "rounds": trained.rounds,
         "dropped_features": list(trained.release.dropped_features),
         "train_window": list(trained.release.train_window),
         "reference_window": list(WINDOWS["reference"]),
         "replay_window": list(WINDOWS["replay"]),
-        "metrics": trained.metrics,
-        "feature_importance": trained.importance,
-        "reference_file": REFERENCE_FILE,
-        "reference_rows": len(trained.reference),
+        md_keys.METRICS: trained.metrics,
+        md_keys.FEATURE_IMPORTANCE: trained.importance,
+        md_keys.REFERENCE_FILE: REFERENCE_FILE,
+        md_keys.REFERENCE_ROWS: len(trained.reference),
     }
 
 

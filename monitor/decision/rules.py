@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from monitor.decision.policy import Policy
 from monitor.evidence import ChunkEvidence
-from monitor.policy import Policy
 
 if TYPE_CHECKING:
-    from monitor.decision import DecisionInput
+    from monitor.decision.decide import DecisionInput
 
 
 @dataclass(frozen=True)

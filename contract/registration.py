@@ -13,7 +13,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bentos.schema import ModelSchema
+from contract.schema import ModelSchema
 
 NAME_PATTERN = r"^[a-z0-9]([-._a-z0-9]{0,61}[a-z0-9])?$"
 MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
@@ -74,28 +74,3 @@ class Registration(BaseModel):
 
     def reference_frame(self) -> pd.DataFrame:
         return pd.DataFrame.from_records(self.reference)
-
-
-def registration_from_bento_model(model: Any) -> Registration:
-    """Build the registration payload from a BentoML model (predictor side and tests)."""
-    import json
-    from pathlib import Path
-
-    md = model.info.metadata
-    ref = json.loads(Path(model.path_of(md.get("reference_file", "reference.json"))).read_text())
-    raw = Path(model.path_of("saved_model.ubj")).read_bytes()
-    return Registration.model_validate(
-        {
-            "model": model.tag.name,
-            "version": model.tag.version,
-            "learner": md.get("learner", "xgboost"),
-            "release": md.get("release", ""),
-            "description": md.get("description", ""),
-            "schema": json.loads(md["schema"]),
-            "metrics": md.get("metrics", {}),
-            "feature_importance": md.get("feature_importance", {}),
-            "reference": ref,
-            "artifact": base64.b64encode(raw).decode("ascii"),
-            "artifact_format": "xgboost-ubj",
-        }
-    )

@@ -20,14 +20,15 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from monitor import shadow
-from monitor.drift import (
+from contract.registration import Registration
+from monitor.analysis import shadow
+from monitor.analysis.drift import (
     MultivariateDrift,
     correlation_weights,
     data_quality,
     drift_ranking,
 )
-from monitor.estimation import (
+from monitor.analysis.estimation import (
     CHUNK_KEY,
     LABEL,
     METRICS,
@@ -35,9 +36,8 @@ from monitor.estimation import (
     PerformanceEstimator,
     realized_metrics,
 )
+from monitor.analysis.univariate import UnivariateDrift
 from monitor.evidence import ChunkEvidence, Estimate, SegmentEvidence
-from monitor.registration import Registration
-from monitor.univariate import UnivariateDrift
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from monitor.decision import TRIGGER_REASONS, Decision, decide
+from monitor.decision.decide import TRIGGER_REASONS, Decision, decide
+from monitor.decision.policy import Policy, PolicyError, parse_policy
 from monitor.evidence import ChunkEvidence
-from monitor.kube import Observation, RollbackPlan, Target
-from monitor.offline import offline_target as offline_target
-from monitor.operator_inputs import decision_input, incident_of
-from monitor.operator_publish import Publisher, iso
-from monitor.policy import Policy, PolicyError, parse_policy
+from monitor.kube.offline import offline_target
+from monitor.kube.rollout import Observation, RollbackPlan
+from monitor.kube.target import Target
+from monitor.operator.inputs import decision_input, incident_of
+from monitor.operator.publish import Publisher, iso
 
 LOG = logging.getLogger("modelguard.operator")
 
@@ -287,7 +288,7 @@ def _default_metrics() -> Any:
 
 def build_operator(settings: Any, store: Any) -> Operator:
     """The operator for `MonitorSettings`: a real API server, or offline when there is none."""
-    from monitor.kube import KubeTarget
+    from monitor.kube.target import KubeTarget
 
     mode = getattr(settings, "kubernetes", "off")
     api_client = None if mode == "off" else _api_client(mode, getattr(settings, "kubeconfig", None))

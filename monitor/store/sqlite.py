@@ -24,11 +24,11 @@ from typing import Any
 import pandas as pd
 
 from monitor.evidence import ChunkEvidence
-from monitor.store_commit import GroupCommit
-from monitor.store_frames import records_to_frame
-from monitor.store_schema import migrate
-from monitor.store_state import StateAndAudit, now_iso
-from monitor.store_types import (
+from monitor.store.commit import GroupCommit
+from monitor.store.frames import records_to_frame
+from monitor.store.migrations import migrate
+from monitor.store.state import StateAndAudit, now_iso
+from monitor.store.types import (
     Conflict,
     IngestResult,
     LabelResult,
@@ -37,7 +37,7 @@ from monitor.store_types import (
     features_json,
     to_epoch_us,
 )
-from monitor.store_versions import ModelVersions
+from monitor.store.versions import ModelVersions
 
 _IN_CHUNK = 500  # ids per `IN (...)` query
 SEP = (",", ":")  # compact JSON

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 
-from monitor.registration import NAME_PATTERN
+from contract.registration import NAME_PATTERN
 
 MAX_FEATURES = 1000
 

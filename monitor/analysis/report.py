@@ -20,8 +20,8 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.offline
 
+from monitor.analysis.shadow import cumulative_gap
 from monitor.evidence import ChunkEvidence
-from monitor.shadow import cumulative_gap
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def render_report(store: Any, model: str, cache: Any | None = None) -> str:
     page still carries NannyML's own figures; the monitor passes its analysis cache.
     """
     if cache is None:
-        from monitor.cycle import VersionCache
+        from monitor.analysis.cycle import VersionCache
 
         cache = VersionCache(store)
     versions = store.versions(model)
@@ -260,7 +260,7 @@ def _segment_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:
 
 def _nannyml_figures(store: Any, cache: Any, model: str, version: str) -> list[str]:
     """NannyML's own plots for the newest chunks, recomputed from stored records."""
-    from monitor.estimation import CHUNK_KEY, LABEL
+    from monitor.analysis.estimation import CHUNK_KEY, LABEL
 
     try:
         fitted = cache.get(model, version)

@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2 as chi2_distribution
 
-from bentos.schema import ModelSchema
+from contract.schema import ModelSchema
 from monitor.evidence import FeatureDrift
 
 # KS compares ECDFs on the union of reference and chunk values (exact, as scipy's

@@ -22,16 +22,16 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from contract.registration import Registration
 from monitor import metrics
-from monitor.api_background import BackgroundLoops, analysis_pass, reconcile_pass, waking
-from monitor.api_http import (
+from monitor.api.http import (
     BodyLimit,
     json_body,
     parse_body,
     publish_body_schemas,
     validation_error,
 )
-from monitor.api_models import (
+from monitor.api.models import (
     AUTH_RESPONSES,
     ERROR_RESPONSES,
     ClearRejectionResult,
@@ -44,9 +44,10 @@ from monitor.api_models import (
     RegistrationResult,
     VersionSummary,
 )
-from monitor.registration import Registration
+from monitor.loops.background import BackgroundLoops, analysis_pass, reconcile_pass, waking
 from monitor.settings import MonitorSettings, log_effective
-from monitor.store import Conflict, NotFound, Store
+from monitor.store.sqlite import Store
+from monitor.store.types import Conflict, NotFound
 
 log = logging.getLogger("modelguard.monitor")
 
@@ -278,7 +279,7 @@ def create_app(
         if model not in st.models():
             raise HTTPException(404, f"model {model!r} is unknown")
         try:
-            report = importlib.import_module("monitor.report")
+            report = importlib.import_module("monitor.analysis.report")
         except ImportError:
             raise HTTPException(503, "reports are not available (monitor.report missing)") from None
         render = report.render_report

@@ -1,0 +1,20 @@
+"""The keys of a packaged model's metadata in the BentoML model store.
+
+Written when a model is packaged (`bentos/training/train.py`) and read when the predictor
+loads it and registers it with the monitor (`bentos/packaging.py`). BentoML metadata refuses
+None, so structured values travel as JSON strings or plain lists and dicts.
+"""
+
+from __future__ import annotations
+
+SCHEMA = "schema"  # contract.schema.ModelSchema as a JSON string
+LEARNER = "learner"  # learner family, e.g. "xgboost": shadow gaps compare like with like
+RELEASE = "release"  # a human name for the release
+DESCRIPTION = "description"
+METRICS = "metrics"  # {"reference": {...}, ...}: offline metrics; "reference" = shared hold-out
+FEATURE_IMPORTANCE = "feature_importance"  # feature -> gain share
+REFERENCE_FILE = "reference_file"  # file beside the booster: labelled hold-out rows, own scores
+REFERENCE_ROWS = "reference_rows"
+
+DEFAULT_REFERENCE_FILE = "reference.json"
+BOOSTER_FILE = "saved_model.ubj"  # what bentoml.xgboost.save_model writes
