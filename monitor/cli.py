@@ -6,9 +6,11 @@ running monitor (`--url`). Telemetry is switched off by importing `monitor.setti
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +159,58 @@ def status(
                 f"{labelled:,} ({share})",
             )
         console.print(table)
+
+
+@app.command()
+def reconcile(
+    once: bool = typer.Option(False, "--once", help="One pass over every ModelMonitor, then exit"),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print what would be done; change nothing anywhere"
+    ),
+    db: Path | None = typer.Option(None, help="Database (default MONITOR_DB_PATH)"),
+) -> None:
+    """Run the operator outside the server: each ModelMonitor read -> decide -> act.
+
+    The cluster comes from MONITOR_KUBERNETES / MONITOR_KUBECONFIG (offline when none).
+    With --dry-run nothing is patched, posted or stored: the decisions and patches are shown.
+    """
+    from monitor.loops.wiring import build_operator
+
+    settings = _settings(db)
+    setup_logging(settings.log_level)
+    with _store(db) as store:
+        operator = build_operator(settings, store)
+        while True:
+            results = operator.plan_once() if dry_run else operator.reconcile_once()
+            _print_results(results, dry_run)
+            if once:
+                failed = [r for r in results if r.outcome in ("failed", "invalid")]
+                raise typer.Exit(1 if failed else 0)
+            time.sleep(settings.reconcile_interval_seconds)
+
+
+def _print_results(results: list[Any], dry_run: bool) -> None:
+    verb = "would do" if dry_run else "did"
+    table = Table(title=f"reconcile: what the operator {verb}")
+    for column in ("modelmonitor", "live", "action", "effect", "outcome", "why"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        d = r.decision
+        table.add_row(
+            f"{r.namespace}/{r.name}",
+            (d.from_version or "-") if d else "-",
+            d.action if d else "-",
+            d.effect if d else "-",
+            r.outcome,
+            r.error or (d.message if d else ""),
+        )
+    console.print(table)
+    for r in results:
+        if r.patch:
+            console.print(f"JSON patch for {r.namespace}/{r.name}:")
+            console.print_json(json.dumps(r.patch))
+    if not results:
+        console.print("no ModelMonitor found")
 
 
 def main() -> None:

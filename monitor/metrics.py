@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -23,11 +23,35 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
 
 from monitor.evidence import ChunkEvidence, Estimate
 
 MV = ("model", "version")
 ANALYSIS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class CalculatorFits:
+    """`modelguard_monitor_calculator_fits_total`: model versions fitted by the analysis cache.
+
+    Read at scrape time from the server's one `VersionCache` (its `fits` count), which the
+    analysis loop and the reports share: a version is fitted once per process, so this stays
+    at the number of versions analysed or reported on. 0 until a cache is attached.
+    """
+
+    name = "modelguard_monitor_calculator_fits"
+    documentation = "Model versions whose calculators the analysis cache fitted (loop and reports)"
+
+    def __init__(self) -> None:
+        self.count: Callable[[], int] | None = None
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(self.name, self.documentation)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation)
+        family.add_metric([], float(self.count() if self.count is not None else 0))
+        yield family
 
 
 class MonitorMetrics:
@@ -153,6 +177,8 @@ class MonitorMetrics:
         self.reconcile_errors = c(
             "modelguard_reconcile_errors", "Failed reconciliations", ("namespace", "modelmonitor")
         )
+        self.calculator_fits = CalculatorFits()
+        r.register(self.calculator_fits)
 
     def _gauge(self, name: str, doc: str, labels: Iterable[str]) -> Gauge:
         return Gauge(name, doc, list(labels), registry=self.registry)
@@ -258,6 +284,9 @@ class MonitorMetrics:
     def set_condition(self, namespace: str, modelmonitor: str, type_: str, status: bool) -> None:
         self.condition.labels(namespace, modelmonitor, type_).set(1 if status else 0)
 
+    def reconcile_error(self, namespace: str, modelmonitor: str) -> None:
+        self.reconcile_errors.labels(namespace, modelmonitor).inc()
+
     def observe_analysis(self, duration_seconds: float, ok: bool, model: str | None = None) -> None:
         self.analysis_duration.observe(duration_seconds)
         if ok:
@@ -300,7 +329,7 @@ def forget_version(model: str, version: str) -> int:
 
 
 def reconcile_error(namespace: str, modelmonitor: str) -> None:
-    METRICS.reconcile_errors.labels(namespace, modelmonitor).inc()
+    METRICS.reconcile_error(namespace, modelmonitor)
 
 
 def set_label_lag(model: str, seconds: float) -> None:
@@ -324,10 +353,16 @@ def labels_joined(model: str, count: int) -> None:
     METRICS.labels_joined.labels(model).inc(count)
 
 
+def count_calculator_fits(count: Callable[[], int] | None) -> None:
+    """Report `count()` (the server's `VersionCache.fits`) as the fits counter; None detaches."""
+    METRICS.calculator_fits.count = count
+
+
 __all__ = [
     "CONTENT_TYPE_LATEST",
     "METRICS",
     "MonitorMetrics",
+    "count_calculator_fits",
     "forget_version",
     "labels_ingested",
     "labels_joined",
@@ -341,7 +376,3 @@ __all__ = [
     "set_condition",
     "set_label_lag",
 ]
-
-
-# The operator calls this name (monitor/operator.py); same counter as `reconcile_error`.
-record_reconcile_error = reconcile_error

@@ -22,6 +22,7 @@ from contract.registration import Registration
 from monitor.analysis.chunks import FittedVersion, analyse_chunks
 from monitor.analysis.shadow import cumulative_gap
 from monitor.evidence import ChunkEvidence
+from monitor.state import OperatorState
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,8 @@ def known_good_version(store: Any, model: str, live: str, registered: list[str])
     None when the live version is the known-good one (shadow-scoring it against itself
     says nothing) or when no version came before it.
     """
-    state = store.get_state(f"known_good/{model}") or {}
-    chosen = state.get("version")
+    recorded = OperatorState(store).known_good(model)
+    chosen = recorded.version if recorded else None
     if chosen not in registered:
         earlier = registered[: registered.index(live)] if live in registered else []
         chosen = earlier[0] if earlier else None

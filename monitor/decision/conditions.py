@@ -9,29 +9,12 @@ into CR status entries whose `lastTransitionTime` only moves on a flip. Pure: no
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from monitor.decision.policy import Policy
+from monitor.decision.types import Condition
 from monitor.evidence import ChunkEvidence
-
-CONDITION_TYPES = (
-    "Ready",
-    "Degraded",
-    "DriftDetected",
-    "RolledBack",
-    "RetrainingRecommended",
-    "RollbackUnavailable",
-)
-
-
-@dataclass(frozen=True)
-class Condition:
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str
-    message: str = ""
 
 
 def drift_condition(latest: ChunkEvidence | None) -> Condition:

@@ -19,101 +19,29 @@ The trigger rules live in `monitor/decision_rules.py`, the condition building in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any
 
 from monitor.decision.conditions import (
-    Condition,
     absolute_degradation,
     build_conditions,
     drift_condition,
     realized_degradation,
 )
-from monitor.decision.policy import Policy
-from monitor.decision.rules import TriggerEvidence, find_trigger
+from monitor.decision.rules import find_trigger
+from monitor.decision.types import (
+    TRIGGER_REASONS,
+    Action,
+    Condition,
+    Decision,
+    DecisionInput,
+    Effect,
+    TriggerEvidence,
+)
 from monitor.evidence import ChunkEvidence
 
-Action = Literal[
-    "none",
-    "reject-and-rollback",
-    "rollback",
-    "promote-known-good",
-    "recommend-retraining",
-    "unavailable",
-]
-Effect = Literal["patch", "dry-run", "observe", "none"]
-TRIGGER_REASONS = {
-    "rejected": "RejectedVersion",
-    "gate": "ReleaseGate",
-    "parity": "ScoreParity",
-    "rank_correlation": "RankCorrelation",
-    "estimated_gap": "EstimatedGap",
-    "realized_gap": "RealizedGap",
-    "world_drift": "WorldDrift",
-}
 # Triggers judged once and for all (not noisy evidence): a cooldown does not hold them back.
 _DETERMINISTIC_TRIGGERS = {"rejected", "gate"}
-
-
-@dataclass(frozen=True)
-class KnownGood:
-    version: str
-    revision: int | None = None
-    since: str | None = None
-
-
-@dataclass(frozen=True)
-class Incident:
-    """The operator's durable memory about past actions on this target."""
-
-    last_rollback_time: datetime | None = None
-    handled_release: str | None = None  # "version@revision" already acted on once
-    last_rollback: Mapping[str, Any] | None = None  # as in status.lastRollback
-
-
-@dataclass(frozen=True)
-class DecisionInput:
-    policy: Policy
-    live_version: str | None  # the pod template's modelguard.dev/model-version
-    live_revision: int | None
-    revisions: Mapping[int, str | None]  # every existing revision -> its model version
-    evidence: Sequence[ChunkEvidence]  # of the live version, any order
-    known_good: KnownGood | None
-    rejected: Mapping[str, str]  # version -> reason
-    now: datetime
-    live_holdout: Mapping[str, float | None] | None = None  # registration metrics["reference"]
-    known_good_holdout: Mapping[str, float | None] | None = None
-    incident: Incident = field(default_factory=Incident)
-    # An operator cleared this version's rejection: the release gate no longer applies to it.
-    gate_waived: bool = False
-
-
-@dataclass(frozen=True)
-class Decision:
-    action: Action
-    effect: Effect
-    message: str
-    conditions: tuple[Condition, ...]
-    trigger: str | None = None
-    evidence: TriggerEvidence | None = None
-    from_version: str | None = None
-    from_revision: int | None = None
-    target_version: str | None = None
-    target_revision: int | None = None
-    reject_reason: str | None = None  # record the live version as rejected with this reason
-    deferred: str | None = None  # why a due rollback is not acted on now
-    healthy_chunks: int = 0
-    last_estimate: Mapping[str, Any] | None = None
-
-    @property
-    def release(self) -> str:
-        return f"{self.from_version}@{self.from_revision}"
-
-    @property
-    def wants_rollback(self) -> bool:
-        return self.action in ("rollback", "reject-and-rollback") and self.deferred is None
 
 
 def decide(inp: DecisionInput) -> Decision:
@@ -159,9 +87,8 @@ class _Base:
 
     def rolled_back_condition(self) -> tuple[str, str, str]:
         last = self.inp.incident.last_rollback
-        if last and last.get("toVersion") == self.inp.live_version and not last.get("dryRun"):
-            reason = TRIGGER_REASONS.get(str(last.get("trigger")), "RolledBack")
-            return ("True", reason, str(last.get("reason", "")))
+        if last and last.to_version == self.inp.live_version and not last.dry_run:
+            return ("True", TRIGGER_REASONS.get(str(last.trigger), "RolledBack"), last.reason)
         return ("False", "NoRollback", "the live version is not the result of a rollback")
 
     def last_estimate(self) -> dict[str, Any] | None:

@@ -10,34 +10,11 @@ and tuned one at a time. Pure like the decision: plain data in, plain data out, 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import replace
 
 from monitor.decision.policy import Policy
+from monitor.decision.types import DecisionInput, TriggerEvidence
 from monitor.evidence import ChunkEvidence
-
-if TYPE_CHECKING:
-    from monitor.decision.decide import DecisionInput
-
-
-@dataclass(frozen=True)
-class TriggerEvidence:
-    """Why: the metric, its value, the bound it crossed, on which chunks, between which versions."""
-
-    metric: str
-    value: float
-    bound: float
-    chunks: tuple[int, ...]
-    from_version: str
-    to_version: str | None
-
-    def describe(self) -> str:
-        chunks = ",".join(str(c) for c in self.chunks) or "-"
-        target = self.to_version or "none"
-        return (
-            f"{self.metric}={self.value:.4f} beyond bound {self.bound:.4f} on chunks [{chunks}]; "
-            f"{self.from_version} -> {target}"
-        )
 
 
 def find_trigger(
@@ -92,6 +69,7 @@ def _gate(inp: DecisionInput) -> TriggerEvidence | None:
             (),
             inp.live_version or "",
             None,
+            detail=f"shared hold-out: {metric} {live:.4f} vs known-good {kg:.4f}",
         )
     return None
 

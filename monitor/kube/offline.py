@@ -1,7 +1,7 @@
 """No cluster (settings `kubernetes=off`): the operator's target synthesized from the store.
 
 Why a module of its own: the monitor must show what it would do before it is trusted with a
-cluster. `OfflineTarget` offers the same surface as `monitor.kube.KubeTarget`: a Deployment
+cluster. `OfflineTarget` offers the same surface as `target.KubeTarget`: a Deployment
 synthesized from the registered versions (revision n = the n-th registered version, live =
 the version receiving records), patches computed and returned, never sent; `offline_target`
 builds it, with one dryRun ModelMonitor per model in the store.
@@ -16,18 +16,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from monitor.kube.events import event_body
 from monitor.kube.rollout import (
     HASH_LABEL,
     MODEL_ANNOTATION,
     REVISION_ANNOTATION,
     VERSION_ANNOTATION,
-    Observation,
-    Outcome,
-    RollbackPlan,
     clean_template,
     observe,
     plan_for,
 )
+from monitor.operator.ports import EventNote, Observation, Outcome
+from monitor.state import RollbackPlan
 
 LOG = logging.getLogger("modelguard.kube")
 
@@ -93,9 +93,9 @@ class OfflineTarget:
     def rollback(self, plan: RollbackPlan) -> tuple[Outcome, list[dict[str, Any]]]:
         raise RuntimeError("offline mode never patches: run the ModelMonitor in dryRun")
 
-    def event(self, monitor: Mapping[str, Any], body: dict[str, Any]) -> None:
-        LOG.info("event %s: %s", body["reason"], body["message"])
-        self.events.append(body)
+    def event(self, monitor: Mapping[str, Any], note: EventNote) -> None:
+        LOG.info("event %s: %s", note.reason, note.message)
+        self.events.append(event_body(monitor, note))
 
     def publish_status(self, monitor: Mapping[str, Any], status: dict[str, Any]) -> None:
         self.statuses[monitor["metadata"]["name"]] = status
@@ -144,7 +144,7 @@ def synthesized_replicaset(
     }
 
 
-def offline_target(store: Any, namespace: str = "default", chunk_size: int = 500) -> Any:
+def offline_target(store: Any, namespace: str = "default", chunk_size: int = 500) -> OfflineTarget:
     """No cluster (kubernetes=off): one dryRun ModelMonitor per model in the store; revision
     n = the n-th registered version; live = the version whose records were analysed last."""
 

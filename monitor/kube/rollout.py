@@ -1,7 +1,7 @@
 """Deployment revisions and the rollout-undo patch: pure functions over API objects (dicts).
 
-Why a module of its own: both targets, the real cluster (`monitor/kube.py`) and the offline
-synthesis (`monitor/offline.py`), read a Deployment and its ReplicaSets the same way and
+Why a module of its own: both targets, the real cluster (`target.py`) and the offline
+synthesis (`offline.py`), read a Deployment and its ReplicaSets the same way and
 compute the same patch. The rollback reproduces `kubectl rollout undo --to-revision`: copy
 the target ReplicaSet's pod template without its `pod-template-hash` label and patch the
 Deployment with it, guarded by JSON-patch `test` ops (resourceVersion and the current
@@ -13,47 +13,16 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
+
+from monitor.operator.ports import Observation, RevisionView
+from monitor.state import RollbackPlan
 
 VERSION_ANNOTATION = "modelguard.dev/model-version"
 MODEL_ANNOTATION = "modelguard.dev/model-name"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 HASH_LABEL = "pod-template-hash"
-Outcome = Literal["patched", "already", "superseded", "missing", "failed"]
-
-
-@dataclass(frozen=True)
-class RevisionView:
-    """One ReplicaSet owned by the Deployment: its revision, pod template and model version."""
-
-    number: int
-    name: str
-    version: str | None
-    template: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Observation:
-    deployment: Mapping[str, Any]
-    revisions: Mapping[int, RevisionView]
-    live_version: str | None
-    live_revision: int | None
-
-    @property
-    def history(self) -> dict[int, str | None]:
-        return {n: r.version for n, r in self.revisions.items()}
-
-
-@dataclass(frozen=True)
-class RollbackPlan:
-    namespace: str
-    deployment: str
-    target_revision: int
-    target_version: str
-    from_version: str
-    change_cause: str
 
 
 def _escape(key: str) -> str:

@@ -13,6 +13,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from kubernetes import watch
+
+from monitor.kube.events import API_VERSION, GROUP, PLURAL
+
 LOG = logging.getLogger("modelguard.kube")
 
 
@@ -42,8 +46,6 @@ def watch_spec_changes(
     read_timeout_seconds: float = 30.0,
 ) -> None:
     """Stream ModelMonitor events until `stop`; reconnects after errors and idle timeouts."""
-    from kubernetes import watch
-
     seen: dict[tuple[str, str], int] = {}
     while not stop.is_set():
         stream = watch.Watch()
@@ -69,8 +71,6 @@ def start_spec_watch(target: Any, on_change: Callable[[], None], stop: threading
     custom = getattr(target, "custom_api", None)
     if custom is None:
         return False
-    from monitor.kube.target import API_VERSION, GROUP, PLURAL
-
     thread = threading.Thread(
         target=watch_spec_changes,
         args=(custom, GROUP, API_VERSION, PLURAL, target.namespace, on_change, stop),

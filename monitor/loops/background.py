@@ -1,18 +1,11 @@
 """The monitor's periodic work, run in background threads of the server process.
 
-Two loops, each optional and each imported lazily so the API runs (and its tests pass)
-whether or not analysis and the operator are installed:
-
-- analysis: `monitor.cycle.run_cycle(store, settings, cache)` every
-  `analysis_interval_seconds`; the cache (fitted calculators per version) lives as long as
-  the process.
-- reconcile: `monitor.operator.Operator(...).reconcile_once()` every
-  `reconcile_interval_seconds`. `monitor.operator.build_operator(store, settings)` is used
-  when it exists; otherwise, with Kubernetes enabled, an `Operator` over a `KubeTarget`
-  configured from `settings.kubernetes`.
-
-One failing pass is logged and retried on the next tick; it never stops the loop. Shutdown
-sets one event and joins the threads, so a cycle in progress finishes its current write.
+Two loops: analysis (`monitor.analysis.cycle.run_cycle` every `analysis_interval_seconds`,
+with one cache of fitted calculators for the life of the process) and reconcile (the
+operator's `reconcile_once` every `reconcile_interval_seconds`, woken early by a ModelMonitor
+watch and by fresh evidence). One failing pass is logged and retried on the next tick; it
+never stops the loop. Shutdown sets one event and joins the threads, so a cycle in progress
+finishes its current write.
 """
 
 from __future__ import annotations
@@ -23,6 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from monitor.kube.watch import start_spec_watch
+from monitor.loops.wiring import build_operator
 from monitor.settings import MonitorSettings
 
 log = logging.getLogger("modelguard.monitor")
@@ -55,37 +50,13 @@ def analysis_pass(
     return lambda: cycle.run_cycle(store, settings, cache)
 
 
-def kube_api_client(settings: MonitorSettings) -> Any | None:
-    """An API client per `settings.kubernetes`; None when off or (auto) nothing is found."""
-    if settings.kubernetes == "off":
-        return None
-    from kubernetes import client, config
-
-    kubeconfig = str(settings.kubeconfig) if settings.kubeconfig else None
-    modes = {"auto": ["incluster", "kubeconfig"]}.get(settings.kubernetes, [settings.kubernetes])
-    for mode in modes:
-        try:
-            if mode == "incluster":
-                config.load_incluster_config()
-                return client.ApiClient()
-            cfg = client.Configuration()
-            config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-            return client.ApiClient(cfg)
-        except Exception as exc:  # ConfigException and friends: try the next way
-            if settings.kubernetes != "auto":
-                raise
-            log.info("kubernetes %s configuration not found (%s)", mode, exc)
-    log.warning("kubernetes=auto found no cluster configuration: the operator is off")
-    return None
-
-
 def reconcile_pass(
     store: Any,
     settings: MonitorSettings,
     wake: Callable[[], None] | None = None,
     stop: threading.Event | None = None,
 ) -> Callable[[], Any] | None:
-    """A callable running one reconcile pass, or None when there is nothing to reconcile.
+    """A callable running one reconcile pass, or None when the operator is switched off.
 
     With `wake` and `stop`, a watch on ModelMonitors calls `wake` when one appears or its spec
     changes, so the loop reconciles at once (periodic passes still run: level-triggered).
@@ -93,29 +64,10 @@ def reconcile_pass(
     if not settings.operator:
         log.info("MONITOR_OPERATOR=false: the operator loop is not started")
         return None
-    operator = _optional("monitor.operator.reconciler")
-    if operator is None:
-        log.warning("monitor.operator is not available: no reconciliation will run")
-        return None
-    build = getattr(operator, "build_operator", None)
-    if build is not None:
-        built = build(settings=settings, store=store)
-        if built is None:
-            return None
-        if wake is not None and stop is not None:
-            from monitor.kube.watch import start_spec_watch
-
-            if start_spec_watch(built.target, wake, stop):
-                log.info("watching ModelMonitors: spec changes reconcile at once")
-        return built.reconcile_once
-    api_client = kube_api_client(settings)
-    if api_client is None:
-        log.info("kubernetes is off: the operator loop is not started")
-        return None
-    from monitor.kube.target import KubeTarget
-
-    target = KubeTarget(api_client, namespace=settings.namespace)
-    return operator.Operator(store, target).reconcile_once
+    operator = build_operator(settings, store)
+    if wake is not None and stop is not None and start_spec_watch(operator.target, wake, stop):
+        log.info("watching ModelMonitors: spec changes reconcile at once")
+    return operator.reconcile_once
 
 
 def waking(work: Callable[[], Any] | None, wake: Callable[[], None]) -> Callable[[], Any] | None:

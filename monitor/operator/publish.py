@@ -1,6 +1,6 @@
 """What the operator tells the world: CR status, Events, audit records and metrics.
 
-Why a module of its own: `monitor/operator.py` decides what to do and does it (state,
+Why a module of its own: `reconciler.py` decides what to do and does it (state,
 patch); everything here only reports, and must report each thing once (Events named by a
 key, notifications remembered in the incident state), so a pass repeated after a crash
 says nothing twice. Metrics never break reconciliation.
@@ -9,26 +9,18 @@ says nothing twice. Metrics never break reconciliation.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
 
-from monitor.decision.conditions import Condition, merge_conditions
-from monitor.decision.decide import Decision
+from monitor.decision.conditions import merge_conditions
 from monitor.decision.policy import Policy
-from monitor.kube.rollout import Observation
-from monitor.kube.target import Target, event_body
-from monitor.operator.inputs import rejected_versions
-
-if TYPE_CHECKING:
-    from monitor.operator.reconciler import OperatorStore, ReconcileResult
+from monitor.decision.types import Condition, Decision
+from monitor.operator.ports import EventNote, Observation, OperatorMetrics, OperatorStore, Target
+from monitor.state import OperatorState, RollbackRecord, iso
 
 LOG = logging.getLogger("modelguard.operator")
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -37,39 +29,35 @@ class Publisher:
 
     store: OperatorStore
     target: Target
-    metrics: Any
+    metrics: GuardedMetrics
+
+    @property
+    def state(self) -> OperatorState:
+        return OperatorState(self.store)
 
     def rollback(
         self,
         monitor: Mapping[str, Any],
         policy: Policy,
-        decision: Decision | None,
-        record: dict[str, Any],
+        record: RollbackRecord,
         patch: list[dict[str, Any]],
         now: datetime,
     ) -> None:
         ns, name = monitor["metadata"]["namespace"], monitor["metadata"]["name"]
-        dry = bool(record.get("dryRun"))
-        release = f"{record['fromVersion']}@{record['from']}"
-        incident: dict[str, Any] = dict(self.store.get_state(f"incident/{ns}/{name}") or {})
-        incident["last_rollback"] = record
-        if dry:
-            incident["dry_run_release"] = release
-        else:
-            incident.update({"handled_release": release, "last_rollback_time": record["time"]})
-        self.store.put_state(f"incident/{ns}/{name}", incident)
+        dry = record.dry_run
+        self.state.put_incident(ns, name, self.state.incident(ns, name).with_rollback(record))
         verb = "would roll back" if dry else "rolled back"
         message = (
-            f"{verb} {policy.target_name} from revision {record['from']} "
-            f"({record['fromVersion']}) to revision {record['to']} "
-            f"({record['toVersion']}): {record['reason']}"
+            f"{verb} {policy.target_name} from revision {record.from_revision} "
+            f"({record.from_version}) to revision {record.to_revision} "
+            f"({record.to_version}): {record.reason}"
         )
         self.event(
             monitor,
             "RollbackDryRun" if dry else "RolledBack",
             message,
             now,
-            release,
+            record.release,
             warning=not dry,
         )
         self.store.append_audit(
@@ -82,10 +70,10 @@ class Publisher:
                 "mode": policy.mode,
                 "patch": patch,
                 "message": message,
-                **record,
+                **record.to_json(),
             }
         )
-        self.metric("record_rollback", ns, name, str(record["trigger"]), policy.mode)
+        self.metrics.record_rollback(ns, name, str(record.trigger), policy.mode)
 
     def notify_once(
         self,
@@ -97,12 +85,12 @@ class Publisher:
         kind: str,
     ) -> None:
         ns, name = monitor["metadata"]["namespace"], monitor["metadata"]["name"]
-        incident = dict(self.store.get_state(f"incident/{ns}/{name}") or {})
+        incident = self.state.incident(ns, name)
         key = f"{kind}:{decision.release}"
-        if incident.get(f"notified_{kind}") == key:
+        if incident.notified.get(kind) == key:
             return
-        incident[f"notified_{kind}"] = key
-        self.store.put_state(f"incident/{ns}/{name}", incident)
+        notified = {**incident.notified, kind: key}
+        self.state.put_incident(ns, name, replace(incident, notified=notified))
         self.audit(monitor, policy, decision, kind, now)
         self.event(monitor, reason, decision.message, now, decision.release, warning=True)
 
@@ -141,7 +129,7 @@ class Publisher:
         key: str,
         warning: bool = False,
     ) -> None:
-        self.target.event(monitor, event_body(monitor, reason, message, now, key, warning))
+        self.target.event(monitor, EventNote(reason, message, now, key, warning))
 
     def status(
         self,
@@ -164,16 +152,16 @@ class Publisher:
                 generation,
             )
             return {"observedGeneration": generation, "conditions": conditions}
-        kg = self.store.get_state(f"known_good/{policy.model}") or {}
-        incident = self.store.get_state(f"incident/{meta['namespace']}/{meta['name']}") or {}
+        kg = self.state.known_good(policy.model)
+        incident = self.state.incident(meta["namespace"], meta["name"])
         status: dict[str, Any] = {
             "observedGeneration": generation,
             "conditions": merge_conditions(previous, decision.conditions, now, generation),
             "currentRevision": seen.live_revision if seen else None,
             "currentVersion": seen.live_version if seen else None,
-            "knownGoodRevision": kg.get("revision"),
-            "knownGoodVersion": kg.get("version"),
-            "rejectedVersions": sorted(rejected_versions(self.store, policy.model)),
+            "knownGoodRevision": kg.revision if kg else None,
+            "knownGoodVersion": kg.version if kg else None,
+            "rejectedVersions": sorted(self.state.rejections(policy.model)),
         }
         if patched in ("patched", "already") and decision.target_version:
             status["currentRevision"] = decision.target_revision
@@ -183,29 +171,46 @@ class Publisher:
                 k: (v if k == "chunk" or v is None else f"{v:.4f}" if isinstance(v, float) else v)
                 for k, v in decision.last_estimate.items()
             }
-        if incident.get("last_rollback"):
-            status["lastRollback"] = incident["last_rollback"]
+        if incident.last_rollback is not None:
+            status["lastRollback"] = incident.last_rollback.to_json()
         return {k: v for k, v in status.items() if v is not None}
 
-    def invalid(
-        self, monitor: Mapping[str, Any], error: str, now: datetime, result: ReconcileResult
-    ) -> None:
+    def invalid(self, monitor: Mapping[str, Any], error: str, now: datetime) -> dict[str, Any]:
         previous = (monitor.get("status") or {}).get("conditions") or []
         generation = monitor["metadata"].get("generation")
-        result.status = {
+        status = {
             "observedGeneration": generation,
             "conditions": merge_conditions(
                 previous, [Condition("Ready", "False", "InvalidSpec", error)], now, generation
             ),
         }
-        self.target.publish_status(monitor, result.status)
+        self.target.publish_status(monitor, status)
         self.event(monitor, "InvalidSpec", error, now, f"{generation}:{error}", warning=True)
+        return status
 
-    def metric(self, method: str, *args: Any) -> None:
-        fn = getattr(self.metrics, method, None)
-        if fn is None:
+
+class GuardedMetrics:
+    """The operator's metrics, each call guarded: metrics never break reconciliation."""
+
+    def __init__(self, inner: OperatorMetrics | None) -> None:
+        self._inner = inner
+
+    def _guard(self, call: Callable[[OperatorMetrics], None]) -> None:
+        if self._inner is None:
             return
         try:
-            fn(*args)
-        except Exception:  # metrics never break reconciliation
-            LOG.debug("metrics %s failed", method, exc_info=True)
+            call(self._inner)
+        except Exception:
+            LOG.debug("metrics call failed", exc_info=True)
+
+    def init_rollbacks(self, ns: str, name: str, triggers: tuple[str, ...], mode: str) -> None:
+        self._guard(lambda m: m.init_rollbacks(ns, name, triggers, mode))
+
+    def record_rollback(self, ns: str, name: str, trigger: str, mode: str) -> None:
+        self._guard(lambda m: m.record_rollback(ns, name, trigger, mode))
+
+    def set_condition(self, ns: str, name: str, type_: str, status: bool) -> None:
+        self._guard(lambda m: m.set_condition(ns, name, type_, status))
+
+    def reconcile_error(self, ns: str, name: str) -> None:
+        self._guard(lambda m: m.reconcile_error(ns, name))

@@ -8,9 +8,9 @@ intent written before the patch and cleared after the rollback is published: a m
 restarted in between finds the intent, re-reads the Deployment and either finishes the
 publication (the patch landed) or patches once (it did not).
 
-Reading state into the decision's input is `monitor/operator_inputs.py`; status, Events,
-audit and metrics are `monitor/operator_publish.py`; the no-cluster target is
-`monitor/offline.py`. This module holds the loop, the acting, and the wiring.
+Reading state into the decision's input is `inputs.py`; status, Events, audit and metrics
+are `publish.py`; what the loop needs from the cluster and the store is `ports.py`. This
+module holds the loop and the acting; `monitor/loops/wiring.py` builds it.
 """
 
 from __future__ import annotations
@@ -20,28 +20,25 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from monitor.decision.decide import TRIGGER_REASONS, Decision, decide
+from monitor.decision.decide import decide
 from monitor.decision.policy import Policy, PolicyError, parse_policy
-from monitor.evidence import ChunkEvidence
-from monitor.kube.offline import offline_target
-from monitor.kube.rollout import Observation, RollbackPlan
-from monitor.kube.target import Target
-from monitor.operator.inputs import decision_input, incident_of
-from monitor.operator.publish import Publisher, iso
+from monitor.decision.types import TRIGGER_REASONS, Decision
+from monitor.operator.inputs import decision_input
+from monitor.operator.ports import Observation, OperatorMetrics, OperatorStore, Target
+from monitor.operator.publish import GuardedMetrics, Publisher
+from monitor.state import (
+    KnownGood,
+    OperatorState,
+    PendingRollback,
+    Rejection,
+    RollbackPlan,
+    RollbackRecord,
+    iso,
+)
 
 LOG = logging.getLogger("modelguard.operator")
-
-
-class OperatorStore(Protocol):
-    """The part of `monitor.store.Store` the operator uses (contracts §4)."""
-
-    def chunks(self, model: str, version: str | None = None) -> list[ChunkEvidence]: ...
-    def registration(self, model: str, version: str) -> dict[str, Any]: ...
-    def get_state(self, key: str) -> dict[str, Any] | None: ...
-    def put_state(self, key: str, value: dict[str, Any]) -> None: ...
-    def append_audit(self, record: dict[str, Any]) -> Any: ...
 
 
 @dataclass
@@ -49,7 +46,8 @@ class ReconcileResult:
     namespace: str
     name: str
     decision: Decision | None = None
-    outcome: str = "none"  # patched|already|dry-run|superseded|missing|failed|invalid|none
+    # patched|already|dry-run|superseded|missing|failed|invalid|planned|none
+    outcome: str = "none"
     patch: list[dict[str, Any]] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -61,11 +59,11 @@ class Operator:
         store: OperatorStore,
         target: Target,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        metrics: Any = None,
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self.store, self.target, self.clock = store, target, clock
-        self.metrics = metrics if metrics is not None else _default_metrics()
-        self.publish = Publisher(store, target, self.metrics)
+        self.state = OperatorState(store)
+        self.publish = Publisher(store, target, GuardedMetrics(metrics))
 
     def reconcile_once(self) -> list[ReconcileResult]:
         """One pass over every ModelMonitor; one failing monitor never stops the others."""
@@ -76,7 +74,8 @@ class Operator:
                 results.append(self.reconcile(monitor))
             except Exception as exc:  # reported, counted, retried next pass
                 LOG.exception("reconcile of %s/%s failed", meta.get("namespace"), meta.get("name"))
-                self.publish.metric("reconcile_error", meta.get("namespace"), meta.get("name"))
+                ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+                self.publish.metrics.reconcile_error(ns, name)
                 results.append(
                     ReconcileResult(
                         meta.get("namespace", ""),
@@ -85,6 +84,35 @@ class Operator:
                         error=repr(exc),
                     )
                 )
+        return results
+
+    def plan_once(self) -> list[ReconcileResult]:
+        """What one pass would do, without doing any of it: no patch, no Event, no status and
+        nothing written to the store (`reconcile --once --dry-run`)."""
+        results = []
+        for monitor in self.target.list_monitors():
+            meta = monitor.get("metadata", {})
+            ns, name = str(meta.get("namespace", "default")), str(meta.get("name", ""))
+            result = ReconcileResult(ns, name, outcome="planned")
+            try:
+                policy = parse_policy(monitor.get("spec") or {})
+            except PolicyError as exc:
+                result.outcome, result.error = "invalid", str(exc)
+                results.append(result)
+                continue
+            seen = self.target.observe(ns, policy.target_name)
+            if seen is None:
+                result.outcome = "missing"
+                result.error = f"Deployment {ns}/{policy.target_name} not found"
+                results.append(result)
+                continue
+            incident = self.state.incident(ns, name)
+            result.decision = decide(
+                decision_input(self.store, policy, seen, self.clock(), incident)
+            )
+            if result.decision.wants_rollback:
+                result.patch = self.target.plan_patch(self._plan(ns, policy, result.decision))
+            results.append(result)
         return results
 
     def run_forever(self, interval_seconds: float, stop: threading.Event) -> None:
@@ -101,10 +129,11 @@ class Operator:
             policy = parse_policy(monitor.get("spec") or {})
         except PolicyError as exc:
             result.outcome, result.error = "invalid", str(exc)
-            self.publish.invalid(monitor, str(exc), now, result)
+            result.status = self.publish.invalid(monitor, str(exc), now)
             return result
         # Counters start at 0 so that the first rollback is an increase Prometheus can see.
-        self.publish.metric("init_rollbacks", ns, name, tuple(TRIGGER_REASONS), policy.mode)
+        triggers = tuple(TRIGGER_REASONS)
+        self.publish.metrics.init_rollbacks(ns, name, triggers, policy.mode)
         self._finish_pending(monitor, policy, result)
         seen = self.target.observe(ns, policy.target_name)
         if seen is None:
@@ -113,7 +142,7 @@ class Operator:
             self.target.publish_status(monitor, result.status)
             return result
         decision = decide(
-            decision_input(self.store, policy, seen, now, incident_of(self.store, ns, name))
+            decision_input(self.store, policy, seen, now, self.state.incident(ns, name))
         )
         result.decision = decision
         self._act(monitor, policy, seen, decision, now, result)
@@ -122,7 +151,7 @@ class Operator:
         )
         self.target.publish_status(monitor, result.status)
         for cond in decision.conditions:
-            self.publish.metric("set_condition", ns, name, cond.type, cond.status == "True")
+            self.publish.metrics.set_condition(ns, name, cond.type, cond.status == "True")
         return result
 
     # -- acting ----------------------------------------------------------------------------
@@ -139,13 +168,10 @@ class Operator:
         if policy.mode == "off":
             return  # observe only: conditions and metrics, nothing recorded or posted
         if decision.action == "promote-known-good":
-            self.store.put_state(
-                f"known_good/{policy.model}",
-                {
-                    "version": decision.target_version,
-                    "revision": decision.target_revision,
-                    "since": iso(now),
-                },
+            assert decision.target_version is not None
+            self.state.set_known_good(
+                policy.model,
+                KnownGood(decision.target_version, decision.target_revision, iso(now)),
             )
             self.publish.audit(monitor, policy, decision, "known-good", now)
             self.publish.event(monitor, "KnownGood", decision.message, now, f"{decision.release}")
@@ -182,63 +208,58 @@ class Operator:
                     decision.release,
                     warning=True,
                 )
+        plan = self._plan(ns, policy, decision)
+        record = RollbackRecord(
+            from_revision=decision.from_revision,
+            to_revision=decision.target_revision,
+            from_version=decision.from_version,
+            to_version=decision.target_version,
+            trigger=decision.trigger,
+            reason=decision.message,
+            time=iso(now),
+            dry_run=decision.effect == "dry-run",
+        )
+        if record.dry_run:
+            result.outcome = "dry-run"
+            if self.state.incident(ns, name).dry_run_release == decision.release:
+                return  # already reported; a dry run changes nothing, so nothing new to say
+            result.patch = self.target.plan_patch(plan)
+            self.publish.rollback(monitor, policy, record, result.patch, now)
+            return
+        pending = PendingRollback(plan, record, decision.release, policy.mode, policy.model)
+        self.state.set_pending(ns, name, pending)
+        outcome, result.patch = self.target.rollback(plan)
+        result.outcome = outcome
+        self._settle(monitor, policy, record, outcome, result.patch, now)
+
+    @staticmethod
+    def _plan(namespace: str, policy: Policy, decision: Decision) -> RollbackPlan:
+        assert decision.target_revision is not None and decision.target_version is not None
         cause = (
             f"modelguard: rollback {decision.from_version} -> {decision.target_version} "
             f"(revision {decision.target_revision}): {decision.message}"
         )[:1000]
-        plan = RollbackPlan(
-            ns,
+        return RollbackPlan(
+            namespace,
             policy.target_name,
             decision.target_revision,
             decision.target_version,
             decision.from_version or "",
             cause,
         )
-        record = {
-            "from": decision.from_revision,
-            "to": decision.target_revision,
-            "fromVersion": decision.from_version,
-            "toVersion": decision.target_version,
-            "trigger": decision.trigger,
-            "reason": decision.message,
-            "time": iso(now),
-            "dryRun": decision.effect == "dry-run",
-        }
-        if decision.effect == "dry-run":
-            result.outcome = "dry-run"
-            incident = self.store.get_state(f"incident/{ns}/{name}") or {}
-            if incident.get("dry_run_release") == decision.release:
-                return  # already reported; a dry run changes nothing, so nothing new to say
-            result.patch = self.target.plan_patch(plan)
-            self.publish.rollback(monitor, policy, decision, record, result.patch, now)
-            return
-        self.store.put_state(
-            f"pending_rollback/{ns}/{name}",
-            {
-                "plan": plan.__dict__,
-                "record": record,
-                "release": decision.release,
-                "mode": policy.mode,
-                "model": policy.model,
-            },
-        )
-        outcome, result.patch = self.target.rollback(plan)
-        result.outcome = outcome
-        self._settle(monitor, policy, decision, record, outcome, result.patch, now)
 
     def _settle(
         self,
         monitor: Mapping[str, Any],
         policy: Policy,
-        decision: Decision | None,
-        record: dict[str, Any],
+        record: RollbackRecord,
         outcome: str,
         patch: list[dict[str, Any]],
         now: datetime,
     ) -> None:
         ns, name = monitor["metadata"]["namespace"], monitor["metadata"]["name"]
         if outcome in ("patched", "already"):
-            self.publish.rollback(monitor, policy, decision, record, patch, now)
+            self.publish.rollback(monitor, policy, record, patch, now)
         elif outcome == "failed":
             return  # keep the intent: the next pass re-reads and retries
         else:  # superseded or missing: someone else changed the Deployment; do not fight it
@@ -249,70 +270,26 @@ class Operator:
                     "namespace": ns,
                     "modelmonitor": name,
                     "kind": f"rollback-{outcome}",
-                    **record,
+                    **record.to_json(),
                 }
             )
-        self.store.put_state(f"pending_rollback/{ns}/{name}", {})
+        self.state.clear_pending(ns, name)
 
     def _finish_pending(
         self, monitor: Mapping[str, Any], policy: Policy, result: ReconcileResult
     ) -> None:
         """A rollback decided before a restart: finish it exactly once."""
         ns, name = monitor["metadata"]["namespace"], monitor["metadata"]["name"]
-        pending = self.store.get_state(f"pending_rollback/{ns}/{name}")
-        if not pending:
+        pending = self.state.pending(ns, name)
+        if pending is None:
             return
-        plan = RollbackPlan(**pending["plan"])
+        plan = pending.plan
         LOG.warning(
             "resuming pending rollback %s -> revision %s", plan.from_version, plan.target_revision
         )
         outcome, patch = self.target.rollback(plan)
         result.outcome, result.patch = outcome, patch
-        self._settle(monitor, policy, None, pending["record"], outcome, patch, self.clock())
+        self._settle(monitor, policy, pending.record, outcome, patch, self.clock())
 
     def _reject(self, model: str, version: str, reason: str, now: datetime) -> None:
-        state = dict(self.store.get_state(f"rejected/{model}") or {})
-        versions = dict(state.get("versions") or {})
-        versions.setdefault(version, {"reason": reason, "time": iso(now)})
-        self.store.put_state(f"rejected/{model}", {"versions": versions})
-
-
-def _default_metrics() -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module("monitor.metrics")
-    except ImportError:
-        return None
-
-
-def build_operator(settings: Any, store: Any) -> Operator:
-    """The operator for `MonitorSettings`: a real API server, or offline when there is none."""
-    from monitor.kube.target import KubeTarget
-
-    mode = getattr(settings, "kubernetes", "off")
-    api_client = None if mode == "off" else _api_client(mode, getattr(settings, "kubeconfig", None))
-    if api_client is None:
-        LOG.info("no Kubernetes API: offline operator (dryRun patches are logged and audited)")
-        target = offline_target(store, settings.namespace, settings.chunk_size)
-        return Operator(store, target)
-    return Operator(store, KubeTarget(api_client, namespace=settings.namespace))
-
-
-def _api_client(mode: str, kubeconfig: Any) -> Any:
-    from kubernetes import client, config
-
-    if mode in ("incluster", "auto"):
-        try:
-            config.load_incluster_config()
-            return client.ApiClient()
-        except config.ConfigException:
-            if mode == "incluster":
-                raise
-    try:
-        config.load_kube_config(config_file=str(kubeconfig) if kubeconfig else None)
-        return client.ApiClient()
-    except (config.ConfigException, OSError):
-        if mode == "kubeconfig":
-            raise
-        return None
+        self.state.reject(model, version, Rejection(reason, iso(now)))

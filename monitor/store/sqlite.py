@@ -29,11 +29,8 @@ from monitor.store.frames import records_to_frame
 from monitor.store.migrations import migrate
 from monitor.store.state import StateAndAudit, now_iso
 from monitor.store.types import (
-    Conflict,
     IngestResult,
     LabelResult,
-    NotFound,
-    VersionInfo,
     features_json,
     to_epoch_us,
 )
@@ -43,17 +40,6 @@ _IN_CHUNK = 500  # ids per `IN (...)` query
 SEP = (",", ":")  # compact JSON
 WAL_CHECKPOINT_PAGES = 16_384  # ~64 MB of 4 KiB pages
 _FRAME_BATCH_ROWS = 50_000  # rows turned into a DataFrame at a time
-
-
-__all__ = [
-    "Conflict",
-    "IngestResult",
-    "LabelResult",
-    "NotFound",
-    "Store",
-    "VersionInfo",
-    "to_epoch_us",
-]
 
 
 class Store(StateAndAudit, ModelVersions):

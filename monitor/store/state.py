@@ -1,17 +1,20 @@
-"""The operator's durable state and the audit log, as a mixin of `Store`.
+"""The operator's durable state and the audit log, a part of `sqlite.Store`.
 
-State is a small JSON document per key (`known_good/<model>`, `rejected/<model>`,
-`incident/<model>`, `pending/<model>` ...), written by the operator and read back after a
-restart, so that a restarted monitor never acts twice. The audit log is append-only.
+State is a small JSON document per key, written by the operator and read back after a
+restart, so that a restarted monitor never acts twice; which keys and what they hold is
+`monitor/state.py`, the only code that formats them. The audit log is append-only.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from monitor.state import OperatorState
+from monitor.store.types import Database
 
 
 def now_iso() -> str:
@@ -23,21 +26,15 @@ def canonical_json(data: Any) -> str:
 
 
 class StateAndAudit:
-    """Needs `_reader()` and `_write(work)` from the class it is mixed into."""
-
-    def _reader(self) -> sqlite3.Connection:
-        raise NotImplementedError
-
-    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        raise NotImplementedError
+    """Mixed into `Store`; its methods run on a `Database` (the connections)."""
 
     # -- operator state and audit log -----------------------------------------------------------
 
-    def get_state(self, key: str) -> dict[str, Any] | None:
+    def get_state(self: Database, key: str) -> dict[str, Any] | None:
         row = self._reader().execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
-    def put_state(self, key: str, value: Mapping[str, Any]) -> None:
+    def put_state(self: Database, key: str, value: Mapping[str, Any]) -> None:
         payload = canonical_json(dict(value))
         self._write(
             lambda conn: conn.execute(
@@ -49,7 +46,7 @@ class StateAndAudit:
         )
 
     def update_state(
-        self, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+        self: Database, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
     ) -> dict[str, Any] | None:
         """Read-modify-write one key atomically (None from `change` deletes the key)."""
 
@@ -70,14 +67,14 @@ class StateAndAudit:
         result: dict[str, Any] | None = self._write(work)
         return result
 
-    def state_keys(self, prefix: str = "") -> list[str]:
+    def state_keys(self: Database, prefix: str = "") -> list[str]:
         rows = self._reader().execute(
             "SELECT key FROM state WHERE substr(key, 1, ?) = ? ORDER BY key",
             (len(prefix), prefix),
         )
         return [r[0] for r in rows]
 
-    def append_audit(self, entry: Mapping[str, Any]) -> int:
+    def append_audit(self: Database, entry: Mapping[str, Any]) -> int:
         """Append one audit record (`model` and `kind` are indexed); returns its id."""
         data = dict(entry)
         data.setdefault("at", now_iso())
@@ -94,7 +91,7 @@ class StateAndAudit:
         return result
 
     def audit(
-        self, model: str | None = None, kind: str | None = None, limit: int | None = None
+        self: Database, model: str | None = None, kind: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
         """Audit records, oldest first (the newest `limit` if given)."""
         clauses, params = [], []
@@ -111,45 +108,16 @@ class StateAndAudit:
         rows = self._reader().execute(sql, params).fetchall()
         return [{"id": i, **json.loads(e)} for i, e in reversed(rows)]
 
-    # -- rejections (state key `rejected/<model>`, written by the operator) ------------------
+    # -- rejections (kept by the operator in `monitor.state`) ---------------------------------
 
-    def rejected_versions(self, model: str) -> list[str]:
-        return _rejected_in(self.get_state(f"rejected/{model}"))
+    def rejected_versions(self: Database, model: str) -> list[str]:
+        return list(OperatorState(self).rejections(model))
 
-    def clear_rejection(self, model: str, version: str, actor: str = "api") -> bool:
+    def clear_rejection(self: Database, model: str, version: str, actor: str = "api") -> bool:
         """Remove `version` from the model's rejections and audit it; False if not rejected."""
-        cleared = False
-
-        def change(old: dict[str, Any] | None) -> dict[str, Any] | None:
-            nonlocal cleared
-            if old is None:
-                return None
-            versions = old.get("versions", [])
-            if isinstance(versions, dict):
-                cleared = versions.pop(version, None) is not None
-            else:
-                kept = [v for v in versions if _version_of(v) != version]
-                cleared = len(kept) != len(versions)
-                versions = kept
-            return {**old, "versions": versions}
-
-        self.update_state(f"rejected/{model}", change)
+        cleared = OperatorState(self).clear_rejection(model, version)
         if cleared:
             self.append_audit(
                 {"kind": "rejection-cleared", "model": model, "version": version, "by": actor}
             )
         return cleared
-
-
-def _version_of(item: Any) -> str:
-    return str(item.get("version")) if isinstance(item, Mapping) else str(item)
-
-
-def _rejected_in(value: Mapping[str, Any] | None) -> list[str]:
-    """`{"versions": [...]}` of strings or `{version: ...}` dicts, or a dict keyed by version."""
-    if not value:
-        return []
-    versions: Iterable[Any] = value.get("versions", [])
-    if isinstance(versions, Mapping):
-        return [str(v) for v in versions]
-    return [_version_of(v) for v in versions]

@@ -7,10 +7,11 @@ Imported by `monitor.store`, which re-exports the names of the contract (`Confli
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import sqlite3
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic_core import to_json
 
@@ -71,3 +72,17 @@ def registration_dict(reg: Any) -> dict[str, Any]:
     if hasattr(reg, "model_dump"):
         return dict(reg.model_dump(by_alias=True, mode="json"))
     return dict(reg)
+
+
+class Database(Protocol):
+    """What the parts of `Store` (state and audit, versions) need from the whole: the
+    connections, and the state and audit methods they call on each other."""
+
+    def _reader(self) -> sqlite3.Connection: ...
+    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any: ...
+    def get_state(self, key: str) -> dict[str, Any] | None: ...
+    def put_state(self, key: str, value: Mapping[str, Any]) -> None: ...
+    def update_state(
+        self, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> dict[str, Any] | None: ...
+    def append_audit(self, entry: Mapping[str, Any]) -> int: ...

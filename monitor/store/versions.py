@@ -1,9 +1,9 @@
-"""Model-version registrations and the versions overview, as a mixin of `Store`.
+"""Model-version registrations and the versions overview, a part of `sqlite.Store`.
 
 Why a module of its own: registering a version (content-addressed, idempotent, `Conflict` on
 changed content) and listing versions with their lifecycle state are one cohesive job that
 the API, the CLI and analysis share, separate from record ingest and chunk evidence in
-`monitor.store`. The rows live in the `model_versions` table of the same SQLite file.
+`sqlite.py`. The rows live in the `model_versions` table of the same SQLite file.
 """
 
 from __future__ import annotations
@@ -12,31 +12,19 @@ import base64
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable
 from typing import Any, Literal
 
+from monitor.state import OperatorState
 from monitor.store.state import canonical_json, now_iso
-from monitor.store.types import Conflict, NotFound, VersionInfo, registration_dict
+from monitor.store.types import Conflict, Database, NotFound, VersionInfo, registration_dict
 
 
 class ModelVersions:
-    """Needs `_reader()`, `_write(work)`, `get_state` and `rejected_versions` from `Store`."""
-
-    def _reader(self) -> sqlite3.Connection:
-        raise NotImplementedError
-
-    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        raise NotImplementedError
-
-    def get_state(self, key: str) -> dict[str, Any] | None:
-        raise NotImplementedError
-
-    def rejected_versions(self, model: str) -> list[str]:
-        raise NotImplementedError
+    """Mixed into `Store`; its methods run on a `Database` (the connections and state)."""
 
     # -- model versions --------------------------------------------------------------------
 
-    def register(self, reg: Any) -> Literal["created", "unchanged"]:
+    def register(self: Database, reg: Any) -> Literal["created", "unchanged"]:
         """Store a registration (dict or `Registration`); raises `Conflict` on a changed one."""
         data = registration_dict(reg)
         model, version = str(data["model"]), str(data["version"])
@@ -67,7 +55,7 @@ class ModelVersions:
         return result
 
     def registration(
-        self, model: str, version: str, *, with_reference: bool = True
+        self: Database, model: str, version: str, *, with_reference: bool = True
     ) -> dict[str, Any]:
         """The registration as sent, without the artifact (see `artifact`)."""
         cols = "registration, registered_at" + (", reference" if with_reference else "")
@@ -87,7 +75,7 @@ class ModelVersions:
             data["reference"] = json.loads(row[2])
         return data
 
-    def artifact(self, model: str, version: str) -> bytes:
+    def artifact(self: Database, model: str, version: str) -> bytes:
         row = (
             self._reader()
             .execute(
@@ -100,7 +88,7 @@ class ModelVersions:
             raise NotFound(f"{model}:{version} is not registered")
         return bytes(row[0])
 
-    def models(self) -> list[str]:
+    def models(self: Database) -> list[str]:
         rows = (
             self._reader()
             .execute("SELECT model FROM model_versions UNION SELECT DISTINCT model FROM records")
@@ -108,7 +96,7 @@ class ModelVersions:
         )
         return sorted(r[0] for r in rows)
 
-    def versions(self, model: str | None = None) -> list[VersionInfo]:
+    def versions(self: Database, model: str | None = None) -> list[VersionInfo]:
         """Registered versions and versions that only have records so far, oldest first."""
         conn = self._reader()
         where, params = ("WHERE model = ?", (model,)) if model is not None else ("", ())
@@ -131,9 +119,11 @@ class ModelVersions:
         for key in set(registered) | set(counts):
             reg, at = registered.get(key, ({}, None))
             state = "registered" if at else "unregistered"
-            if key[1] in self.rejected_versions(key[0]):
+            operator_state = OperatorState(self)
+            known_good = operator_state.known_good(key[0])
+            if key[1] in operator_state.rejections(key[0]):
                 state = "rejected"
-            elif (self.get_state(f"known_good/{key[0]}") or {}).get("version") == key[1]:
+            elif known_good is not None and known_good.version == key[1]:
                 state = "known-good"
             out.append(
                 VersionInfo(

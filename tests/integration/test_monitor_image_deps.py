@@ -38,7 +38,9 @@ def test_monitor_runs_from_the_files_and_extra_its_image_installs(tmp_path: Path
             shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(origin, target)
-    assert (src / "monitor" / "api" / "app.py").exists() and (src / "contract" / "schema.py").exists()
+    assert (src / "monitor" / "api" / "app.py").exists() and (
+        src / "contract" / "schema.py"
+    ).exists()
     assert not (src / "bentos").exists(), "the monitor image carries no predictor code"
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

@@ -64,7 +64,7 @@ class Cluster:
     def operator(self, **retry: Any) -> Operator:
         settings = {"base_seconds": 0.01, "timeout_seconds": 2.0, **retry}
         target = KubeTarget(self.kube.api_client(), namespace=NS, retry=Retry(**settings))
-        return Operator(self.store, target, clock=self.clock, metrics=False)
+        return Operator(self.store, target, clock=self.clock, metrics=None)
 
     def evidence(self, chunks: list[ChunkEvidence]) -> None:
         for c in chunks:
@@ -376,7 +376,7 @@ def test_restart_between_decision_and_patch_makes_exactly_one_rollback(
         after_patch=after_patch,
     )
     with pytest.raises(KeyboardInterrupt):
-        Operator(cluster.store, crashing, clock=cluster.clock, metrics=False).reconcile_once()
+        Operator(cluster.store, crashing, clock=cluster.clock, metrics=None).reconcile_once()
     assert cluster.store.get_state(f"pending_rollback/{NS}/{MM}")  # the intent survived
     cluster.store.close()
     cluster.store = Store(cluster.db)  # a new process opens the same database

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from monitor.decision.conditions import CONDITION_TYPES, merge_conditions
-from monitor.decision.decide import Decision, DecisionInput, Incident, KnownGood, decide
+from monitor.decision.conditions import merge_conditions
+from monitor.decision.decide import decide
 from monitor.decision.policy import Policy, parse_policy
+from monitor.decision.types import CONDITION_TYPES, Decision, DecisionInput
 from monitor.evidence import ChunkEvidence
+from monitor.state import Incident, KnownGood, RollbackRecord
 from tests.support.kube import chunk
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
@@ -309,14 +311,21 @@ def test_known_good_is_never_judged_by_shadow_rules() -> None:
 
 def test_rolled_back_condition_persists_after_the_rollback() -> None:
     last = {"toVersion": GOOD, "trigger": "parity", "reason": "ScoreParity: ..."}
-    d = decide(inp([], live_version=GOOD, live_revision=5, incident=Incident(last_rollback=last)))
+    d = decide(
+        inp(
+            [],
+            live_version=GOOD,
+            live_revision=5,
+            incident=Incident(last_rollback=RollbackRecord.from_json(last)),
+        )
+    )
     assert cond(d, "RolledBack") == ("True", "ScoreParity")
     dry = decide(
         inp(
             [],
             live_version=GOOD,
             live_revision=5,
-            incident=Incident(last_rollback={**last, "dryRun": True}),
+            incident=Incident(last_rollback=RollbackRecord.from_json({**last, "dryRun": True})),
         )
     )
     assert cond(dry, "RolledBack") == ("False", "NoRollback")

@@ -1,0 +1,28 @@
+"""Build the operator for the settings: a real API server, or offline when there is none."""
+
+from __future__ import annotations
+
+import logging
+
+from monitor import metrics
+from monitor.kube.client import api_client
+from monitor.kube.offline import offline_target
+from monitor.kube.target import KubeTarget
+from monitor.operator.ports import OperatorStore, Target
+from monitor.operator.reconciler import Operator
+from monitor.settings import MonitorSettings
+
+LOG = logging.getLogger("modelguard.operator")
+
+
+def build_target(settings: MonitorSettings, store: OperatorStore) -> Target:
+    """`KubeTarget` when a cluster is configured; else the offline synthesis (dryRun only)."""
+    client = api_client(settings.kubernetes, settings.kubeconfig)
+    if client is None:
+        LOG.info("no Kubernetes API: offline operator (dryRun patches are logged and audited)")
+        return offline_target(store, settings.namespace, settings.chunk_size)
+    return KubeTarget(client, namespace=settings.namespace)
+
+
+def build_operator(settings: MonitorSettings, store: OperatorStore) -> Operator:
+    return Operator(store, build_target(settings, store), metrics=metrics.METRICS)

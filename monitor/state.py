@@ -1,0 +1,295 @@
+"""The operator's durable memory: typed records and the only place their keys are formatted.
+
+Why one module: the known-good version, rejections, the incident memory and the pending
+rollback intent are what keep a restarted monitor from acting twice. They are written by
+the operator, read by the analysis cycle (which version is the yardstick), the store (the
+versions overview) and the API (clearing a rejection); a key or a field spelled two ways
+would silently split that memory. The JSON stored under each key is unchanged from the
+first release, so an existing database reads back as it was written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+
+class StateStore(Protocol):
+    """A key -> JSON document store with an atomic read-modify-write (the monitor's store)."""
+
+    def get_state(self, key: str) -> dict[str, Any] | None: ...
+    def put_state(self, key: str, value: Mapping[str, Any]) -> None: ...
+    def update_state(
+        self, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> dict[str, Any] | None: ...
+
+
+def iso(moment: datetime) -> str:
+    """UTC, RFC 3339 with a Z: how every time in state, status and audit is written."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class KnownGood:
+    """The last version that passed probation, and the Deployment revision that carried it."""
+
+    version: str
+    revision: int | None = None
+    since: str | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: str
+    time: str | None = None
+
+
+@dataclass(frozen=True)
+class RollbackRecord:
+    """One rollback (or dry-run rollback): the same record in Events, status and audit."""
+
+    from_revision: int | None
+    to_revision: int | None
+    from_version: str | None
+    to_version: str | None
+    trigger: str | None
+    reason: str
+    time: str
+    dry_run: bool = False
+
+    @property
+    def release(self) -> str:
+        return f"{self.from_version}@{self.from_revision}"
+
+    def to_json(self) -> dict[str, Any]:
+        """As `status.lastRollback` and the audit log spell it (camelCase)."""
+        return {
+            "from": self.from_revision,
+            "to": self.to_revision,
+            "fromVersion": self.from_version,
+            "toVersion": self.to_version,
+            "trigger": self.trigger,
+            "reason": self.reason,
+            "time": self.time,
+            "dryRun": self.dry_run,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RollbackRecord:
+        return cls(
+            from_revision=data.get("from"),
+            to_revision=data.get("to"),
+            from_version=data.get("fromVersion"),
+            to_version=data.get("toVersion"),
+            trigger=data.get("trigger"),
+            reason=str(data.get("reason", "")),
+            time=str(data.get("time", "")),
+            dry_run=bool(data.get("dryRun", False)),
+        )
+
+
+@dataclass(frozen=True)
+class Incident:
+    """What the operator already did about one ModelMonitor's target."""
+
+    last_rollback_time: datetime | None = None
+    handled_release: str | None = None  # "version@revision" already acted on once
+    last_rollback: RollbackRecord | None = None
+    dry_run_release: str | None = None  # a dry-run rollback already reported for it
+    notified: Mapping[str, str] = field(default_factory=dict)  # kind -> "kind:release"
+
+    def with_rollback(self, record: RollbackRecord) -> Incident:
+        if record.dry_run:
+            return replace(self, last_rollback=record, dry_run_release=record.release)
+        return replace(
+            self,
+            last_rollback=record,
+            handled_release=record.release,
+            last_rollback_time=parse_time(record.time),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {f"notified_{kind}": key for kind, key in self.notified.items()}
+        if self.last_rollback is not None:
+            data["last_rollback"] = self.last_rollback.to_json()
+        if self.last_rollback_time is not None:
+            data["last_rollback_time"] = iso(self.last_rollback_time)
+        for name in ("handled_release", "dry_run_release"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Incident:
+        data = data or {}
+        last = data.get("last_rollback")
+        return cls(
+            last_rollback_time=parse_time(data.get("last_rollback_time")),
+            handled_release=data.get("handled_release"),
+            last_rollback=RollbackRecord.from_json(last) if last else None,
+            dry_run_release=data.get("dry_run_release"),
+            notified={
+                k.removeprefix("notified_"): str(v)
+                for k, v in data.items()
+                if k.startswith("notified_")
+            },
+        )
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """Patch `deployment` back to `target_revision`, which carries `target_version`."""
+
+    namespace: str
+    deployment: str
+    target_revision: int
+    target_version: str
+    from_version: str
+    change_cause: str
+
+
+@dataclass(frozen=True)
+class PendingRollback:
+    """The intent written before a rollback patch and cleared once it is published."""
+
+    plan: RollbackPlan
+    record: RollbackRecord
+    release: str
+    mode: str
+    model: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plan": dict(self.plan.__dict__),
+            "record": self.record.to_json(),
+            "release": self.release,
+            "mode": self.mode,
+            "model": self.model,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PendingRollback:
+        return cls(
+            plan=RollbackPlan(**data["plan"]),
+            record=RollbackRecord.from_json(data["record"]),
+            release=str(data.get("release", "")),
+            mode=str(data.get("mode", "")),
+            model=str(data.get("model", "")),
+        )
+
+
+class OperatorState:
+    """Typed reads and writes of the operator's memory over a `StateStore`."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+
+    # -- keys: nowhere else -----------------------------------------------------------------
+
+    @staticmethod
+    def _known_good_key(model: str) -> str:
+        return f"known_good/{model}"
+
+    @staticmethod
+    def _rejected_key(model: str) -> str:
+        return f"rejected/{model}"
+
+    @staticmethod
+    def _incident_key(namespace: str, name: str) -> str:
+        return f"incident/{namespace}/{name}"
+
+    @staticmethod
+    def _pending_key(namespace: str, name: str) -> str:
+        return f"pending_rollback/{namespace}/{name}"
+
+    # -- known-good -------------------------------------------------------------------------
+
+    def known_good(self, model: str) -> KnownGood | None:
+        data = self._store.get_state(self._known_good_key(model))
+        if not data or not data.get("version"):
+            return None
+        return KnownGood(str(data["version"]), data.get("revision"), data.get("since"))
+
+    def set_known_good(self, model: str, known_good: KnownGood) -> None:
+        self._store.put_state(self._known_good_key(model), dict(known_good.__dict__))
+
+    # -- rejections -------------------------------------------------------------------------
+
+    def rejections(self, model: str) -> dict[str, Rejection]:
+        return _rejections_in(self._store.get_state(self._rejected_key(model)))
+
+    def reject(self, model: str, version: str, rejection: Rejection) -> None:
+        """Record the first rejection of `version` (a later one keeps the first reason)."""
+
+        def change(old: dict[str, Any] | None) -> dict[str, Any]:
+            versions = {v: r.__dict__ for v, r in _rejections_in(old).items()}
+            versions.setdefault(version, dict(rejection.__dict__))
+            return {"versions": versions}
+
+        self._store.update_state(self._rejected_key(model), change)
+
+    def clear_rejection(self, model: str, version: str) -> bool:
+        """Forget `version`'s rejection; False when it was not rejected."""
+        cleared = False
+
+        def change(old: dict[str, Any] | None) -> dict[str, Any] | None:
+            nonlocal cleared
+            if old is None:
+                return None
+            versions = {v: r.__dict__ for v, r in _rejections_in(old).items()}
+            cleared = versions.pop(version, None) is not None
+            return {"versions": versions}
+
+        self._store.update_state(self._rejected_key(model), change)
+        return cleared
+
+    # -- incident ---------------------------------------------------------------------------
+
+    def incident(self, namespace: str, name: str) -> Incident:
+        return Incident.from_json(self._store.get_state(self._incident_key(namespace, name)))
+
+    def put_incident(self, namespace: str, name: str, incident: Incident) -> None:
+        self._store.put_state(self._incident_key(namespace, name), incident.to_json())
+
+    # -- pending rollback -------------------------------------------------------------------
+
+    def pending(self, namespace: str, name: str) -> PendingRollback | None:
+        data = self._store.get_state(self._pending_key(namespace, name))
+        return PendingRollback.from_json(data) if data else None
+
+    def set_pending(self, namespace: str, name: str, pending: PendingRollback) -> None:
+        self._store.put_state(self._pending_key(namespace, name), pending.to_json())
+
+    def clear_pending(self, namespace: str, name: str) -> None:
+        self._store.put_state(self._pending_key(namespace, name), {})
+
+
+def _rejections_in(value: Mapping[str, Any] | None) -> dict[str, Rejection]:
+    """`{"versions": {version: {...}}}`; lists of names or of dicts from early builds too."""
+    if not value:
+        return {}
+    versions: Iterable[Any] | Mapping[str, Any] = value.get("versions", [])
+    if isinstance(versions, Mapping):
+        return {str(v): _rejection(info) for v, info in versions.items()}
+    found: dict[str, Rejection] = {}
+    for item in versions:
+        if isinstance(item, Mapping):
+            found[str(item.get("version"))] = _rejection(item)
+        else:
+            found[str(item)] = Rejection("")
+    return found
+
+
+def _rejection(info: Any) -> Rejection:
+    if not isinstance(info, Mapping):
+        return Rejection("")
+    return Rejection(str(info.get("reason", "")), info.get("time"))
