@@ -22,10 +22,11 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed .tools/.installed  ## Python deps (one venv) + helm, kubectl, promtool, wrk, checkov
 
-lint: install  ## ruff (lint + format) and mypy
+lint: install  ## ruff (lint + format), mypy, and the architecture's import contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: install  ## the whole test suite: unit, integration (real servers and tools), e2e
 	$(PY) -m pytest -q -p no:cacheprovider tests

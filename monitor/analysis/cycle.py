@@ -32,7 +32,7 @@ RELABEL_LOOKBACK_CHUNKS = 48
 
 
 class Publisher(Protocol):
-    """What `run_cycle` needs from monitor.metrics (the module or a MonitorMetrics)."""
+    """What `run_cycle` publishes to (monitor/metrics.py's `MonitorMetrics` implements it)."""
 
     def publish_chunk(self, evidence: ChunkEvidence) -> None: ...
 
@@ -97,13 +97,9 @@ def known_good_version(store: Any, model: str, live: str, registered: list[str])
 
 
 def run_cycle(
-    store: Any, settings: Any, cache: VersionCache, metrics: Publisher | None = None
+    store: Any, settings: Any, cache: VersionCache, metrics: Publisher
 ) -> list[ChunkEvidence]:
     """Analyse every registered version's new and newly labelled chunks; save and publish."""
-    if metrics is None:
-        from monitor import metrics as metrics_module
-
-        metrics = metrics_module
     chunk_size = int(getattr(settings, "chunk_size", 500))
     produced: list[ChunkEvidence] = []
     for model in store.models():

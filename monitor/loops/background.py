@@ -10,12 +10,14 @@ finishes its current write.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from monitor import metrics
+from monitor.analysis.cycle import VersionCache, run_cycle
+from monitor.evidence import ChunkEvidence
 from monitor.kube.watch import start_spec_watch
 from monitor.loops.wiring import build_operator
 from monitor.settings import MonitorSettings
@@ -23,31 +25,16 @@ from monitor.settings import MonitorSettings
 log = logging.getLogger("modelguard.monitor")
 
 
-def _optional(module: str) -> Any | None:
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        if exc.name == module:
-            return None
-        raise
-
-
 def analysis_pass(
-    store: Any, settings: MonitorSettings, shared: dict[str, Any] | None = None
-) -> Callable[[], Any] | None:
-    """A callable running one analysis cycle, or None when `monitor.cycle` is absent.
+    store: Any, settings: MonitorSettings, cache: VersionCache | None = None
+) -> Callable[[], list[ChunkEvidence]]:
+    """A callable running one analysis cycle.
 
-    The fitted-calculator cache is put in `shared["cache"]` so reports reuse it.
+    `cache` (the fitted calculators per version) is the server's, which its reports use too;
+    without one the pass makes its own.
     """
-    cycle = _optional("monitor.analysis.cycle")
-    if cycle is None or not hasattr(cycle, "run_cycle"):
-        log.warning("monitor.cycle is not available: no analysis will run")
-        return None
-    make_cache = getattr(cycle, "VersionCache", None)
-    cache: Any = make_cache(store, settings.chunk_size) if make_cache else {}
-    if shared is not None:
-        shared["cache"] = cache
-    return lambda: cycle.run_cycle(store, settings, cache)
+    fitted = cache if cache is not None else VersionCache(store, settings.chunk_size)
+    return lambda: run_cycle(store, settings, fitted, metrics.METRICS)
 
 
 def reconcile_pass(
