@@ -55,7 +55,7 @@ bench-analysis: install  ## estimation accuracy on the replay (offline) and anal
 
 bench-all: bench bench-logging bench-ingest bench-analysis bench-policy  ## every benchmark
 
-bench-policy: install  ## rollbacks per policy over 5 release dates x 4 releases (DESIGN.md "Deciding")
+bench-policy: install  ## rollbacks per policy over 5 release dates x 4 releases (docs/design.md "Deciding")
 	$(PY) -m bench.policy_eval
 
 replay: $(VENV)/.installed  ## replay 2013 H2 through predictor + monitor; figures in bench/results/replay.json

@@ -1,6 +1,6 @@
 """Multivariate drift, data quality and the drift ranking: why the estimate moved.
 
-None of this rolls a release back (DESIGN.md, "Deciding": drift measured against a model's
+None of this rolls a release back (docs/design.md, "Deciding": drift measured against a model's
 own reference fires for the good model whenever the season changes); it explains.
 
 - Multivariate drift: NannyML's PCA data-reconstruction error, fitted once on the version's

@@ -7,7 +7,7 @@
   moves both; a bad release moves only one. Rank correlation between the two versions'
   scores has a floor measured on the shared reference set, and the row-weighted
   cumulative gap between their estimated (later realized) ROC AUC since release is what the
-  decision acts on (DESIGN.md, "Deciding").
+  decision acts on (docs/design.md, "Deciding").
 """
 
 from __future__ import annotations

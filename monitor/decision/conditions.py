@@ -1,7 +1,7 @@
 """The status conditions a decision reports, and the evidence-only judgements behind them.
 
 Why a module of its own: `Degraded` and `DriftDetected` explain, they never trigger a
-rollback by themselves (absolute bounds rolled back the *good* model; DESIGN.md,
+rollback by themselves (absolute bounds rolled back the *good* model; docs/design.md,
 "Deciding"), so they are built apart from the trigger rules. `merge_conditions` turns them
 into CR status entries whose `lastTransitionTime` only moves on a flip. Pure: no I/O.
 """

@@ -1,6 +1,6 @@
 """The rollback decision: a pure function over plain data (no I/O, no clock: `now` is given).
 
-Why this shape: every rule here was measured (DESIGN.md, "Deciding") and must be testable
+Why this shape: every rule here was measured (docs/design.md, "Deciding") and must be testable
 exhaustively without a cluster. A release is judged against the last known-good version on
 the same live rows (shadow fields of `ChunkEvidence`), never against absolute bounds:
 absolute estimates and drift rolled back the *good* model on 3-5 of 5 release dates, so they

@@ -3,7 +3,7 @@
 
 Why a module of its own: `monitor/decision.py` owns the order of judgement and the guards;
 the rules themselves (release gate, score parity, rank correlation, cumulative estimated and
-realized gaps, opt-in world drift) are the measured part (DESIGN.md, "Deciding") and are read
+realized gaps, opt-in world drift) are the measured part (docs/design.md, "Deciding") and are read
 and tuned one at a time. Pure like the decision: plain data in, plain data out, no I/O.
 """
 

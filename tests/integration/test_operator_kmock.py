@@ -1,7 +1,7 @@
 """The operator against a Kubernetes API over real HTTP: kmock's emulator on loopback, the
 official `kubernetes` client, a real SQLite store; evidence is constructed ChunkEvidence.
 
-kmock gaps these tests rely on (DESIGN.md): it has no Deployment controller, so
+kmock gaps these tests rely on (docs/design.md): it has no Deployment controller, so
 `simulate_controller` renumbers ReplicaSets as the controller would after a rollout; label
 selectors are ignored, so the operator's own ownerReferences filter is what selects the
 ReplicaSets; it keeps no resourceVersion and applies JSON patches without answering 422 on a

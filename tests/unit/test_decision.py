@@ -1,4 +1,4 @@
-"""The pure decision over plain data: every rule, guard and mode of DESIGN.md's "Deciding"."""
+"""The pure decision over plain data: every rule, guard and mode of docs/design.md's "Deciding"."""
 
 from __future__ import annotations
 
