@@ -30,7 +30,14 @@ from rich.table import Table
 
 from bentos.training.data import load_weather, time_split, weather_schema
 from replay.driver import Replayer, Step
-from replay.report import DECISION_KINDS, chunk_table, estimation_errors
+from replay.report import (
+    DECISION_KINDS,
+    chunk_rows,
+    chunk_table,
+    estimation_errors,
+    explain_gate,
+    write_chunk_csv,
+)
 from replay.stack import (
     REPO,
     Process,
@@ -214,15 +221,40 @@ def print_verdict(chunks: list[dict[str, Any]], audit: list[dict[str, Any]], rel
     )
 
 
-def print_decisions(audit: list[dict[str, Any]]) -> None:
+def holdout_metrics(monitor: Process, versions: list[str]) -> dict[str, dict[str, float]]:
+    """version -> the hold-out (reference) metrics its registration carries: the gate's evidence."""
+    out = {}
+    for version in versions:
+        reg = httpx.get(f"{monitor.url}/v1/models/{MODEL}/versions/{version}", timeout=30).json()
+        reference = (reg.get("metrics") or {}).get("reference") or {}
+        out[version] = {k: float(v) for k, v in reference.items() if isinstance(v, int | float)}
+    return out
+
+
+def print_decisions(
+    audit: list[dict[str, Any]], holdout: dict[str, dict[str, float]] | None = None
+) -> None:
     for entry in audit:
         if entry.get("kind") not in DECISION_KINDS:
             continue
         console.rule(f"[bold]{entry['kind']}[/] ({entry.get('mode', '')})")
-        console.print(entry.get("message") or entry.get("reason") or "")
+        text = str(entry.get("message") or entry.get("reason") or "")
+        console.print(explain_gate(text, holdout), markup=False)
         if entry.get("patch"):
             console.print("the exact JSON patch for the Deployment:")
             console.print_json(json.dumps(entry["patch"]))
+
+
+def print_chunks(
+    chunks: list[dict[str, Any]],
+    audit: list[dict[str, Any]],
+    sim_times: dict[str, list[pd.Timestamp]],
+    csv_path: Path,
+) -> None:
+    """The per-chunk table within 120 columns; every column of it in `csv_path`."""
+    console.print(chunk_table(chunks, audit, sim_times))
+    write_chunk_csv(chunk_rows(chunks, audit, sim_times), csv_path)
+    console.print(f"per-chunk table, all columns: [bold]{csv_path}[/]")
 
 
 @contextmanager
@@ -270,8 +302,10 @@ def demo(
         chunks = wait_for_analysis(monitor, expected)
         sampler.stop()
         audit = httpx.get(f"{monitor.url}/v1/audit", params={"model": MODEL}, timeout=30).json()
-        console.print(chunk_table(chunks, audit, player.stats.sim_times))
-        print_decisions(audit)
+        print_chunks(
+            chunks, audit, player.stats.sim_times, workdir / "reports" / f"{MODEL}-chunks.csv"
+        )
+        print_decisions(audit, holdout_metrics(monitor, list(player.stats.predictions)))
         print_verdict(chunks, audit, version_of(tags[bad_release]))
         report = workdir / "reports" / f"{MODEL}.html"
         report.parent.mkdir(parents=True, exist_ok=True)
@@ -306,7 +340,7 @@ def replay_cmd(
         ref = reference_auc(monitor, list(player.stats.predictions))
     sent = len(player.stats.prediction_ids)
     errors = estimation_errors(chunks, ref)
-    console.print(chunk_table(chunks, [], player.stats.sim_times))
+    print_chunks(chunks, [], player.stats.sim_times, workdir / "reports" / f"{MODEL}-chunks.csv")
     summary = {
         "rows_sent": sent,
         "rows_stored": stored,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import re
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich.markup import escape
 from rich.table import Table
 
 DECISION_KINDS = {
@@ -70,58 +74,179 @@ def sim_period(times: dict[str, list[pd.Timestamp]], version: str, index: int, s
     return f"{rows[0]:%m-%d}..{rows[-1]:%m-%d}"
 
 
+# Every column of the per-chunk table, in order: what the CSV next to the demo's report holds.
+FULL_COLUMNS = [
+    "release",
+    "version",
+    "chunk",
+    "period",
+    "first_seq",
+    "last_seq",
+    "rows",
+    "labelled_rows",
+    "estimated",
+    "estimated_lower",
+    "estimated_upper",
+    "realized",
+    "known_good_version",
+    "known_good_estimated",
+    "known_good_realized",
+    "gap_estimated",
+    "gap_realized",
+    "rank_correlation",
+    "parity_violation_ratio",
+    "drifting",
+    "decision",
+]
+# The terminal table: what a reader needs to follow the story, within 120 columns.
+DECISION_WIDTH = 31  # "dry-run-rollback (gate) -> good" on one line
+
+
+def _number(x: Any) -> float | None:
+    return None if x is None or np.isnan(float(x)) else float(x)
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def chunk_rows(
+    chunks: list[dict[str, Any]],
+    audit: list[dict[str, Any]],
+    sim_times: dict[str, list[pd.Timestamp]] | None = None,
+    chunk_size: int = 500,
+) -> list[dict[str, Any]]:
+    """One dict per chunk (FULL_COLUMNS), in arrival order: the full table."""
+    decided = decisions_by_chunk(chunks, audit)
+    out = []
+    for c in sorted(chunks, key=lambda c: c["first_seq"]):
+        est = (c.get("estimated") or {}).get("roc_auc") or {}
+        live, shadow = _value(c.get("estimated")), _value(c.get("known_good_estimated"))
+        real, shadow_real = _value(c.get("realized")), _value(c.get("known_good_realized"))
+        index = int(c["chunk_index"])
+        out.append(
+            {
+                "release": release_name(c["version"]),
+                "version": c["version"],
+                "chunk": index,
+                "period": sim_period(sim_times or {}, c["version"], index, chunk_size),
+                "first_seq": c.get("first_seq"),
+                "last_seq": c.get("last_seq"),
+                "rows": c.get("rows"),
+                "labelled_rows": c.get("labelled_rows"),
+                "estimated": _number(live),
+                "estimated_lower": _number(est.get("lower")),
+                "estimated_upper": _number(est.get("upper")),
+                "realized": _number(real),
+                "known_good_version": c.get("known_good_version"),
+                "known_good_estimated": _number(shadow),
+                "known_good_realized": _number(shadow_real),
+                "gap_estimated": _number(_diff(live, shadow)),
+                "gap_realized": _number(_diff(real, shadow_real)),
+                "rank_correlation": _number(c.get("rank_correlation")),
+                "parity_violation_ratio": _number(c.get("parity_violation_ratio")),
+                "drifting": sorted({d["feature"] for d in c.get("drift", []) if d.get("alert")}),
+                "decision": decided.get((c["version"], index), ""),
+            }
+        )
+    return out
+
+
 def chunk_table(
     chunks: list[dict[str, Any]],
     audit: list[dict[str, Any]],
     sim_times: dict[str, list[pd.Timestamp]] | None = None,
     chunk_size: int = 500,
 ) -> Table:
+    """The per-chunk story in at most 120 terminal columns (the rest: `write_chunk_csv`)."""
     table = Table(
-        title="Per chunk of 500 rows: label-free estimate vs realized ROC AUC, "
-        "known-good shadow on the same rows, drift, decision"
+        title=f"Per chunk of {chunk_size} rows: ROC AUC, label-free estimate vs realized",
+        caption="known-good: the known-good version's estimate on the same rows; "
+        "gap: estimate minus known-good; drift: a feature past its drift threshold",
     )
-    for col in [
-        "release",
-        "#",
-        "2013",
-        "estimated [band]",
-        "realized",
-        "known-good est.",
-        "known-good real.",
-        "gap est.",
-        "rank corr",
-        "parity viol.",
-        "drifting",
-        "decision",
-    ]:
-        table.add_column(col, overflow="fold")
-    decided = decisions_by_chunk(chunks, audit)
-    for c in sorted(chunks, key=lambda c: c["first_seq"]):
-        est = c.get("estimated", {}).get("roc_auc") or {}
+    table.add_column("release", max_width=16, overflow="fold")
+    table.add_column("#", justify="right")
+    table.add_column(escape("estimated [band]"), no_wrap=True)
+    table.add_column("realized", justify="right")
+    table.add_column("known-good", justify="right")
+    table.add_column("gap", justify="right")
+    table.add_column("drift")
+    table.add_column("decision", max_width=DECISION_WIDTH, overflow="fold")
+    for row in chunk_rows(chunks, audit, sim_times, chunk_size):
         band = (
-            f"{_fmt(est.get('value'))} [{_fmt(est.get('lower'), 2)},{_fmt(est.get('upper'), 2)}]"
-            if est
+            f"{_fmt(row['estimated'])} "
+            f"[{_fmt(row['estimated_lower'], 2)},{_fmt(row['estimated_upper'], 2)}]"
+            if row["estimated"] is not None
             else "-"
         )
-        live, shadow = _value(c.get("estimated")), _value(c.get("known_good_estimated"))
-        gap = None if live is None or shadow is None else live - shadow
-        drifted = sorted({d["feature"] for d in c.get("drift", []) if d.get("alert")})
-        index = int(c["chunk_index"])
-        table.add_row(
-            release_name(c["version"]),
-            str(index),
-            sim_period(sim_times or {}, c["version"], index, chunk_size),
+        cells = [
+            row["release"],
+            str(row["chunk"]),
             band,
-            _fmt(_value(c.get("realized"))),
-            _fmt(shadow),
-            _fmt(_value(c.get("known_good_realized"))),
-            _fmt(gap),
-            _fmt(c.get("rank_correlation")),
-            _fmt(c.get("parity_violation_ratio"), 4),
-            ",".join(drifted[:3]) + ("..." if len(drifted) > 3 else ""),
-            decided.get((c["version"], index), ""),
-        )
+            _fmt(row["realized"]),
+            _fmt(row["known_good_estimated"]),
+            _fmt(row["gap_estimated"]),
+            "yes" if row["drifting"] else "no",
+            row["decision"],
+        ]
+        table.add_row(*(escape(cell) for cell in cells))  # `[...]` is text, not rich markup
     return table
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def write_chunk_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+    """The full per-chunk table (every FULL_COLUMNS column) as CSV; drifting features `;`-joined."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FULL_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            cells = {k: _cell(row.get(k)) for k in FULL_COLUMNS}
+            cells["drifting"] = ";".join(row.get("drifting") or [])
+            writer.writerow(cells)
+    return path
+
+
+_METRIC_NAMES = {"roc_auc": "ROC AUC"}
+# TriggerEvidence.describe() of the release gate (monitor/decision). The gate judges hold-out
+# metrics at registration, before any chunk: its "where" is `on chunks [-]` (older monitors),
+# `before any chunk`, or `(detail)` naming the hold-out figures.
+_GATE = re.compile(
+    r"(?:ReleaseGate: )?holdout_(?P<metric>\w+?)_shortfall=(?P<shortfall>-?[\d.]+) "
+    r"beyond bound (?P<bound>-?[\d.]+) "
+    r"(?:on chunks \[-?\]|before any chunk|\((?P<detail>[^)]*)\))"
+    r"; (?P<live>[^\s;]+) -> (?P<kg>[^\s;]+)"
+)
+_DETAIL = re.compile(r"(?P<live>-?\d+(?:\.\d+)?) vs known-good (?P<kg>-?\d+(?:\.\d+)?)")
+
+
+def explain_gate(text: str, holdout: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """A decision's text with the release gate's evidence said in words, instead of the
+    chunk list it does not have. `holdout`: version -> its registration's hold-out
+    (reference) metrics, used when the text does not carry the two figures itself."""
+
+    def words(m: re.Match[str]) -> str:
+        metric = m["metric"]
+        name = _METRIC_NAMES.get(metric, metric)
+        shortfall, bound = float(m["shortfall"]), float(m["bound"])
+        live = (holdout or {}).get(m["live"], {}).get(metric)
+        kg = (holdout or {}).get(m["kg"], {}).get(metric)
+        figures = _DETAIL.search(m["detail"] or "")
+        if figures is not None:
+            live, kg = figures["live"], figures["kg"]
+        why = f"(shortfall {shortfall:.3f} > {bound:.3f})"
+        if live is None or kg is None:
+            return f"release gate: hold-out {name} below known-good {release_name(m['kg'])} {why}"
+        return (
+            f"release gate: hold-out {name} {float(live):.3f} vs known-good {float(kg):.3f} {why}"
+        )
+
+    return _GATE.sub(words, text)
 
 
 def estimation_errors(

@@ -11,16 +11,28 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.analysis.cycle import VersionCache, known_good_version, run_cycle
+from monitor.analysis.shadow import cumulative_gap
 from monitor.metrics import MonitorMetrics
+from monitor.settings import MonitorSettings
 from monitor.store.sqlite import Store
 from tests.support.records import served
 
 MODEL = "rain_forecast"
 CHUNK = 500
+GAP = "modelguard_estimated_gap_cumulative"
 
 
-class Settings:
-    chunk_size = CHUNK
+@pytest.fixture()
+def settings(tmp_path: Path) -> MonitorSettings:
+    """The monitor's real settings, as a measuring monitor with no cluster would have them."""
+    return MonitorSettings(
+        db_path=tmp_path / "monitor.db",
+        chunk_size=CHUNK,
+        operator=False,
+        kubernetes="off",
+        namespace="default",
+        report_dir=tmp_path / "reports",
+    )
 
 
 def samples(metrics: MonitorMetrics, name: str) -> list[Any]:
@@ -36,7 +48,7 @@ def store(tmp_path: Path) -> Any:
         yield st
 
 
-def test_cycle_analyses_new_chunks_then_relabelled_ones(store, registrations, split):
+def test_cycle_analyses_new_chunks_then_relabelled_ones(store, settings, registrations, split):
     good, worse = registrations["good"], registrations["no-key-features"]
     for reg in (good, registrations["retrain"], worse):
         store.register(reg)
@@ -46,7 +58,7 @@ def test_cycle_analyses_new_chunks_then_relabelled_ones(store, registrations, sp
     store.append_records(live_records + good_records)
     cache, metrics = VersionCache(store, CHUNK), MonitorMetrics()
 
-    first = run_cycle(store, Settings(), cache, metrics)
+    first = run_cycle(store, settings, cache, metrics)
     by_version = {(e.version, e.chunk_index): e for e in first}
     assert sorted(by_version) == sorted([(worse.version, 0), (worse.version, 1), (good.version, 0)])
     assert cache.fits == 2  # the two versions with records; the idle retrain is not fitted
@@ -59,11 +71,11 @@ def test_cycle_analyses_new_chunks_then_relabelled_ones(store, registrations, sp
     assert by_version[(good.version, 0)].known_good_version is None
     assert len(store.chunks(MODEL, worse.version)) == 2
 
-    assert run_cycle(store, Settings(), cache, metrics) == []  # nothing new
+    assert run_cycle(store, settings, cache, metrics) == []  # nothing new
     assert cache.fits == 2  # fitted once per version, not per cycle
 
     store.append_labels(live_labels[:500])  # labels of chunk 0 arrive
-    second = run_cycle(store, Settings(), cache, metrics)
+    second = run_cycle(store, settings, cache, metrics)
     assert [(e.version, e.chunk_index) for e in second] == [(worse.version, 0)]
     relabelled = second[0]
     assert relabelled.labelled_rows == 500 and relabelled.realized["roc_auc"] is not None
@@ -74,25 +86,34 @@ def test_cycle_analyses_new_chunks_then_relabelled_ones(store, registrations, sp
 
     more, _ = served(split, worse, 1200, 300, "nk")
     store.append_records(more)
-    third = run_cycle(store, Settings(), cache, metrics)
+    third = run_cycle(store, settings, cache, metrics)
     assert [(e.version, e.chunk_index) for e in third] == [(worse.version, 2)]
     # Rows 1001-1200, then (after the good version's 500 records) 300 more: 1701-2000.
     assert (third[0].first_seq, third[0].last_seq) == (stored[1].last_seq + 1, 2000)
     assert third[0].rows == CHUNK and cache.fits == 2
 
-    est = samples(metrics, "modelguard_estimated_performance")
-    assert any(
-        s.labels
-        == {"model": MODEL, "version": worse.version, "metric": "roc_auc", "segment": "all"}
-        for s in est
-    )
-    gaps = [s for s in samples(metrics, "modelguard_estimated_gap_cumulative")]
-    assert gaps and all(np.isfinite(s.value) for s in gaps)
+    # The metrics hold the latest chunk of each version, the cumulative gap of the live one.
+    est = {
+        s.labels["version"]: s.value
+        for s in samples(metrics, "modelguard_estimated_performance")
+        if s.labels["metric"] == "roc_auc" and s.labels["segment"] == "all"
+    }
+    latest_good = max(store.chunks(MODEL, good.version), key=lambda c: c.chunk_index)
+    assert est == {
+        worse.version: pytest.approx(third[0].estimated["roc_auc"].value),
+        good.version: pytest.approx(latest_good.estimated["roc_auc"].value),
+    }
+    # Only the release has a known-good yardstick, hence a gap.
+    gaps = {s.labels["version"]: s.value for s in samples(metrics, GAP)}
+    expected_gap = cumulative_gap(store.chunks(MODEL, worse.version), "estimated")
+    assert expected_gap is not None and np.isfinite(expected_gap)
+    assert gaps == {worse.version: pytest.approx(expected_gap)}
+    # One observation per version with records per cycle: 2 versions x 4 cycles.
     ok = samples(metrics, "modelguard_analysis_duration_seconds_count")
-    assert ok and ok[0].value >= 4
+    assert [s.value for s in ok] == [8]
 
 
-def test_a_failing_version_does_not_stop_the_others(store, registrations, split):
+def test_a_failing_version_does_not_stop_the_others(store, settings, registrations, split):
     good = registrations["good"]
     broken = good.model_copy(
         update={"model": "broken", "artifact": base64.b64encode(b"not a booster").decode()}
@@ -107,7 +128,7 @@ def test_a_failing_version_does_not_stop_the_others(store, registrations, split)
         rec["model"] = "broken"
     store.append_records(good_records + broken_records)
     metrics = MonitorMetrics()
-    produced = run_cycle(store, Settings(), VersionCache(store, CHUNK), metrics)
+    produced = run_cycle(store, settings, VersionCache(store, CHUNK), metrics)
     assert [(e.model, e.chunk_index) for e in produced] == [(MODEL, 0)]
     failures = samples(metrics, "modelguard_analysis_failures_total")
     assert [(s.labels["model"], s.value) for s in failures] == [("broken", 1.0)]

@@ -10,14 +10,23 @@ from bentos.training.data import Split
 from monitor.analysis.cycle import VersionCache, run_cycle
 from monitor.analysis.report import render_report
 from monitor.metrics import MonitorMetrics
+from monitor.settings import MonitorSettings
 from monitor.store.sqlite import Store
 from tests.support.records import served
 
 CHUNK = 500
 
 
-class Settings:
-    chunk_size = CHUNK
+def settings(tmp_path: Path) -> MonitorSettings:
+    """The monitor's real settings, as a measuring monitor with no cluster would have them."""
+    return MonitorSettings(
+        db_path=tmp_path / "monitor.db",
+        chunk_size=CHUNK,
+        operator=False,
+        kubernetes="off",
+        namespace="default",
+        report_dir=tmp_path / "reports",
+    )
 
 
 def ship(store: Store, split: Split, reg: Any, start: int, count: int, labelled: int) -> None:
@@ -39,7 +48,7 @@ def test_report_is_self_contained_and_shows_every_part(tmp_path: Path, registrat
             {"model": "rain_forecast", "kind": "decision", "reason": "<script>alert(1)</script>"}
         )
         cache = VersionCache(store, CHUNK)
-        assert len(run_cycle(store, Settings(), cache, MonitorMetrics())) == 4
+        assert len(run_cycle(store, settings(tmp_path), cache, MonitorMetrics())) == 4
         page = render_report(store, "rain_forecast", cache)
         # The CLI has no analysis cache: the report fits what it needs and looks the same.
         standalone = render_report(store, "rain_forecast")

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bentos.training.data import Split, records
 from contract.schema import ModelSchema
@@ -38,6 +39,25 @@ def env_for(
         "PREDICTOR_SPOOL_DIR": str(spool),
         "PREDICTOR_SHIP_FLUSH_SECONDS": "0.2",
         **extra,
+    }
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The predictor's /metrics: (sample name, sorted labels) -> value."""
+    text = httpx.get(url + "/metrics", timeout=30).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def dropped(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, float]:
+    """reason -> records dropped (a reason never counted has no series: 0)."""
+    return {
+        dict(labels)["reason"]: v
+        for (name, labels), v in metrics.items()
+        if name == "modelguard_predictor_records_dropped_total"
     }
 
 
@@ -68,15 +88,17 @@ def test_records_and_registration_arrive(
                 assert rec["predicted_class"] == served["predicted_class"]
                 assert (rec["model"], rec["version"]) == ("rain_forecast", served["model_version"])
                 assert pd.Timestamp(rec["timestamp"]).tzinfo is not None
-            metrics = ""
+            metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
             for _ in range(100):  # registration runs in the background; serving did not wait
-                metrics = httpx.get(proc.url + "/metrics").text
-                if "modelguard_predictor_registration_success 1.0" in metrics:
+                metrics = scrape(proc.url)
+                if metrics.get(("modelguard_predictor_registration_success", ())) == 1:
                     break
                 receiver.wait_for(10**9, timeout=0.1)
-            assert "modelguard_predictor_registration_success 1.0" in metrics
-            assert "modelguard_predictor_records_shipped_total 5.0" in metrics
+            assert metrics.get(("modelguard_predictor_registration_success", ())) == 1
+            assert metrics.get(("modelguard_predictor_records_shipped_total", ())) == 5
+            assert sum(dropped(metrics).values()) == 0, dropped(metrics)
             assert receiver.count() == 5
+            assert set(got) == {served["prediction_id"] for served in resp}
             reg = receiver.got.registrations[0]
             assert reg["model"] == "rain_forecast" and reg["artifact_format"] == "xgboost-ubj"
             assert reg["version"] == trained_models["good"].split(":")[1]
@@ -101,11 +123,14 @@ def test_outage_loses_nothing_and_serving_continues(
             receiver.up()
             assert receiver.wait_for(len(sent)) == len(sent)
             assert receiver.got.ids == set(sent)
-            metrics = httpx.get(proc.url + "/metrics").text
-            assert (
-                "modelguard_predictor_records_dropped_total" not in metrics
-                or 'reason="spool_full"' not in metrics
-            )
+            shipped = ("modelguard_predictor_records_shipped_total", ())
+            for _ in range(50):  # the receiver counts a batch before its reply is acknowledged
+                metrics = scrape(proc.url)
+                if metrics.get(shipped) == len(sent):
+                    break
+                receiver.wait_for(10**9, timeout=0.1)
+            assert metrics.get(shipped) == len(sent)
+            assert sum(dropped(metrics).values()) == 0, dropped(metrics)
         assert spooled, "records went through the on-disk spool during the outage"
     finally:
         receiver.down()
@@ -144,6 +169,7 @@ def test_sigterm_flushes_and_a_later_process_sends_the_spool(
         with running_predictor(env, tmp_path / "c.log") as proc:
             assert receiver.wait_for(250) == 250
             assert "adopted 150 spooled records" in proc.log()
+            assert sum(dropped(scrape(proc.url)).values()) == 0
         assert receiver.got.ids == set(first) | set(second)
         assert not list(spool.rglob("*.json"))
     finally:

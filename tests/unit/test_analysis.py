@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from bentos.training.data import LABEL_COLUMN, TIME_COLUMN, Split
 from monitor.analysis.chunks import FittedVersion, analyse_chunk, analyse_chunks
@@ -43,7 +44,8 @@ def chunk(frame: pd.DataFrame, index: int) -> pd.DataFrame:
 
 
 def test_every_field_is_filled_on_a_labelled_chunk(fitted, replay):
-    ev = analyse_chunk(fitted["good"], chunk(replay, 4), 4, fitted["retrain"])
+    rows = chunk(replay, 4)
+    ev = analyse_chunk(fitted["good"], rows, 4, fitted["retrain"])
     assert (ev.chunk_index, ev.rows, ev.labelled_rows) == (4, CHUNK, CHUNK)
     assert ev.first_seq == 4 * CHUNK + 1 and ev.last_seq == 5 * CHUNK
     assert ev.start_time.startswith("2013-07") and ev.end_time > ev.start_time
@@ -59,6 +61,7 @@ def test_every_field_is_filled_on_a_labelled_chunk(fitted, replay):
     assert roc.lower_threshold == pytest.approx(ref_auc - 0.15)
     assert {d.method for d in ev.drift} == {"kolmogorov_smirnov", "jensen_shannon", "chi2"}
     assert ev.multivariate_error is not None and ev.multivariate_threshold is not None
+    assert ev.multivariate_error > 0 and ev.multivariate_threshold > 0
     assert set(ev.missing_ratio) == set(fitted["good"].registration.schema.feature_names)
     assert ev.missing_ratio["wind_gust"] > 0.3  # missing on purpose in the real data
     assert all(v == 0.0 for v in ev.out_of_range_ratio.values())
@@ -66,8 +69,13 @@ def test_every_field_is_filled_on_a_labelled_chunk(fitted, replay):
     assert ev.parity_violation_ratio == 0.0  # served by its own artifact: no skew
     assert ev.known_good_version == fitted["retrain"].registration.version
     assert ev.same_learner is True
-    assert ev.known_good_estimated["roc_auc"].value is not None
-    assert ev.known_good_realized["roc_auc"] is not None
+    kg_estimate = ev.known_good_estimated["roc_auc"].value
+    assert kg_estimate is not None and 0.5 < kg_estimate <= 1
+    # Realized: the plain ROC AUC of the served scores, and of the known-good's re-scores.
+    labels = rows["label"].astype(int)
+    assert ev.realized["roc_auc"] == pytest.approx(roc_auc_score(labels, rows["probability"]))
+    kg_scores = fitted["retrain"].score(rows).astype(float)
+    assert ev.known_good_realized["roc_auc"] == pytest.approx(roc_auc_score(labels, kg_scores))
 
 
 def test_a_winter_chunk_drifts_where_a_reference_chunk_does_not(fitted, replay, split):

@@ -67,18 +67,19 @@ def test_record_model_refuses_each_bad_input_class(schema: ModelSchema) -> None:
         "pressure": 1012.0,
         "visib": 10.0,
     }
-    Record(**good)
+    assert Record(**good).model_dump() == good
+    # case -> the one error it must raise: (field, pydantic error type)
     bad_cases = {
-        "missing": {k: v for k, v in good.items() if k != "temp"},
-        "extra": {**good, "colour": 1},
-        "non-numeric": {**good, "temp": "warm"},
-        "nan": {**good, "temp": float("nan")},
-        "inf": {**good, "humid": float("inf")},
-        "out-of-range": {**good, "humid": 140.0},
-        "unknown-category": {**good, "origin": "XXX"},
-        "null-not-allowed": {**good, "temp": None},
+        "missing": ({k: v for k, v in good.items() if k != "temp"}, ("temp", "missing")),
+        "extra": ({**good, "colour": 1}, ("colour", "extra_forbidden")),
+        "non-numeric": ({**good, "temp": "warm"}, ("temp", "float_type")),
+        "nan": ({**good, "temp": float("nan")}, ("temp", "finite_number")),
+        "inf": ({**good, "humid": float("inf")}, ("humid", "finite_number")),
+        "out-of-range": ({**good, "humid": 140.0}, ("humid", "less_than_equal")),
+        "unknown-category": ({**good, "origin": "XXX"}, ("origin", "literal_error")),
+        "null-not-allowed": ({**good, "temp": None}, ("temp", "float_type")),
     }
-    for case, payload in bad_cases.items():
-        with pytest.raises(ValidationError):
+    for case, (payload, (field, kind)) in bad_cases.items():
+        with pytest.raises(ValidationError) as err:
             Record(**payload)
-        assert case
+        assert [(e["loc"], e["type"]) for e in err.value.errors()] == [((field,), kind)], case

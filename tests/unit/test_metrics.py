@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -136,17 +138,35 @@ def test_forget_version_removes_only_that_versions_series() -> None:
     assert value(m, "modelguard_rank_correlation", model="rain", version="v1") == 0.97
 
 
-def test_module_functions_write_to_the_process_registry_not_the_global_one() -> None:
+def test_module_functions_write_to_the_process_registry_not_the_global_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The module-level functions write to `METRICS` (looked up at call time): a fresh
+    instance per test, so the counts are exact, whatever other tests recorded."""
+    fresh = MonitorMetrics()
+    monkeypatch.setattr(metrics_module, "METRICS", fresh)
     metrics_module.records_ingested("solo", "v7", 5)
     metrics_module.records_rejected("validation", 2)
     metrics_module.labels_ingested("solo", 3)
     metrics_module.labels_joined("solo", 1)
-    m = metrics_module.METRICS
-    assert value(m, "modelguard_records_ingested_total", model="solo", version="v7") == 5
-    assert (value(m, "modelguard_records_rejected_total", reason="validation") or 0) >= 2
-    assert (value(m, "modelguard_labels_joined_total", model="solo") or 0) >= 1
-    assert REGISTRY.get_sample_value("modelguard_records_ingested_total") is None
-    metrics_module.forget_version("solo", "v7")
+    metrics_module.record_rollback("ml", "solo", "gate", "auto")
+    metrics_module.reconcile_error("ml", "solo")
+    assert value(fresh, "modelguard_records_ingested_total", model="solo", version="v7") == 5
+    assert value(fresh, "modelguard_records_rejected_total", reason="validation") == 2
+    assert value(fresh, "modelguard_labels_ingested_total", model="solo") == 3
+    assert value(fresh, "modelguard_labels_joined_total", model="solo") == 1
+    rb = {"namespace": "ml", "modelmonitor": "solo", "trigger": "gate", "mode": "auto"}
+    assert value(fresh, "modelguard_rollbacks_total", **rb) == 1
+    cond = {"namespace": "ml", "modelmonitor": "solo"}
+    assert value(fresh, "modelguard_reconcile_errors_total", **cond) == 1
+    stamp = value(fresh, "modelguard_last_record_timestamp_seconds", model="solo")
+    assert stamp is not None and abs(stamp - time.time()) < 60
+    # Its own registry: the series are in `fresh.registry`, none in prometheus_client's global.
+    assert fresh.registry is not REGISTRY
+    assert fresh.registry.get_sample_value("modelguard_labels_joined_total", {"model": "solo"}) == 1
+    assert REGISTRY.get_sample_value("modelguard_labels_joined_total", {"model": "solo"}) is None
+    assert metrics_module.forget_version("solo", "v7") == 1
+    assert value(fresh, "modelguard_records_ingested_total", model="solo", version="v7") is None
 
 
 def test_names_follow_prometheus_conventions(tmp_path: Path) -> None:

@@ -116,5 +116,7 @@ def test_durations(text: str, seconds: int) -> None:
 
 @pytest.mark.parametrize("text", ["", "5", "m", "1d", "-5m"])
 def test_bad_durations(text: str) -> None:
-    with pytest.raises(PolicyError):
+    with pytest.raises(PolicyError) as err:
         parse_duration(text)
+    assert err.value.path == "spec.cooldown"
+    assert str(err.value).endswith(f"expected a duration like 30m, 1h30m or 45s, got {text!r}")
