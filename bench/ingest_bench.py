@@ -226,8 +226,7 @@ def main() -> None:
 
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "ingest": [], "read": []}
     with tempfile.TemporaryDirectory() as tmp, running_monitor(Path(tmp)) as monitor:
-        assert monitor.process is not None
-        pid = monitor.process.pid
+        pid = monitor.popen.pid
         ingest(monitor.url, 2, 10_000, pid)  # warm-up (imports, first pages)
         for senders in (1, 2, 4):
             row = ingest(monitor.url, senders, total, pid)

@@ -34,11 +34,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
-from tests.support.predictor import (
-    PredictorProcess,
-    RecordReceiver,
-    running_predictor,
-)
+from replay.launcher import Process
+from tests.support.predictor import RecordReceiver, running_predictor
 
 RESULTS = Path(__file__).resolve().parent / "results" / "logging.json"
 RECORD = {
@@ -210,7 +207,7 @@ def main() -> None:
                 )
             )
         before = rx.count()
-        proc2: PredictorProcess
+        proc2: Process
         with running_predictor(env(args.model, rx, work / "s3"), work / "sigterm.log") as proc2:
             load = Load(proc2.url, size=10, threads=4)
             load.start()

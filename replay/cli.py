@@ -30,6 +30,7 @@ from rich.table import Table
 
 from bentos.training.data import load_weather, time_split, weather_schema
 from replay.driver import Replayer, Step
+from replay.launcher import REPO, Process, running, start_monitor, start_predictor
 from replay.report import (
     DECISION_KINDS,
     chunk_rows,
@@ -38,17 +39,7 @@ from replay.report import (
     explain_gate,
     write_chunk_csv,
 )
-from replay.stack import (
-    REPO,
-    Process,
-    new_token,
-    running,
-    start_monitor,
-    start_predictor,
-    version_of,
-    wait_known_good,
-    wait_registered,
-)
+from replay.stack import new_token, version_of, wait_known_good, wait_registered
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")

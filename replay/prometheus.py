@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import yaml
 
-from replay.stack import Process, _spawn, free_port, wait_ready
+from replay.launcher import Process, free_port, process_env
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "helm" / "modelguard" / "rules"
 
@@ -67,20 +67,19 @@ def start_prometheus(
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    proc = _spawn(
-        "prometheus",
-        [
+    return Process(
+        name="prometheus",
+        cmd=[
             binary,
             f"--config.file={workdir / 'prometheus.yml'}",
             f"--storage.tsdb.path={workdir / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{port}",
         ],
-        {},
-        workdir / "prometheus.log",
-        f"http://127.0.0.1:{port}",
-    )
-    wait_ready(proc, path="/-/ready", timeout=60)
-    return proc
+        env=process_env(),
+        port=port,
+        log_path=workdir / "prometheus.log",
+        ready_path="/-/ready",
+    ).start(timeout=60)
 
 
 def query(prom: Process, expr: str) -> list[dict[str, Any]]:

@@ -23,17 +23,11 @@ import yaml
 
 from bentos.training.data import load_weather, time_split, weather_schema
 from monitor.kube.rollout import VERSION_ANNOTATION
+from replay import launcher
 from replay.driver import Replayer, ReplayStats
+from replay.launcher import MonitorProcess, Process, start_predictor
 from replay.prometheus import start_prometheus
-from replay.stack import (
-    Process,
-    free_port,
-    new_token,
-    start_monitor,
-    start_predictor,
-    version_of,
-    wait_registered,
-)
+from replay.stack import new_token, version_of, wait_registered
 from tests.support.kube import (
     DEPLOYMENTS,
     EVENTS,
@@ -89,8 +83,7 @@ class Stack:
     kube: KubeEmulator
     tags: dict[str, str]  # release name -> BentoML tag
     token: str = field(default_factory=new_token)
-    monitor: Process | None = None
-    monitor_port: int | None = None
+    monitor: MonitorProcess | None = None
     monitor_up: bool = True
     _chunks_seen: int = 0
     predictors: dict[str, Process] = field(default_factory=dict)  # version -> process
@@ -98,21 +91,20 @@ class Stack:
     exits: ExitStack = field(default_factory=ExitStack)
 
     # -- processes ---------------------------------------------------------------------
-    def start_monitor(self) -> Process:
+    def start_monitor(self) -> MonitorProcess:
         """Start (or restart, on the same port and database) the monitor."""
-        kubeconfig = write_kubeconfig(self.workdir / "kubeconfig", self.kube.url)
-        self.monitor_port = self.monitor_port or free_port()
-        self.monitor = start_monitor(
-            self.workdir,
-            self.token,
-            port=self.monitor_port,
-            extra_env={
-                "MONITOR_KUBERNETES": "kubeconfig",
-                "MONITOR_KUBECONFIG": str(kubeconfig),
-                "MONITOR_NAMESPACE": NS,
-            },
-        )
-        return self.monitor
+        if self.monitor is None:
+            kubeconfig = write_kubeconfig(self.workdir / "kubeconfig", self.kube.url)
+            self.monitor = launcher.monitor(
+                self.workdir,
+                self.token,
+                env={
+                    "MONITOR_KUBERNETES": "kubeconfig",
+                    "MONITOR_KUBECONFIG": str(kubeconfig),
+                    "MONITOR_NAMESPACE": NS,
+                },
+            )
+        return self.monitor.restart()
 
     def start_predictor(self, release: str, service: str | None = None) -> Process:
         assert self.monitor is not None

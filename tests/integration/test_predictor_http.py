@@ -15,7 +15,8 @@ import xgboost as xgb
 
 from bentos.training.data import Split, records
 from contract.schema import ModelSchema
-from tests.support.predictor import PredictorProcess, running_predictor
+from replay.launcher import Process
+from tests.support.predictor import running_predictor
 
 MAX_BATCH = 50
 
@@ -23,7 +24,7 @@ MAX_BATCH = 50
 @pytest.fixture(scope="module")
 def predictor(
     trained_models: dict[str, str], bentoml_home: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[PredictorProcess]:
+) -> Iterator[Process]:
     env = {
         "BENTOML_HOME": str(bentoml_home),
         "PREDICTOR_MODEL_TAG": trained_models["good"],
@@ -52,7 +53,7 @@ def post(url: str, body: Any, path: str = "/predict") -> httpx.Response:
 
 
 def test_scores_match_the_model_in_the_store(
-    predictor: PredictorProcess,
+    predictor: Process,
     sample: pd.DataFrame,
     schema: ModelSchema,
     trained_models: dict[str, str],
@@ -73,7 +74,7 @@ def test_scores_match_the_model_in_the_store(
 
 
 def test_batch_endpoint_takes_json_lines(
-    predictor: PredictorProcess, sample: pd.DataFrame, schema: ModelSchema
+    predictor: Process, sample: pd.DataFrame, schema: ModelSchema
 ) -> None:
     lines = "\n".join(json.dumps(r) for r in records(sample, schema)).encode()
     resp = httpx.post(
@@ -111,7 +112,7 @@ BAD_RECORDS: dict[str, tuple[dict[str, Any], str]] = {
 
 @pytest.mark.parametrize("case", sorted(BAD_RECORDS))
 def test_bad_record_is_a_400_naming_index_and_field(
-    predictor: PredictorProcess, sample: pd.DataFrame, schema: ModelSchema, case: str
+    predictor: Process, sample: pd.DataFrame, schema: ModelSchema, case: str
 ) -> None:
     change, expected = BAD_RECORDS[case]
     good = records(sample.head(2), schema)
@@ -124,7 +125,7 @@ def test_bad_record_is_a_400_naming_index_and_field(
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_inf_literals_are_refused(
-    predictor: PredictorProcess, sample: pd.DataFrame, schema: ModelSchema, literal: str
+    predictor: Process, sample: pd.DataFrame, schema: ModelSchema, literal: str
 ) -> None:
     rec = records(sample.head(1), schema)[0]
     text = json.dumps({"records": [rec, {**rec, "temp": 0.123456}]}).replace("0.123456", literal)
@@ -146,7 +147,7 @@ def test_nan_and_inf_literals_are_refused(
     ],
 )
 def test_malformed_bodies_are_400(
-    predictor: PredictorProcess, body: bytes, status: int, expected: str
+    predictor: Process, body: bytes, status: int, expected: str
 ) -> None:
     resp = post(predictor.url, body)
     assert resp.status_code == status, resp.text
@@ -154,7 +155,7 @@ def test_malformed_bodies_are_400(
 
 
 def test_oversized_batch_is_413(
-    predictor: PredictorProcess, sample: pd.DataFrame, schema: ModelSchema
+    predictor: Process, sample: pd.DataFrame, schema: ModelSchema
 ) -> None:
     rec = records(sample.head(1), schema)[0]
     resp = post(predictor.url, {"records": [rec] * (MAX_BATCH + 1)})
@@ -164,7 +165,7 @@ def test_oversized_batch_is_413(
 
 
 def test_openapi_describes_fields_ranges_and_response(
-    predictor: PredictorProcess, schema: ModelSchema
+    predictor: Process, schema: ModelSchema
 ) -> None:
     doc = httpx.get(predictor.url + "/docs.json", timeout=10).json()
     text = json.dumps(doc)
@@ -181,7 +182,7 @@ def test_openapi_describes_fields_ranges_and_response(
     assert "/predict" in paths and "/predict_batch" in paths
 
 
-def test_health_and_metrics(predictor: PredictorProcess, trained_models: dict[str, str]) -> None:
+def test_health_and_metrics(predictor: Process, trained_models: dict[str, str]) -> None:
     assert httpx.get(predictor.url + "/livez").status_code == 200
     assert httpx.get(predictor.url + "/readyz").status_code == 200
     metrics = httpx.get(predictor.url + "/metrics").text

@@ -1,8 +1,9 @@
 """Start a real `bentoml serve` predictor on a free loopback port; a minimal records receiver.
 
-`running_predictor` is what integration, e2e tests and the logging benchmark use: it starts
-the shipped service (`bentos.service:Predictor`) as a subprocess with the given environment,
-waits for `/readyz` (or `/livez` when the test expects "not ready"), and always stops it.
+`running_predictor` is what integration tests and the logging benchmark use: it starts the
+shipped service (`bentos.service:Predictor`) through `replay.launcher` with the given
+environment, waits for `/readyz` (or `/livez` when the test expects "not ready"), and always
+stops it (SIGTERM to the server, then SIGKILL of what is left of its process group).
 
 `RecordReceiver` is a protocol peer of the monitor's ingest API (docs/contracts.md section 3:
 `POST /v1/records` -> 202, `POST /v1/models` -> 201), written for the predictor's delivery
@@ -15,10 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,39 +24,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
+from replay import launcher
+from replay.launcher import Process, free_port
 
-from replay.stack import free_port
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BENTOML = Path(sys.executable).parent / "bentoml"
-
-
-@dataclass
-class PredictorProcess:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def terminate(self, timeout: float = 30.0) -> int:
-        """SIGTERM to the serving process (what Kubernetes does), wait for it to exit."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                _kill_group(self.process)
-        return int(self.process.returncode if self.process.returncode is not None else -9)
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(10)
+__all__ = ["Received", "RecordReceiver", "free_port", "running_predictor"]
 
 
 @contextlib.contextmanager
@@ -68,49 +36,13 @@ def running_predictor(
     log_path: Path,
     wait_ready: bool = True,
     timeout: float = 90.0,
-) -> Iterator[PredictorProcess]:
+) -> Iterator[Process]:
     """A real predictor; `env` adds PREDICTOR_* (and BENTOML_HOME) to the current environment."""
-    port = free_port()
-    full_env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true", **env}
-    cmd = [
-        str(BENTOML),
-        "serve",
-        "bentos.service:Predictor",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=REPO_ROOT,
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    handle = PredictorProcess(url, proc, log_path)
+    proc = launcher.predictor(log_path, env=env, service="bentos.service:Predictor")
     try:
-        _wait_for(url + ("/readyz" if wait_ready else "/livez"), proc, timeout, log_path)
-        yield handle
+        yield proc.start(timeout, ready_path="/readyz" if wait_ready else "/livez")
     finally:
-        if proc.poll() is None:
-            handle.terminate(timeout=20)
-        _kill_group(proc)  # leftover workers, if any
-
-
-def _wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float, log_path: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"predictor exited early:\n{log_path.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.25)
-    raise TimeoutError(f"{url} not ready in {timeout}s:\n{log_path.read_text()[-3000:]}")
+        proc.terminate(timeout=20)
 
 
 @dataclass
