@@ -3,7 +3,7 @@
 Real `bentoml serve` predictors (one per model version), the real monitor process talking to
 kmock's Kubernetes emulator over HTTP (a kubeconfig file points it there), optionally a real
 Prometheus scraping everything with the shipped rules, and the 2013 replay. The emulator has
-no Deployment controller (DESIGN.md), so the harness plays it: traffic goes to the predictor
+no Deployment controller (docs/design.md), so the harness plays it: traffic goes to the predictor
 of the version the Deployment's pod template declares *now*, and after every write to the
 Deployment the ReplicaSet bookkeeping is redone (`simulate_controller`).
 """

@@ -3,7 +3,7 @@
 The emulator is kmock's `KubernetesEmulator` served over real HTTP on loopback, run in a
 background thread with its own event loop so that the synchronous official `kubernetes`
 client (what the monitor uses) can talk to it from ordinary tests. kmock has gaps
-(DESIGN.md): no resourceVersion, no 409 on stale writes, no PUT, label selectors ignored,
+(docs/design.md): no resourceVersion, no 409 on stale writes, no PUT, label selectors ignored,
 no Deployment controller. This module closes the two the operator depends on:
 `resourceVersion` is bumped on every write and a failed JSON-patch `test` op answers 422
 like a real API server; `simulate_controller` does what the Deployment controller would
