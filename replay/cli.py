@@ -36,7 +36,6 @@ from replay.report import (
     chunk_rows,
     chunk_table,
     estimation_errors,
-    explain_gate,
     write_chunk_csv,
 )
 from replay.stack import new_token, version_of, wait_known_good, wait_registered
@@ -46,7 +45,7 @@ os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 
 app = typer.Typer(add_completion=False, help=__doc__)
 # A pipe or CI log is not a terminal: keep the closing table readable there too.
-console = Console(width=None if sys.stdout.isatty() else 200)
+console = Console(width=None if sys.stdout.isatty() else 120)
 MODEL = "rain_forecast"
 
 
@@ -212,25 +211,13 @@ def print_verdict(chunks: list[dict[str, Any]], audit: list[dict[str, Any]], rel
     )
 
 
-def holdout_metrics(monitor: Process, versions: list[str]) -> dict[str, dict[str, float]]:
-    """version -> the hold-out (reference) metrics its registration carries: the gate's evidence."""
-    out = {}
-    for version in versions:
-        reg = httpx.get(f"{monitor.url}/v1/models/{MODEL}/versions/{version}", timeout=30).json()
-        reference = (reg.get("metrics") or {}).get("reference") or {}
-        out[version] = {k: float(v) for k, v in reference.items() if isinstance(v, int | float)}
-    return out
-
-
-def print_decisions(
-    audit: list[dict[str, Any]], holdout: dict[str, dict[str, float]] | None = None
-) -> None:
+def print_decisions(audit: list[dict[str, Any]]) -> None:
     for entry in audit:
         if entry.get("kind") not in DECISION_KINDS:
             continue
         console.rule(f"[bold]{entry['kind']}[/] ({entry.get('mode', '')})")
         text = str(entry.get("message") or entry.get("reason") or "")
-        console.print(explain_gate(text, holdout), markup=False)
+        console.print(text, markup=False)
         if entry.get("patch"):
             console.print("the exact JSON patch for the Deployment:")
             console.print_json(json.dumps(entry["patch"]))
@@ -296,7 +283,7 @@ def demo(
         print_chunks(
             chunks, audit, player.stats.sim_times, workdir / "reports" / f"{MODEL}-chunks.csv"
         )
-        print_decisions(audit, holdout_metrics(monitor, list(player.stats.predictions)))
+        print_decisions(audit)
         print_verdict(chunks, audit, version_of(tags[bad_release]))
         report = workdir / "reports" / f"{MODEL}.html"
         report.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -213,40 +212,6 @@ def write_chunk_csv(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 _METRIC_NAMES = {"roc_auc": "ROC AUC"}
-# TriggerEvidence.describe() of the release gate (monitor/decision). The gate judges hold-out
-# metrics at registration, before any chunk: its "where" is `on chunks [-]` (older monitors),
-# `before any chunk`, or `(detail)` naming the hold-out figures.
-_GATE = re.compile(
-    r"(?:ReleaseGate: )?holdout_(?P<metric>\w+?)_shortfall=(?P<shortfall>-?[\d.]+) "
-    r"beyond bound (?P<bound>-?[\d.]+) "
-    r"(?:on chunks \[-?\]|before any chunk|\((?P<detail>[^)]*)\))"
-    r"; (?P<live>[^\s;]+) -> (?P<kg>[^\s;]+)"
-)
-_DETAIL = re.compile(r"(?P<live>-?\d+(?:\.\d+)?) vs known-good (?P<kg>-?\d+(?:\.\d+)?)")
-
-
-def explain_gate(text: str, holdout: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-    """A decision's text with the release gate's evidence said in words, instead of the
-    chunk list it does not have. `holdout`: version -> its registration's hold-out
-    (reference) metrics, used when the text does not carry the two figures itself."""
-
-    def words(m: re.Match[str]) -> str:
-        metric = m["metric"]
-        name = _METRIC_NAMES.get(metric, metric)
-        shortfall, bound = float(m["shortfall"]), float(m["bound"])
-        live = (holdout or {}).get(m["live"], {}).get(metric)
-        kg = (holdout or {}).get(m["kg"], {}).get(metric)
-        figures = _DETAIL.search(m["detail"] or "")
-        if figures is not None:
-            live, kg = figures["live"], figures["kg"]
-        why = f"(shortfall {shortfall:.3f} > {bound:.3f})"
-        if live is None or kg is None:
-            return f"release gate: hold-out {name} below known-good {release_name(m['kg'])} {why}"
-        return (
-            f"release gate: hold-out {name} {float(live):.3f} vs known-good {float(kg):.3f} {why}"
-        )
-
-    return _GATE.sub(words, text)
 
 
 def estimation_errors(

@@ -363,3 +363,12 @@ def test_merge_conditions_moves_transition_time_only_on_flip() -> None:
 def test_decide_is_pure() -> None:
     data = inp([chunk(BAD, i, estimated=0.7) for i in range(3)])
     assert decide(data) == decide(data)
+
+
+def test_a_gate_decision_names_its_hold_out_evidence_not_chunks() -> None:
+    d = decide(inp([], live_holdout={"roc_auc": 0.80}, known_good_holdout={"roc_auc": 0.87}))
+    assert d.trigger == "gate"
+    assert "shared hold-out: roc_auc 0.8000 vs known-good 0.8700" in d.message
+    assert "chunk" not in d.message
+    chunks = decide(inp([chunk(BAD, 0, parity=0.5)])).message
+    assert "on chunks [0]" in chunks

@@ -8,17 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 from rich.console import Console
 
-from monitor.decision.types import TriggerEvidence
 from monitor.evidence import ChunkEvidence, Estimate, FeatureDrift
 from replay.report import (
     FULL_COLUMNS,
     chunk_rows,
     chunk_table,
     decisions_by_chunk,
-    explain_gate,
     write_chunk_csv,
 )
 
@@ -125,55 +122,6 @@ def test_every_column_goes_to_the_csv(tmp_path: Path) -> None:
     assert decided[0]["decision"] == (
         "dry-run-rollback (estimated_gap) -> good; retraining-recommended"
     )
-
-
-PREFIX = f"would roll back predictor from revision 2 ({BAD}) to revision 1 ({GOOD}): "
-HOLDOUT = {BAD: {"roc_auc": 0.8, "f1": 0.4}, GOOD: {"roc_auc": 0.87}}
-SAID = "release gate: hold-out ROC AUC 0.800 vs known-good 0.870 (shortfall 0.070 > 0.020)"
-
-
-def gate_message() -> str:
-    """What the operator audits for a release-gate rollback (monitor/operator/publish.py),
-    with the monitor's own TriggerEvidence text."""
-    evidence = TriggerEvidence("holdout_roc_auc_shortfall", 0.07, 0.02, (), BAD, GOOD)
-    return f"{PREFIX}ReleaseGate: {evidence.describe()}"
-
-
-def test_the_gate_message_names_its_evidence_not_chunks() -> None:
-    said = explain_gate(gate_message(), HOLDOUT)
-    assert said == PREFIX + SAID
-    assert "chunk" not in said
-    # Without the registrations' hold-out figures: still the shortfall and its bound.
-    assert explain_gate(gate_message()) == (
-        f"{PREFIX}release gate: hold-out ROC AUC below known-good good (shortfall 0.070 > 0.020)"
-    )
-
-
-@pytest.mark.parametrize(
-    "where",
-    [
-        "on chunks [-]",
-        "before any chunk",
-        "(shared hold-out: roc_auc 0.8000 vs known-good 0.8700)",
-    ],
-)
-def test_each_form_of_the_gate_evidence_is_said_in_words(where: str) -> None:
-    """The gate has no chunks; monitors word that `on chunks [-]`, `before any chunk`, or
-    name the hold-out figures (which then win over the registrations')."""
-    text = (
-        f"{PREFIX}ReleaseGate: holdout_roc_auc_shortfall=0.0700 beyond bound 0.0200 {where}; "
-        f"{BAD} -> {GOOD}"
-    )
-    assert explain_gate(text, HOLDOUT) == PREFIX + SAID
-    if where.startswith("("):
-        assert explain_gate(text) == PREFIX + SAID
-
-
-def test_other_decisions_keep_their_chunk_evidence() -> None:
-    evidence = TriggerEvidence("estimated_gap_cumulative", -0.05, -0.03, (3, 4, 5), BAD, GOOD)
-    text = f"EstimatedGap: {evidence.describe()}"
-    assert explain_gate(text, {BAD: {"roc_auc": 0.8}, GOOD: {"roc_auc": 0.87}}) == text
-    assert "on chunks [3,4,5]" in text
 
 
 def test_a_gate_decision_is_shown_on_the_first_chunk_of_the_release() -> None:
