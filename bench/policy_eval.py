@@ -1,7 +1,7 @@
 """Replay 2013 H2 offline and count rollbacks per policy: ours vs absolute and drift rules.
 
 Reproduces docs/design.md's "Deciding" table with the shipped code: the releases of
-`bentos.train` (good, retrain, no-key-features, january-only) are each released on several
+`bentos.training.train` (good, retrain, no-key-features, january-only) are each released on several
 dates; the rows served from that date on are scored by the release, cut into chunks of 500
 and analysed by `monitor.analysis` with the known-good version scored in shadow on the same
 rows (known-good = `good`; for `good` itself its equivalent `retrain`). Labels are assumed in

@@ -1,6 +1,6 @@
 """How good is the label-free estimate on the real 2013 replay? (offline: no servers)
 
-Trains the releases in memory (bentos.train), replays July-December 2013 in time order in
+Trains the releases in memory (bentos.training.train), replays July-December 2013 in time order in
 chunks of 500 rows through the monitor's own analysis (monitor.analysis.analyse_chunks:
 NannyML CBPE, shadow re-scoring with the known-good version), and compares every estimate
 with the realized value on the same rows (all labels known offline):

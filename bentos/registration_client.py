@@ -2,7 +2,7 @@
 
 Serving never waits for this: the monitor may start later than the predictor, be
 restarted, or be briefly unreachable. The payload (schema, reference set, hold-out metrics
-and the booster as UBJSON, never pickle) is built by `monitor.registration` from the model
+and the booster as UBJSON, never pickle) is built by `bentos.packaging` from the model
 in the store; the POST is idempotent on the monitor's side (200 for the same content again),
 so retrying until it lands is safe. A 4xx other than 408/429 means the monitor refused the
 content or the token: retrying cannot help, so it is logged and retries stop. The token is

@@ -1,8 +1,8 @@
 """Plain data passed from analysis to the decision and to metrics: no I/O, no NannyML types.
 
-Analysis (`monitor/analysis.py`, `monitor/shadow.py`) produces one `ChunkEvidence` per
+Analysis (`monitor/analysis/chunks.py`, `shadow.py`) produces one `ChunkEvidence` per
 completed chunk of a model version; the store persists it (as JSON via `to_dict`); the
-decision (`monitor/decision.py`) reads sequences of them; metrics publish the latest.
+decision (`monitor/decision/`) reads sequences of them; metrics publish the latest.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def trained_models(bentoml_home: Path, split: Split, schema: ModelSchema) -> dic
 
 @pytest.fixture(scope="session")
 def registrations(trained_models: dict[str, str]) -> dict[str, Any]:
-    """Release name -> monitor.registration.Registration built from the stored model."""
+    """Release name -> contract.registration.Registration built from the stored model."""
     import bentoml
 
     from bentos.packaging import registration_from_bento_model

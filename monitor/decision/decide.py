@@ -3,8 +3,9 @@
 Why this shape: every rule here was measured (docs/design.md, "Deciding") and must be testable
 exhaustively without a cluster. A release is judged against the last known-good version on
 the same live rows (shadow fields of `ChunkEvidence`), never against absolute bounds:
-absolute estimates and drift rolled back the *good* model on 3-5 of 5 release dates, so they
-only explain (`Degraded`, `DriftDetected`, `RetrainingRecommended`) unless the spec opts in
+input drift would have rolled back the *good* model on 4 of 5 release dates and a single
+chunk's absolute estimate on 3, while an absolute bound held for two chunks caught few bad
+releases and late (bench/results/policy_eval.json, `make bench-policy`), so they only explain (`Degraded`, `DriftDetected`, `RetrainingRecommended`) unless the spec opts in
 with `rollbackOnWorldDrift`.
 
 Order of judgement for a live version that is not the known-good one ("on probation"):
@@ -13,8 +14,8 @@ cumulative estimated gap -> cumulative realized gap -> (opt-in) world drift. The
 that fires is the trigger; guards (incident, cooldown, target availability, mode) then decide
 whether and how it is acted on.
 
-The trigger rules live in `monitor/decision_rules.py`, the condition building in
-`monitor/decision_conditions.py`; this module holds the inputs, the verdict and the flow.
+The trigger rules live in `rules.py`, the condition building in `conditions.py`, the
+inputs and the verdict in `types.py`; this module holds the flow.
 """
 
 from __future__ import annotations

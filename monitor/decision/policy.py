@@ -6,7 +6,8 @@ API server) and the one place that turns the spec's strings into numbers. Kubern
 conventions forbid floats in specs, so thresholds arrive as strings ("-0.03") and are parsed
 through `Decimal` so that "0.1" means exactly what the operator typed.
 
-Defaults are the ones measured in docs/design.md's "Deciding" section (one year of real data).
+Defaults are the ones measured in docs/design.md's "Deciding" section (half a year of real
+traffic, July-December 2013, five release dates).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The rules that find a rollback trigger: each turns the live version's evidence into
 `TriggerEvidence` (the metric, its value, the bound it crossed, on which chunks) or nothing.
 
-Why a module of its own: `monitor/decision.py` owns the order of judgement and the guards;
+Why a module of its own: `decide.py` owns the order of judgement and the guards;
 the rules themselves (release gate, score parity, rank correlation, cumulative estimated and
 realized gaps, opt-in world drift) are the measured part (docs/design.md, "Deciding") and are read
 and tuned one at a time. Pure like the decision: plain data in, plain data out, no I/O.
