@@ -5,8 +5,9 @@ exhaustively without a cluster. A release is judged against the last known-good 
 the same live rows (shadow fields of `ChunkEvidence`), never against absolute bounds:
 input drift would have rolled back the *good* model on 4 of 5 release dates and a single
 chunk's absolute estimate on 3, while an absolute bound held for two chunks caught few bad
-releases and late (bench/results/policy_eval.json, `make bench-policy`), so they only explain (`Degraded`, `DriftDetected`, `RetrainingRecommended`) unless the spec opts in
-with `rollbackOnWorldDrift`.
+releases and late (bench/results/policy_eval.json, `make bench-policy`). So they only
+explain (`Degraded`, `DriftDetected`, `RetrainingRecommended`) unless the spec opts in with
+`rollbackOnWorldDrift`.
 
 Order of judgement for a live version that is not the known-good one ("on probation"):
 already rejected -> release gate (hold-out shortfall) -> score parity -> rank correlation ->
