@@ -7,7 +7,8 @@ states every field's type, range, nullability and categories. Nothing here is we
 Hot path, kept lean on purpose (see docs/predictor.md for the measurements):
 * the request body is validated once, by pydantic-core straight from the JSON bytes;
 * a bad request is answered here with a 400/413 naming `records[i].field` and the problem,
-  instead of BentoML's generic handler (which also logs a traceback per bad request);
+  instead of BentoML's generic handler (which also logs a traceback per bad request); the
+  body is `contract.errors.ErrorBody`, as the monitor's, and `/docs.json` says so;
 * the float32 matrix is built directly from the validated records (no DataFrame); it is
   identical to `ModelSchema.to_matrix`, which a unit test checks;
 * the response JSON is written by hand, not through a pydantic output model;
@@ -23,7 +24,7 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import bentoml
@@ -37,6 +38,8 @@ from bentos.bentoml_patches import patch_timeout_middleware
 from bentos.registration_client import RegistrationClient
 from bentos.settings import PredictorSettings
 from bentos.shipping import Shipper, ShippingConfig, ShippingStats
+from contract import errors
+from contract.errors import ErrorBody
 from contract.schema import ModelSchema
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
@@ -156,54 +159,35 @@ class Prediction(BaseModel):
 class Rejected:
     """A refused request, carried to the API method so it answers without an exception."""
 
-    def __init__(self, status: int, errors: list[dict[str, Any]]) -> None:
+    def __init__(self, status: int, body: ErrorBody) -> None:
         self.status = status
-        self.errors = errors
+        self.body = body
 
     def response(self) -> Response:
-        summary = "; ".join(e["message"] for e in self.errors[:5])
-        if len(self.errors) > 5:
-            summary += f"; and {len(self.errors) - 5} more"
-        body = {"error": summary, "errors": self.errors}
-        return Response(json.dumps(body), status_code=self.status, media_type="application/json")
+        return Response(
+            self.body.model_dump_json(), status_code=self.status, media_type="application/json"
+        )
 
 
-def describe(exc: ValidationError, limit: int = 50) -> list[dict[str, Any]]:
-    """Pydantic errors -> [{location 'records[3].humid', index, field, message}], one per field."""
-    seen: set[tuple[Any, ...]] = set()
-    out: list[dict[str, Any]] = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=False):
-        loc = err["loc"]
-        index = (
-            loc[1] if len(loc) >= 2 and loc[0] == "records" and isinstance(loc[1], int) else None
-        )
-        fld = loc[2] if index is not None and len(loc) >= 3 else None
-        if index is not None:
-            where = f"records[{index}]" + (f".{fld}" if fld is not None else "")
-            key: tuple[Any, ...] = (index, fld)
-        else:
-            where = ".".join(str(p) for p in loc) or "body"
-            key = tuple(loc)
-        if key in seen:  # a nullable field fails both union branches: report it once
-            continue
-        seen.add(key)
-        msg = err["msg"]
-        if fld is not None and (err["type"] == "literal_error" or "literal" in str(loc[-1])):
-            feat = SCHEMA.feature(str(fld)) if fld in SCHEMA.feature_names else None
-            if feat is not None and feat.categories:
-                msg = f"unknown category; expected one of {feat.categories}"
-        out.append(
-            {
-                "location": where,
-                "index": index,
-                "field": fld,
-                "type": err["type"],
-                "message": f"{where}: {msg}",
-            }
-        )
-        if len(out) >= limit:
-            break
-    return out
+def explain(err: Mapping[str, Any], loc: str) -> str | None:
+    """An unknown category names the categories (pydantic lists the Literal's reprs)."""
+    parts = err.get("loc", ())
+    if len(parts) < 3 or parts[0] != "records" or not isinstance(parts[1], int):
+        return None
+    field = str(parts[2])
+    if err.get("type") != "literal_error" and "literal" not in str(parts[-1]):
+        return None
+    feat = SCHEMA.feature(field) if field in SCHEMA.feature_names else None
+    if feat is None or not feat.categories:
+        return None
+    return f"unknown category; expected one of {feat.categories}"
+
+
+def describe(exc: ValidationError) -> Rejected:
+    """A refused body: 413 when there are more records than the route takes, else 400."""
+    raw = exc.errors(include_url=False, include_input=False)
+    too_many = any(e["type"] == "too_long" and tuple(e["loc"]) == ("records",) for e in raw)
+    return Rejected(413 if too_many else 400, ErrorBody.from_validation(raw, explain=explain))
 
 
 class _RecordsRequest(bentoml.IODescriptor):
@@ -216,7 +200,8 @@ class _RecordsRequest(bentoml.IODescriptor):
     async def from_http_request(cls, request: Request, serde: Any) -> Any:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > cls.max_records * 4096:
-            return cls._reject(413, "body", f"body larger than {cls.max_records * 4096} bytes")
+            too_big = ErrorBody.about(f"larger than {cls.max_records * 4096} bytes", loc="body")
+            return cls.model_construct(records=Rejected(413, too_big))
         body = await request.body()
         media = request.headers.get("content-type", "").split(";")[0].strip()
         if media in ("application/x-ndjson", "application/jsonl", "application/x-jsonlines"):
@@ -225,20 +210,7 @@ class _RecordsRequest(bentoml.IODescriptor):
         try:
             return cls.model_validate_json(body or b"{}")
         except ValidationError as exc:
-            errors = describe(exc)
-            too_many = any(e["type"] == "too_long" and e["index"] is None for e in errors)
-            return cls.model_construct(records=Rejected(413 if too_many else 400, errors))
-
-    @classmethod
-    def _reject(cls, status: int, where: str, message: str) -> Any:
-        error = {
-            "location": where,
-            "index": None,
-            "field": None,
-            "type": "too_large",
-            "message": f"{where}: {message}",
-        }
-        return cls.model_construct(records=Rejected(status, [error]))
+            return cls.model_construct(records=describe(exc))
 
 
 def _request_model(name: str, max_records: int, doc: str) -> type[bentoml.IODescriptor]:
@@ -266,8 +238,41 @@ BatchPredictRequest = _request_model(
 
 
 # ---------------------------------------------------------------- the service
+ERROR_RESPONSES = {
+    400: errors.response("Malformed JSON, or records that do not match the model's schema"),
+    413: errors.response("More records than the route takes, or a body over its size limit"),
+    500: errors.response("Scoring failed (see the predictor's log)"),
+}
+# BentoML's generic error bodies, which its document lists for every route; not ours.
+_BENTOML_ERROR_SCHEMAS = ("InvalidArgument", "NotFound", "InternalServerError")
+
+
+class PredictorService(bentoml.Service[Any]):
+    """BentoML's service; its `/docs.json` gives the API routes' error answers as `ErrorBody`.
+
+    BentoML documents each route with its own 400/404/500 bodies (`{"error", "detail"}`), but
+    these routes answer 400, 413 and 500 with `contract.errors.ErrorBody` (as the monitor does):
+    the document is BentoML's, with the error responses of the routes replaced.
+    """
+
+    @property
+    def openapi_spec(self) -> Any:
+        spec = super().openapi_spec
+        schemas = spec.components["schemas"]
+        schemas.update(errors.openapi_schemas())
+        for api in self.apis.values():
+            operation = spec.paths[api.route].post
+            operation["responses"] = {200: operation["responses"][200], **ERROR_RESPONSES}
+        paths = json.dumps(spec.asdict()["paths"])
+        for name in _BENTOML_ERROR_SCHEMAS:
+            if f'"#/components/schemas/{name}"' not in paths:
+                schemas.pop(name, None)
+        return spec
+
+
 @bentoml.service(
     name="modelguard_predictor",
+    service_class=PredictorService,
     workers=SETTINGS.workers,
     traffic={"timeout": 120},
     metrics={"enabled": True, "namespace": "bentoml_service"},
@@ -367,16 +372,28 @@ class Predictor:
         """Score up to PREDICTOR_MAX_BATCH records; one prediction per record, same order."""
         if isinstance(records, Rejected):
             return _as_api_result(records.response())
-        if len(records) <= INLINE_SCORING_ROWS:
-            return _as_api_result(self.score(records))
-        return _as_api_result(await asyncio.to_thread(self.score, records))
+        try:
+            if len(records) <= INLINE_SCORING_ROWS:
+                return _as_api_result(self.score(records))
+            return _as_api_result(await asyncio.to_thread(self.score, records))
+        except Exception:
+            return _as_api_result(_scoring_failed())
 
     @bentoml.api(route="/predict_batch", input_spec=BatchPredictRequest)
     def predict_batch(self, records: Any) -> list[Prediction]:
         """The batch mode: large lists or JSON-lines files, scored in BentoML's thread pool."""
         if isinstance(records, Rejected):
             return _as_api_result(records.response())
-        return _as_api_result(self.score(records))
+        try:
+            return _as_api_result(self.score(records))
+        except Exception:
+            return _as_api_result(_scoring_failed())
+
+
+def _scoring_failed() -> Response:
+    """500 as an `ErrorBody` (BentoML's own handler would answer `{"error"}`); logs why."""
+    logger.exception("scoring failed")
+    return Rejected(500, ErrorBody.about("scoring failed (see the predictor's log)")).response()
 
 
 def _as_api_result(response: Response) -> Any:

@@ -3,39 +3,44 @@
 `create_app(settings, store=None)` builds the FastAPI app; `python -m monitor serve` runs it
 with uvicorn. Handlers are plain functions (FastAPI runs them in its thread pool) because the
 store is synchronous SQLite. A bad payload is refused before anything is written: the whole
-request body is validated first, then stored in one transaction.
+request body is validated first, then stored in one transaction. Every error answer is a
+`contract.errors.ErrorBody` (monitor/api/http.py). One `VersionCache` (fitted calculators per
+model version) per app: the analysis loop fills it, `GET /reports/{model}` reuses it.
 """
 
 from __future__ import annotations
 
 import hmac
-import importlib
-import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from contract.registration import Registration
 from monitor import metrics
+from monitor.analysis.cycle import VersionCache
+from monitor.analysis.report import render_report
 from monitor.api.http import (
+    ApiError,
     BodyLimit,
+    install_error_handlers,
     json_body,
     parse_body,
     publish_body_schemas,
-    validation_error,
 )
 from monitor.api.models import (
-    AUTH_RESPONSES,
-    ERROR_RESPONSES,
+    AUTH_ERRORS,
+    BODY_ERRORS,
+    CONFLICT,
+    NOT_FOUND,
+    PARAMETER_ERRORS,
+    SERVER_ERROR,
     ClearRejectionResult,
-    ErrorBody,
     Health,
     LabelsAccepted,
     LabelsBatch,
@@ -43,6 +48,7 @@ from monitor.api.models import (
     RecordsBatch,
     RegistrationResult,
     VersionSummary,
+    json_errors,
 )
 from monitor.loops.background import BackgroundLoops, analysis_pass, reconcile_pass, waking
 from monitor.settings import MonitorSettings, log_effective
@@ -59,7 +65,7 @@ def create_app(
     at shutdown; `background=False` leaves out the analysis and reconcile loops."""
     settings = settings or MonitorSettings()
     holder: dict[str, Store] = {} if store is None else {"store": store}
-    shared: dict[str, Any] = {}  # the analysis cache, reused by reports
+    caches: dict[str, VersionCache] = {}  # "cache": the analysis loop's, reused by reports
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,12 +73,14 @@ def create_app(
         owned = "store" not in holder
         if owned:
             holder["store"] = Store(settings.db_path)
+        st = holder["store"]
+        cache = caches["cache"] = VersionCache(st, settings.chunk_size)
+        metrics.count_calculator_fits(lambda: cache.fits)
         loops = BackgroundLoops()
         if background:
-            st = holder["store"]
             loops.start(
                 "analysis",
-                lambda: waking(analysis_pass(st, settings), loops.waker("reconcile")),
+                lambda: waking(analysis_pass(st, settings, cache), loops.waker("reconcile")),
                 settings.analysis_interval_seconds,
             )
             loops.start(
@@ -85,6 +93,8 @@ def create_app(
             yield
         finally:
             loops.stop()
+            metrics.count_calculator_fits(None)
+            caches.clear()
             if owned:
                 holder.pop("store").close()
 
@@ -94,6 +104,7 @@ def create_app(
         description="Inference records, delayed labels and model registrations in; "
         "label-free performance estimates, drift and rollback evidence out.",
         lifespan=lifespan,
+        responses=SERVER_ERROR,  # any route: an unexpected failure is a 500 ErrorBody
         # FastAPI's built-in OpenTelemetry instrumentation: off. It exports nothing unless
         # configured, but costs CPU on the ingest path; /metrics is our observability.
         telemetry={
@@ -105,13 +116,13 @@ def create_app(
         },
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_exception_handler(RequestValidationError, validation_error)
+    install_error_handlers(app)
     publish_body_schemas(app, [RecordsBatch, LabelsBatch])
 
     def the_store() -> Store:
         st = holder.get("store")
         if st is None:
-            raise HTTPException(503, "the store is not open yet")
+            raise ApiError(503, "the store is not open yet")
         return st
 
     bearer = HTTPBearer(auto_error=False, description="MONITOR_REGISTRATION_TOKEN")
@@ -121,10 +132,10 @@ def create_app(
     ) -> None:
         expected = settings.token()
         if not expected:
-            raise HTTPException(503, "registration is disabled: MONITOR_REGISTRATION_TOKEN unset")
+            raise ApiError(503, "registration is disabled: MONITOR_REGISTRATION_TOKEN unset")
         given = credentials.credentials if credentials else ""
         if not hmac.compare_digest(given.encode(), expected.encode()):
-            raise HTTPException(
+            raise ApiError(
                 401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
 
@@ -132,8 +143,8 @@ def create_app(
         n = len(batch.records)
         if n > settings.max_records_per_request:
             metrics.records_rejected("too_many", n)
-            raise HTTPException(
-                413, f"records: {n} records, at most {settings.max_records_per_request} allowed"
+            raise ApiError(
+                413, f"{n} records, at most {settings.max_records_per_request} allowed", "records"
             )
         rows = [
             {
@@ -158,7 +169,7 @@ def create_app(
         "/v1/records",
         status_code=202,
         response_model=RecordsAccepted,
-        responses=ERROR_RESPONSES,
+        responses=BODY_ERRORS,
         openapi_extra=json_body(RecordsBatch),
     )
     async def post_records(request: Request) -> RecordsAccepted:
@@ -173,8 +184,8 @@ def create_app(
     def store_labels(batch: LabelsBatch) -> LabelsAccepted:
         n = len(batch.labels)
         if n > settings.max_records_per_request:
-            raise HTTPException(
-                413, f"labels: {n} labels, at most {settings.max_records_per_request} allowed"
+            raise ApiError(
+                413, f"{n} labels, at most {settings.max_records_per_request} allowed", "labels"
             )
         result = the_store().append_labels_detailed([lab.model_dump() for lab in batch.labels])
         joined = sum(result.joined_by_model.values())
@@ -189,7 +200,7 @@ def create_app(
         "/v1/labels",
         status_code=202,
         response_model=LabelsAccepted,
-        responses=ERROR_RESPONSES,
+        responses=BODY_ERRORS,
         openapi_extra=json_body(LabelsBatch),
     )
     async def post_labels(request: Request) -> LabelsAccepted:
@@ -203,9 +214,9 @@ def create_app(
         response_model=RegistrationResult,
         responses={
             200: {"model": RegistrationResult, "description": "Same content registered before"},
-            409: {"model": ErrorBody, "description": "Same version, different content"},
-            **ERROR_RESPONSES,
-            **AUTH_RESPONSES,
+            **BODY_ERRORS,
+            **AUTH_ERRORS,
+            **CONFLICT,
         },
         dependencies=[Depends(require_token)],
     )
@@ -215,7 +226,7 @@ def create_app(
         try:
             status = the_store().register(reg)
         except Conflict as exc:
-            raise HTTPException(409, str(exc)) from None
+            raise ApiError(409, str(exc)) from None
         if status == "unchanged":
             response.status_code = 200
         else:
@@ -229,20 +240,20 @@ def create_app(
     def list_models() -> list[VersionSummary]:
         return [VersionSummary(**vars(v)) for v in the_store().versions()]
 
-    @app.get("/v1/models/{model}/versions/{version}", responses={404: {"model": ErrorBody}})
+    @app.get("/v1/models/{model}/versions/{version}", responses={**NOT_FOUND, **PARAMETER_ERRORS})
     def get_version(model: str, version: str) -> dict[str, Any]:
         """The registration as sent, without its artifact and reference rows."""
         try:
             return the_store().registration(model, version, with_reference=False)
         except NotFound:
-            raise HTTPException(404, f"{model}:{version} is not registered") from None
+            raise ApiError(404, f"{model}:{version} is not registered") from None
 
-    @app.get("/v1/models/{model}/chunks")
+    @app.get("/v1/models/{model}/chunks", responses=PARAMETER_ERRORS)
     def get_chunks(model: str, version: str | None = None) -> list[dict[str, Any]]:
         """ChunkEvidence dicts (monitor/evidence.py) in arrival order."""
         return the_store().chunk_dicts(model, version)
 
-    @app.get("/v1/audit")
+    @app.get("/v1/audit", responses=PARAMETER_ERRORS)
     def get_audit(
         model: str | None = None,
         kind: str | None = None,
@@ -251,7 +262,7 @@ def create_app(
         """Append-only audit records, oldest first (the newest `limit`)."""
         return the_store().audit(model, kind, limit)
 
-    @app.get("/v1/decisions")
+    @app.get("/v1/decisions", responses=PARAMETER_ERRORS)
     def get_decisions(model: str | None = None) -> list[dict[str, Any]]:
         """Audit records of the operator's decisions (those that name a trigger)."""
         return [
@@ -261,7 +272,7 @@ def create_app(
     @app.post(
         "/v1/models/{model}/versions/{version}/clear-rejection",
         response_model=ClearRejectionResult,
-        responses={404: {"model": ErrorBody}, **AUTH_RESPONSES},
+        responses={**NOT_FOUND, **AUTH_ERRORS, **PARAMETER_ERRORS},
         dependencies=[Depends(require_token)],
     )
     def clear_rejection(model: str, version: str) -> ClearRejectionResult:
@@ -269,23 +280,24 @@ def create_app(
         st = the_store()
         known = {v.version for v in st.versions(model)}
         if version not in known and version not in st.rejected_versions(model):
-            raise HTTPException(404, f"{model}:{version} is unknown")
+            raise ApiError(404, f"{model}:{version} is unknown")
         cleared = st.clear_rejection(model, version, actor="api")
         return ClearRejectionResult(model=model, version=version, cleared=cleared)
 
-    @app.get("/reports/{model}", response_class=HTMLResponse, responses={404: {"model": ErrorBody}})
+    @app.get(
+        "/reports/{model}",
+        response_class=HTMLResponse,
+        responses=json_errors(NOT_FOUND, PARAMETER_ERRORS),
+    )
     def get_report(model: str) -> HTMLResponse:
+        """The HTML report of every version of `model`, with the analysis loop's calculators."""
         st = the_store()
         if model not in st.models():
-            raise HTTPException(404, f"model {model!r} is unknown")
-        try:
-            report = importlib.import_module("monitor.analysis.report")
-        except ImportError:
-            raise HTTPException(503, "reports are not available (monitor.report missing)") from None
-        render = report.render_report
-        if "cache" in inspect.signature(render).parameters and "cache" in shared:
-            return HTMLResponse(render(st, model, cache=shared["cache"]))
-        return HTMLResponse(render(st, model))
+            raise ApiError(404, f"model {model!r} is unknown")
+        cache = caches.get("cache")
+        if cache is None:  # like the store: opened by the lifespan, before anything is served
+            raise ApiError(503, "the analysis cache is not ready yet")
+        return HTMLResponse(render_report(st, model, cache=cache))
 
     @app.get("/metrics", response_class=Response)
     def get_metrics() -> Response:
@@ -311,4 +323,4 @@ def _check_booster(raw: bytes) -> None:
         xgboost.Booster().load_model(bytearray(raw))
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise HTTPException(400, f"artifact: not a loadable XGBoost booster ({first})") from None
+        raise ApiError(400, f"not a loadable XGBoost booster ({first})", "artifact") from None

@@ -1,20 +1,23 @@
 """HTTP plumbing of the monitor's API: body limit, body parsing, error bodies, OpenAPI.
 
-Kept apart from `api.py` (the endpoints) so the rules for refusing a request are in one
+Kept apart from `app.py` (the endpoints) so the rules for refusing a request are in one
 place: 413 before a large body is read, 400 for malformed JSON, 422 naming each bad field.
+Every error answer is a `contract.errors.ErrorBody`, as the predictor's are.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from contract.errors import ErrorBody
 from monitor import metrics
 
 Scope = MutableMapping[str, Any]
@@ -67,27 +70,36 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"request body is larger than {self.max_bytes} bytes"}, status_code=413
-        )
-        await response({"type": "http"}, _no_receive, send)
+        body = ErrorBody.about(f"request body is larger than {self.max_bytes} bytes", loc="body")
+        await error_response(413, body)({"type": "http"}, _no_receive, send)
 
 
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
-def _field(loc: tuple[Any, ...] | list[Any]) -> str:
-    """("body", "records", 3, "probability") -> "records[3].probability"."""
-    out = ""
-    for part in loc:
-        if part == "body" and not out:
-            continue
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
+def error_response(
+    status: int, body: ErrorBody, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+class ApiError(Exception):
+    """Raised by a handler: answer `status` with `ErrorBody.about(message, loc)`."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        loc: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.body, self.headers = status, ErrorBody.about(message, loc), headers
 
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming each bad field; 400 when the body is not JSON at all."""
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     body = getattr(exc, "body", None)
@@ -98,14 +110,31 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
             else 1
         )
         metrics.records_rejected("invalid", count)
-    if any(e.get("type") == "json_invalid" for e in errors):
-        err = next(e for e in errors if e.get("type") == "json_invalid")
-        loc = err.get("loc", ())
-        where = f" at position {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
-        reason = (err.get("ctx") or {}).get("error") or err.get("msg", "")
-        return JSONResponse({"detail": f"malformed JSON{where}: {reason}"}, status_code=400)
-    problems = _problems(errors)
-    return JSONResponse({"detail": problems[:50]}, status_code=422)
+    malformed = any(e.get("type") == "json_invalid" for e in errors)
+    return error_response(400 if malformed else 422, ErrorBody.from_validation(errors))
+
+
+async def api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.body, exc.headers)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's and Starlette's own HTTPExceptions (404 and 405 of the router...)."""
+    assert isinstance(exc, StarletteHTTPException)
+    return error_response(exc.status_code, ErrorBody.about(str(exc.detail)), exc.headers)
+
+
+async def server_error(request: Request, exc: Exception) -> JSONResponse:
+    """500 for anything unexpected (the server still logs the traceback)."""
+    return error_response(500, ErrorBody.about("internal server error (see the monitor's log)"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, server_error)
 
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -151,23 +180,3 @@ def publish_body_schemas(app: FastAPI, models: list[type[BaseModel]]) -> None:
         return doc
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-_UNION_BRANCHES = {"float", "str", "int", "none"}
-
-
-def _problems(errors: Sequence[Any]) -> list[dict[str, str]]:
-    """Field and problem per error; a feature's per-branch union errors become one."""
-    out: dict[str, str] = {}
-    for e in errors:
-        loc = tuple(e.get("loc", ()))
-        msg = str(e.get("msg", "")).removeprefix("Value error, ")
-        if len(loc) >= 2 and "features" in loc[:-2] and loc[-1] in _UNION_BRANCHES:
-            loc = loc[:-1]
-            msg = "must be a finite number, a string or null"
-            if e.get("type") == "finite_number":
-                msg = "must be finite (NaN and infinity are not allowed; send null)"
-            if _field(loc) in out and "finite (" in out[_field(loc)]:
-                continue
-        out[_field(loc)] = msg
-    return [{"field": f, "problem": p} for f, p in list(out.items())[:50]]

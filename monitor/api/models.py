@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 
+from contract import errors
+from contract.errors import ErrorBody
 from contract.registration import NAME_PATTERN
 
 MAX_FEATURES = 1000
@@ -24,8 +26,8 @@ IsoTimestamp = Annotated[
     Field(description="ISO-8601 date-time; without an offset it is taken as UTC"),
 ]
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-# A union checked in Rust (no Python call per value); `api._problems` folds its per-branch
-# errors into one message per feature.
+# A union checked in Rust (no Python call per value); `contract.errors.field_errors` folds
+# its per-branch errors into one message per feature.
 FeatureValue = FiniteNumber | StrictStr | None
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
 PredictionId = Annotated[str, Field(min_length=1, max_length=128)]
@@ -110,25 +112,36 @@ class ClearRejectionResult(BaseModel):
     cleared: bool = Field(description="False when the version was not rejected")
 
 
-class Problem(BaseModel):
-    field: str
-    problem: str
-
-
-class ErrorBody(BaseModel):
-    detail: str | list[Problem]
-
-
 class Health(BaseModel):
     status: Literal["ok", "starting"]
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "Malformed JSON or an unusable payload"},
-    413: {"model": ErrorBody, "description": "Body or record count over the limit"},
-    422: {"model": ErrorBody, "description": "A field is missing or invalid (named in detail)"},
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+# Error answers of each kind of route, for FastAPI's `responses=` (all are `ErrorBody`s).
+SERVER_ERROR: dict[int | str, dict[str, Any]] = {
+    500: _error("Unexpected server error (see the monitor's log)"),
 }
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
-    503: {"model": ErrorBody, "description": "No MONITOR_REGISTRATION_TOKEN configured"},
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("Malformed JSON or an unusable payload"),
+    413: _error("Body or record count over the limit"),
+    422: _error("A field is missing or invalid (each named in errors)"),
 }
+PARAMETER_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: _error("A path or query parameter is invalid (named in errors)"),
+}
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _error("Missing or wrong bearer token"),
+    503: _error("No MONITOR_REGISTRATION_TOKEN configured"),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _error("Unknown model or version")}
+CONFLICT: dict[int | str, dict[str, Any]] = {409: _error("Same version, different content")}
+
+
+def json_errors(*groups: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """The groups (and the 500) for a route whose own responses are not JSON (the report):
+    FastAPI would file a `model` under the route's media type, the error body is JSON."""
+    merged = {**SERVER_ERROR, **{k: v for group in groups for k, v in group.items()}}
+    return {status: errors.response(spec["description"]) for status, spec in merged.items()}

@@ -1,6 +1,7 @@
 """The monitor's HTTP API over real loopback HTTP against `python -m monitor serve`.
 
-Bad payloads must get a 4xx that names the field and leave the store exactly as it was.
+Bad payloads must get a 4xx that names the field and leave the store exactly as it was; every
+error answer is a `contract.errors.ErrorBody`, and /openapi.json says so.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from contract.errors import ErrorBody, openapi_schemas
 from monitor.store.sqlite import Store
 from tests.support.monitor import MonitorProcess, running_monitor
 
@@ -49,6 +51,16 @@ def rows_in(db: Path) -> tuple[int, int, int]:
         )
     finally:
         conn.close()
+
+
+def error_body(resp: httpx.Response) -> ErrorBody:
+    """The response's body, which must be exactly an ErrorBody (no other keys)."""
+    assert resp.headers["content-type"].startswith("application/json"), resp.text
+    return ErrorBody.model_validate_json(resp.content, strict=True)
+
+
+def locations(resp: httpx.Response) -> list[str]:
+    return [e.loc for e in error_body(resp).errors]
 
 
 def rec(version: str = "v-api", **over: Any) -> dict[str, Any]:
@@ -130,8 +142,27 @@ def test_bad_records_are_refused_naming_the_problem_and_write_nothing(
     else:
         resp = client.post("/v1/records", json=payload)
     assert resp.status_code == status, resp.text
-    assert names in resp.text
+    body = error_body(resp)
+    assert names in body.error
+    if status == 422:
+        assert names in locations(resp), body
     assert rows_in(monitor.db_path) == before
+
+
+def test_a_feature_failing_every_union_branch_is_one_error(client: httpx.Client) -> None:
+    bad = {"temp": True, "dewp": [1], "visib": 10}
+    resp = client.post("/v1/records", json={"records": [rec(features=bad)]})
+    assert resp.status_code == 422, resp.text
+    assert [(e.loc, e.msg) for e in error_body(resp).errors] == [
+        ("records[0].features.temp", "must be a finite number, a string or null"),
+        ("records[0].features.dewp", "must be a finite number, a string or null"),
+    ]
+    resp = client.post(
+        "/v1/records", content=NAN_BODY, headers={"content-type": "application/json"}
+    )
+    assert [(e.loc, e.msg) for e in error_body(resp).errors] == [
+        ("records[0].features.temp", "must be finite (NaN and infinity are not allowed; send null)")
+    ]
 
 
 def test_an_oversize_chunked_body_is_refused(client: httpx.Client, monitor: MonitorProcess) -> None:
@@ -145,6 +176,7 @@ def test_an_oversize_chunked_body_is_refused(client: httpx.Client, monitor: Moni
         "/v1/records", content=chunks(), headers={"content-type": "application/json"}
     )
     assert resp.status_code == 413
+    assert locations(resp) == ["body"]
     assert rows_in(monitor.db_path) == before
 
 
@@ -163,7 +195,7 @@ def test_bad_labels_are_refused(
 ) -> None:
     before = rows_in(monitor.db_path)
     resp = client.post("/v1/labels", json={"labels": labels})
-    assert resp.status_code == 422 and names in resp.text, resp.text
+    assert resp.status_code == 422 and names in locations(resp), resp.text
     assert rows_in(monitor.db_path) == before
 
 
@@ -197,7 +229,10 @@ def test_registration_needs_the_token_and_is_idempotent(
 ) -> None:
     body = registrations["good"].model_dump(by_alias=True, mode="json")
     before = rows_in(monitor.db_path)
-    assert client.post("/v1/models", json=body).status_code == 401
+    unauthorized = client.post("/v1/models", json=body)
+    assert unauthorized.status_code == 401
+    assert unauthorized.headers["www-authenticate"] == "Bearer"
+    assert error_body(unauthorized) == ErrorBody(error="missing or wrong bearer token", errors=[])
     wrong = {"Authorization": "Bearer not-the-token"}
     assert client.post("/v1/models", json=body, headers=wrong).status_code == 401
     assert rows_in(monitor.db_path) == before
@@ -210,6 +245,9 @@ def test_registration_needs_the_token_and_is_idempotent(
     changed = {**body, "description": "something else"}
     conflict = client.post("/v1/models", json=changed, headers=monitor.auth)
     assert conflict.status_code == 409
+    assert error_body(conflict) == ErrorBody(
+        error=f"{body['model']}:{body['version']} is registered with different content", errors=[]
+    )
 
     model, version = body["model"], body["version"]
     listed = {(v["model"], v["version"]): v for v in client.get("/v1/models").json()}
@@ -219,7 +257,9 @@ def test_registration_needs_the_token_and_is_idempotent(
     assert detail["schema"]["features"] and "artifact" not in detail and "reference" not in detail
     with Store(monitor.db_path) as store:
         assert store.artifact(model, version) == registrations["good"].artifact_bytes()
-    assert client.get(f"/v1/models/{model}/versions/nope").status_code == 404
+    missing = client.get(f"/v1/models/{model}/versions/nope")
+    assert missing.status_code == 404
+    assert error_body(missing).error == f"{model}:nope is not registered"
 
 
 def test_a_registration_whose_artifact_is_not_a_booster_is_refused(
@@ -229,10 +269,17 @@ def test_a_registration_whose_artifact_is_not_a_booster_is_refused(
     body["artifact"] = base64.b64encode(b"{not a booster at all").decode()
     before = rows_in(monitor.db_path)
     resp = client.post("/v1/models", json=body, headers=monitor.auth)
-    assert resp.status_code == 400 and "artifact" in resp.text
+    assert resp.status_code == 400 and locations(resp) == ["artifact"], resp.text
     missing = {k: v for k, v in body.items() if k != "schema"}
     resp = client.post("/v1/models", json=missing, headers=monitor.auth)
-    assert resp.status_code == 422 and "schema" in resp.text
+    assert resp.status_code == 422 and locations(resp) == ["schema"], resp.text
+    resp = client.post(
+        "/v1/models",
+        content=b'{"model": ',
+        headers={**monitor.auth, "content-type": "application/json"},
+    )
+    assert resp.status_code == 400 and locations(resp) == ["body"], resp.text
+    assert error_body(resp).error.startswith("body: Invalid JSON")
     assert rows_in(monitor.db_path) == before
 
 
@@ -257,7 +304,14 @@ def test_read_outs_and_health(client: httpx.Client, monitor: MonitorProcess) -> 
     decisions = client.get("/v1/decisions", params={"model": "m-read"}).json()
     assert [d["trigger"] for d in decisions] == ["parity"]
     assert client.get("/v1/models/m-read/chunks").json() == []
-    assert client.get("/reports/no-such-model").status_code == 404
+    unknown = client.get("/reports/no-such-model")
+    assert unknown.status_code == 404
+    assert error_body(unknown) == ErrorBody(error="model 'no-such-model' is unknown", errors=[])
+    assert error_body(client.get("/no/such/path")).error == "Not Found"
+    assert client.delete("/v1/models").status_code == 405
+    assert error_body(client.delete("/v1/models")).error == "Method Not Allowed"
+    bad_limit = client.get("/v1/audit", params={"limit": 0})
+    assert bad_limit.status_code == 422 and locations(bad_limit) == ["query.limit"]
     assert client.get("/livez").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
 
@@ -300,6 +354,30 @@ def test_openapi_describes_every_endpoint(client: httpx.Client) -> None:
     assert record["predicted_class"]["enum"] == [0, 1]
     assert "Registration" in doc["components"]["schemas"]
     assert {"201", "200", "401", "409", "422"} <= set(paths["/v1/models"]["post"]["responses"])
+
+
+def test_openapi_gives_every_error_answer_the_shared_error_body(client: httpx.Client) -> None:
+    """The same `ErrorBody` and `FieldError` schemas as the predictor's /docs.json
+    (test_predictor_http.py compares that one with `openapi_schemas()` too)."""
+    doc = client.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    for name, schema in openapi_schemas().items():
+        assert schemas[name] == schema, name
+    assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
+    error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+    errors = {
+        (path, method, status): response
+        for path, operations in doc["paths"].items()
+        for method, operation in operations.items()
+        for status, response in operation["responses"].items()
+        if status[0] in "45" and (path, status) != ("/readyz", "503")  # the probe: Health
+    }
+    assert ("/v1/models", "post", "409") in errors and ("/v1/records", "post", "413") in errors
+    for where, response in errors.items():
+        assert response["content"] == {"application/json": {"schema": error_ref}}, where
+    for path in doc["paths"]:  # anything may fail unexpectedly
+        for method in doc["paths"][path]:
+            assert (path, method, "500") in errors, path
 
 
 def test_the_report_of_a_registered_model_is_html(

@@ -14,6 +14,7 @@ import pytest
 import xgboost as xgb
 
 from bentos.training.data import Split, records
+from contract.errors import ErrorBody, openapi_schemas
 from contract.schema import ModelSchema
 from replay.launcher import Process
 from tests.support.predictor import running_predictor
@@ -89,6 +90,12 @@ def test_batch_endpoint_takes_json_lines(
     assert [o["probability"] for o in same] == [o["probability"] for o in resp.json()]
 
 
+def error_body(resp: httpx.Response) -> ErrorBody:
+    """The response's body, which must be exactly an ErrorBody (no other keys)."""
+    assert resp.headers["content-type"].startswith("application/json"), resp.text
+    return ErrorBody.model_validate_json(resp.content, strict=True)
+
+
 def _with(rec: dict[str, Any], **changes: Any) -> dict[str, Any]:
     out = {**rec, **changes}
     return {k: v for k, v in out.items() if v != "<absent>"}
@@ -118,9 +125,11 @@ def test_bad_record_is_a_400_naming_index_and_field(
     good = records(sample.head(2), schema)
     resp = post(predictor.url, {"records": [good[0], _with(good[1], **change)]})
     assert resp.status_code == 400, resp.text
-    body = resp.json()
-    assert expected in body["error"], body
-    assert body["errors"][0]["index"] == 1
+    body = error_body(resp)
+    assert expected in body.error, body
+    field, _, problem = expected.partition(": ")
+    assert [e.loc for e in body.errors] == [field]
+    assert problem in body.errors[0].msg
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
@@ -131,7 +140,7 @@ def test_nan_and_inf_literals_are_refused(
     text = json.dumps({"records": [rec, {**rec, "temp": 0.123456}]}).replace("0.123456", literal)
     resp = post(predictor.url, text.encode())
     assert resp.status_code == 400, resp.text
-    assert "records[1].temp: Input should be a finite number" in resp.json()["error"]
+    assert "records[1].temp: Input should be a finite number" in error_body(resp).error
 
 
 @pytest.mark.parametrize(
@@ -151,7 +160,7 @@ def test_malformed_bodies_are_400(
 ) -> None:
     resp = post(predictor.url, body)
     assert resp.status_code == status, resp.text
-    assert expected in resp.json()["error"]
+    assert expected in error_body(resp).error
 
 
 def test_oversized_batch_is_413(
@@ -160,7 +169,8 @@ def test_oversized_batch_is_413(
     rec = records(sample.head(1), schema)[0]
     resp = post(predictor.url, {"records": [rec] * (MAX_BATCH + 1)})
     assert resp.status_code == 413, resp.text
-    assert f"at most {MAX_BATCH} items" in resp.json()["error"]
+    assert f"at most {MAX_BATCH} items" in error_body(resp).error
+    assert [e.loc for e in error_body(resp).errors] == ["records"]
     assert post(predictor.url, {"records": [rec] * MAX_BATCH}).status_code == 200
 
 
@@ -180,6 +190,23 @@ def test_openapi_describes_fields_ranges_and_response(
     assert "prediction_id" in text and "predicted_class" in text and "model_version" in text
     paths = doc["paths"]
     assert "/predict" in paths and "/predict_batch" in paths
+
+
+def test_openapi_gives_the_error_answers_the_shared_error_body(predictor: Process) -> None:
+    """The same `ErrorBody` and `FieldError` schemas as the monitor's /openapi.json
+    (test_monitor_api.py compares that one with `openapi_schemas()` too)."""
+    doc = httpx.get(predictor.url + "/docs.json", timeout=10).json()
+    schemas = doc["components"]["schemas"]
+    for name, schema in openapi_schemas().items():
+        assert schemas[name] == schema, name
+    # BentoML's generic {"error", "detail"} bodies are not what these routes answer.
+    assert not {"InvalidArgument", "NotFound", "InternalServerError"} & set(schemas)
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for route in ("/predict", "/predict_batch"):
+        responses = doc["paths"][route]["post"]["responses"]
+        assert set(responses) == {"200", "400", "413", "500"}, route
+        for status in ("400", "413", "500"):
+            assert responses[status]["content"] == error, (route, status)
 
 
 def test_health_and_metrics(predictor: Process, trained_models: dict[str, str]) -> None:

@@ -1,10 +1,15 @@
-"""The HTML report from a real store after a real analysis cycle: self-contained, complete."""
+"""The HTML report from a real store after a real analysis cycle: self-contained, complete;
+served by the monitor with the calculators its analysis loop fitted."""
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bentos.training.data import Split
 from monitor.analysis.cycle import VersionCache, run_cycle
@@ -12,6 +17,7 @@ from monitor.analysis.report import render_report
 from monitor.metrics import MonitorMetrics
 from monitor.settings import MonitorSettings
 from monitor.store.sqlite import Store
+from tests.support.monitor import running_monitor
 from tests.support.records import served
 
 CHUNK = 500
@@ -77,3 +83,45 @@ def test_report_is_self_contained_and_shows_every_part(tmp_path: Path, registrat
     assert "<script>alert(1)</script>" not in page
     # One figure div per plot (6 + 2 NannyML per version with chunks).
     assert page.count('class="plotly-graph-div"') == 2 * 8
+
+
+def calculator_fits(client: httpx.Client) -> float:
+    """`modelguard_monitor_calculator_fits_total` from the monitor's /metrics."""
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "modelguard_monitor_calculator_fits_total":
+                return sample.value
+    raise AssertionError("modelguard_monitor_calculator_fits_total is not exported")
+
+
+def test_reports_reuse_the_calculators_the_analysis_fitted(
+    tmp_path: Path, registrations: dict[str, Any], split: Split
+) -> None:
+    """One fit per version for the life of the server: the analysis loop fits each version
+    once, and `GET /reports/{model}` uses those calculators instead of refitting them."""
+    versions = [registrations["good"], registrations["no-key-features"]]
+    env = {"MONITOR_CHUNK_SIZE": "250"}
+    with (
+        running_monitor(tmp_path, env=env, analysis_interval_seconds=1) as mon,
+        httpx.Client(base_url=mon.url, timeout=120) as client,
+    ):
+        for i, reg in enumerate(versions):
+            body = reg.model_dump(by_alias=True, mode="json")
+            assert client.post("/v1/models", json=body, headers=mon.auth).status_code == 201
+            shipped, labels = served(split, reg, 250 * i, 250, reg.version)
+            assert client.post("/v1/records", json={"records": shipped}).status_code == 202
+            assert client.post("/v1/labels", json={"labels": labels}).status_code == 202
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            analysed = {c["version"] for c in client.get("/v1/models/rain_forecast/chunks").json()}
+            if analysed == {reg.version for reg in versions}:
+                break
+            time.sleep(0.5)
+        assert analysed == {reg.version for reg in versions}, mon.log()
+        assert calculator_fits(client) == len(versions)  # the analysis loop's fits
+
+        for _ in range(2):
+            page = client.get("/reports/rain_forecast")
+            assert page.status_code == 200, page.text[:2000]
+            assert "NannyML figures unavailable" not in page.text
+        assert calculator_fits(client) == len(versions), mon.log()
