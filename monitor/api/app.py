@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from contract.records import LabelsBatch, RecordsBatch
 from contract.registration import Registration
 from monitor import metrics
 from monitor.analysis.cycle import VersionCache
@@ -43,9 +44,7 @@ from monitor.api.models import (
     ClearRejectionResult,
     Health,
     LabelsAccepted,
-    LabelsBatch,
     RecordsAccepted,
-    RecordsBatch,
     RegistrationResult,
     VersionSummary,
     json_errors,

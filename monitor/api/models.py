@@ -1,89 +1,22 @@
-"""Request and response bodies of the monitor's HTTP API (docs/contracts.md §3).
+"""Response bodies of the monitor's HTTP API (docs/contracts.md §3) and its error table.
 
-Validated from the raw JSON body with `model_validate_json` (strict JSON mode). Strict on
-purpose: a record is refused rather than coerced (no "1" for 1, no true for 1, no
-NaN or infinity, no epoch numbers for timestamps), because a silently coerced record would
-be analysed as if the predictor had served it. Every constraint shows up in /openapi.json.
+The request bodies that cross from predictors and label feeders are the shared contract
+(`contract/records.py`, `contract/registration.py`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, Field
 
 from contract import errors
 from contract.errors import ErrorBody
-from contract.registration import NAME_PATTERN
-
-MAX_FEATURES = 1000
-
-
-# Parsed by pydantic-core in strict JSON mode: an ISO-8601/RFC 3339 string, never a number.
-IsoTimestamp = Annotated[
-    datetime,
-    Field(description="ISO-8601 date-time; without an offset it is taken as UTC"),
-]
-FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-# A union checked in Rust (no Python call per value); `contract.errors.field_errors` folds
-# its per-branch errors into one message per feature.
-FeatureValue = FiniteNumber | StrictStr | None
-Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
-PredictionId = Annotated[str, Field(min_length=1, max_length=128)]
-
-
-def _no_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("must be the integer 0 or 1, not a boolean")
-    return value
-
-
-BinaryClass = Annotated[Literal[0, 1], BeforeValidator(_no_bool)]
-
-
-class InferenceRecord(BaseModel):
-    """One prediction as the predictor served it."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    prediction_id: PredictionId
-    model: Name
-    version: Name
-    timestamp: IsoTimestamp
-    features: dict[Annotated[str, Field(min_length=1, max_length=128)], FeatureValue] = Field(
-        max_length=MAX_FEATURES,
-        description="Features exactly as received: finite numbers, strings or null",
-    )
-    probability: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-    predicted_class: BinaryClass
-
-
-class RecordsBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    records: list[InferenceRecord] = Field(
-        min_length=1, description="At most MONITOR_MAX_RECORDS_PER_REQUEST records"
-    )
 
 
 class RecordsAccepted(BaseModel):
     accepted: int = Field(description="Records stored by this request")
     duplicates: int = Field(description="Records whose prediction_id was already stored")
-
-
-class LabelIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    prediction_id: PredictionId
-    label: BinaryClass
-    timestamp: IsoTimestamp | None = None
-
-
-class LabelsBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    labels: list[LabelIn] = Field(min_length=1)
 
 
 class LabelsAccepted(BaseModel):

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from contract.errors import ErrorBody, FieldError, field_errors, location, summarize
-from monitor.api.models import RecordsBatch
+from contract.records import RecordsBatch
 
 
 def refused(raw: str | bytes) -> list[FieldError]:

@@ -7,6 +7,7 @@ which the monitor uses for shadow re-scoring.
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import random
 from pathlib import Path
@@ -17,6 +18,7 @@ import pandas as pd
 import pytest
 
 from bentos.shipping import Shipper, ShippingConfig
+from contract.records import RecordsBatch
 from contract.schema import ModelSchema
 from tests.support.predictor import RecordReceiver, free_port
 
@@ -59,6 +61,9 @@ def test_batches_are_bounded_and_close_flushes(tmp_path: Path) -> None:
         rec = rx.got.records[0]
         assert rec["features"] == {"x": 0.0} and rec["model"] == "m" and rec["version"] == "v1"
         assert rec["timestamp"].endswith("+00:00")
+        # The predictor writes exactly what the monitor accepts: the shared contract's body.
+        batch = RecordsBatch.model_validate_json(json.dumps({"records": rx.got.records}))
+        assert {r.prediction_id for r in batch.records} == set(sent)
 
 
 def test_spool_is_bounded_drops_oldest_and_counts(tmp_path: Path) -> None:
