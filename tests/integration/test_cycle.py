@@ -15,6 +15,7 @@ from monitor.analysis.shadow import cumulative_gap
 from monitor.metrics import MonitorMetrics
 from monitor.settings import MonitorSettings
 from monitor.store.sqlite import Store
+from tests.support.monitor import measuring_settings
 from tests.support.records import served
 
 MODEL = "rain_forecast"
@@ -24,15 +25,7 @@ GAP = "modelguard_estimated_gap_cumulative"
 
 @pytest.fixture()
 def settings(tmp_path: Path) -> MonitorSettings:
-    """The monitor's real settings, as a measuring monitor with no cluster would have them."""
-    return MonitorSettings(
-        db_path=tmp_path / "monitor.db",
-        chunk_size=CHUNK,
-        operator=False,
-        kubernetes="off",
-        namespace="default",
-        report_dir=tmp_path / "reports",
-    )
+    return measuring_settings(tmp_path, CHUNK)
 
 
 def samples(metrics: MonitorMetrics, name: str) -> list[Any]:

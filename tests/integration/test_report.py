@@ -17,22 +17,14 @@ from monitor.analysis.report import render_report
 from monitor.metrics import MonitorMetrics
 from monitor.settings import MonitorSettings
 from monitor.store.sqlite import Store
-from tests.support.monitor import running_monitor
+from tests.support.monitor import measuring_settings, running_monitor
 from tests.support.records import served
 
 CHUNK = 500
 
 
 def settings(tmp_path: Path) -> MonitorSettings:
-    """The monitor's real settings, as a measuring monitor with no cluster would have them."""
-    return MonitorSettings(
-        db_path=tmp_path / "monitor.db",
-        chunk_size=CHUNK,
-        operator=False,
-        kubernetes="off",
-        namespace="default",
-        report_dir=tmp_path / "reports",
-    )
+    return measuring_settings(tmp_path, CHUNK)
 
 
 def ship(store: Store, split: Split, reg: Any, start: int, count: int, labelled: int) -> None:

@@ -14,10 +14,24 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from monitor.settings import MonitorSettings
 from replay import launcher
 from replay.launcher import MonitorProcess
 
-__all__ = ["MonitorProcess", "running_monitor"]
+__all__ = ["MonitorProcess", "measuring_settings", "running_monitor"]
+
+
+def measuring_settings(workdir: Path, chunk_size: int = 500) -> MonitorSettings:
+    """The monitor's real settings, as an in-process measuring monitor with no cluster has
+    them (for tests that run the analysis cycle without a server)."""
+    return MonitorSettings(
+        db_path=workdir / "monitor.db",
+        chunk_size=chunk_size,
+        operator=False,
+        kubernetes="off",
+        namespace="default",
+        report_dir=workdir / "reports",
+    )
 
 
 @contextlib.contextmanager
