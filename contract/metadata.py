@@ -1,8 +1,10 @@
 """The keys of a packaged model's metadata in the BentoML model store.
 
-Written when a model is packaged (`bentos/training/train.py`) and read when the predictor
-loads it and registers it with the monitor (`bentos/packaging.py`). BentoML metadata refuses
-None, so structured values travel as JSON strings or plain lists and dicts.
+Written when a model is packaged (`bentos/cli/package.py`, which `modelguard package` and
+the shipped example's `bentos/training/train.py` both use), read when the predictor loads it
+and registers it with the monitor (`bentos/packaging.py`), checked by `modelguard validate`.
+BentoML metadata refuses None, so structured values travel as JSON strings or plain lists
+and dicts.
 """
 
 from __future__ import annotations
@@ -18,3 +20,6 @@ REFERENCE_ROWS = "reference_rows"
 
 DEFAULT_REFERENCE_FILE = "reference.json"
 BOOSTER_FILE = "saved_model.ubj"  # what bentoml.xgboost.save_model writes
+
+# What `modelguard validate` requires; release and description default to "".
+REQUIRED = (SCHEMA, LEARNER, METRICS, FEATURE_IMPORTANCE, REFERENCE_FILE, REFERENCE_ROWS)

@@ -107,6 +107,27 @@ class ModelSchema(BaseModel):
                 cols.append(pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64))
         return np.column_stack(cols).astype(np.float32)
 
+    def encode(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`to_matrix` with the feature names as columns, for training: a category's code in
+        training is then the code serving and shadow re-scoring use. A present value outside
+        a feature's categories would silently become NaN, so it is refused, naming the column.
+        """
+        missing = [name for name in self.feature_names if name not in frame.columns]
+        if missing:
+            raise ValueError(f"columns missing from the frame: {missing}")
+        for feat in self.features:
+            if feat.dtype != "category":
+                continue
+            col = frame[feat.name]
+            unknown = col.notna() & ~col.isin(feat.categories or [])
+            if unknown.any():
+                values = sorted({str(v) for v in col[unknown].unique()})[:5]
+                raise ValueError(
+                    f"column {feat.name!r}: {int(unknown.sum())} values outside the schema's "
+                    f"categories, e.g. {values}"
+                )
+        return pd.DataFrame(self.to_matrix(frame), columns=self.feature_names, index=frame.index)
+
     def valid_rows(self, frame: pd.DataFrame) -> pd.Series:
         """Rows the predictor would accept (used to keep training data inside the contract)."""
         ok = pd.Series(True, index=frame.index)
