@@ -15,12 +15,12 @@ from typing import TypeVar
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-from rich.text import Text  # noqa: E402
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
-from bentos.cli.errors import EXIT_BAD_INPUT, BadInput  # noqa: E402
+from bentos.cli.errors import EXIT_BAD_INPUT, BadInputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 schema_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Feature schemas.")
@@ -33,10 +33,10 @@ T = TypeVar("T")
 
 @contextmanager
 def refusals() -> Iterator[None]:
-    """BadInput -> its message on stderr and exit code 2."""
+    """BadInputError -> its message on stderr and exit code 2."""
     try:
         yield
-    except BadInput as exc:
+    except BadInputError as exc:
         err.print(Text(f"error: {exc}", style="red"), soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from exc
 
@@ -167,7 +167,7 @@ def _threshold(value: str) -> float | None:
     except ValueError:
         cut = -1.0
     if not 0 < cut < 1:
-        raise BadInput(f"--threshold {value!r}: a number in (0, 1) or auto")
+        raise BadInputError(f"--threshold {value!r}: a number in (0, 1) or auto")
     return cut
 
 
@@ -181,5 +181,5 @@ def validate(
     with refusals():
         full, problems = step(f"checking {tag}", lambda: check(tag))
         if problems:
-            raise BadInput(f"{full} does not meet the contract:\n- " + "\n- ".join(problems))
+            raise BadInputError(f"{full} does not meet the contract:\n- " + "\n- ".join(problems))
     out.print(Text(f"{full} meets the contract"))

@@ -5,5 +5,5 @@ from __future__ import annotations
 EXIT_BAD_INPUT = 2
 
 
-class BadInput(Exception):
+class BadInputError(Exception):
     """Input the command refuses; the message names the file, column or field and the reason."""

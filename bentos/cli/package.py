@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from bentos.cli.errors import BadInput
+from bentos.cli.errors import BadInputError
 from bentos.cli.metrics import auc_standard_error, best_f1_threshold, binary_metrics
 from bentos.cli.schema_file import check_label
 from contract import metadata as md_keys
@@ -53,9 +53,9 @@ class Assessed:
 def load_booster(path: Path) -> xgb.Booster:
     """An XGBoost booster from JSON or UBJSON (never pickle)."""
     if not path.is_file():
-        raise BadInput(f"{path}: no such file")
+        raise BadInputError(f"{path}: no such file")
     if path.suffix.lower() not in {".json", ".ubj"}:
-        raise BadInput(
+        raise BadInputError(
             f"{path}: a booster file must be .json or .ubj (booster.save_model('model.ubj'))"
         )
     booster = xgb.Booster()
@@ -63,7 +63,7 @@ def load_booster(path: Path) -> xgb.Booster:
         booster.load_model(str(path))
     except xgb.core.XGBoostError as exc:
         reason = str(exc).strip().splitlines()[0]
-        raise BadInput(f"{path}: not an XGBoost booster file: {reason}") from exc
+        raise BadInputError(f"{path}: not an XGBoost booster file: {reason}") from exc
     return booster
 
 
@@ -72,20 +72,20 @@ def check_booster(booster: xgb.Booster, schema: ModelSchema, source: str) -> Non
     config = json.loads(booster.save_config())
     objective = config["learner"]["objective"]["name"]
     if objective != OBJECTIVE:
-        raise BadInput(
+        raise BadInputError(
             f"{source}: objective {objective!r}; the predictor needs a binary classifier "
             f"trained with objective {OBJECTIVE!r} (it serves probabilities)"
         )
     names = schema.feature_names
     if booster.num_features() != len(names):
-        raise BadInput(
+        raise BadInputError(
             f"{source}: the booster takes {booster.num_features()} features, the schema's "
             f"field `features` lists {len(names)} ({', '.join(names)})"
         )
     trained = booster.feature_names
     if trained is not None and list(trained) != names:
         i = next(i for i, (a, b) in enumerate(zip(trained, names, strict=True)) if a != b)
-        raise BadInput(
+        raise BadInputError(
             f"{source}: feature {i} is {trained[i]!r} in the booster but {names[i]!r} in the "
             "schema's field `features` (same names in the same order: train on schema.encode)"
         )
@@ -96,10 +96,10 @@ def check_reference(frame: pd.DataFrame, schema: ModelSchema, source: str) -> No
     need = [*schema.feature_names, schema.label.name]
     missing = [c for c in need if c not in frame.columns]
     if missing:
-        raise BadInput(f"{source}: columns missing: {', '.join(missing)}")
+        raise BadInputError(f"{source}: columns missing: {', '.join(missing)}")
     check_label(frame[schema.label.name], schema.label.name, source)
     if len(frame) < MIN_REFERENCE_ROWS:
-        raise BadInput(
+        raise BadInputError(
             f"{source}: {len(frame)} rows; a reference needs at least {MIN_REFERENCE_ROWS}"
         )
     problems = []
@@ -114,7 +114,7 @@ def check_reference(frame: pd.DataFrame, schema: ModelSchema, source: str) -> No
                 f"{_allowed(feat)})"
             )
     if problems:
-        raise BadInput(
+        raise BadInputError(
             f"{source}: rows outside the schema, which the predictor would refuse: "
             + "; ".join(problems)
         )
@@ -123,7 +123,8 @@ def check_reference(frame: pd.DataFrame, schema: ModelSchema, source: str) -> No
 def _allowed(feat: Any) -> str:
     nulls = "null allowed" if feat.nullable else "no nulls"
     if feat.dtype == "category":
-        return f"categories {feat.categories[:6]}{'...' if len(feat.categories) > 6 else ''}, {nulls}"
+        more = "..." if len(feat.categories) > 6 else ""
+        return f"categories {feat.categories[:6]}{more}, {nulls}"
     return f"range [{feat.min:g}, {feat.max:g}], {nulls}"
 
 
@@ -153,7 +154,7 @@ def assess(
     if min(positives, negatives) < MIN_CLASS_ROWS:
         both = binary_metrics(y, scores, 0.5)["roc_auc"] if positives and negatives else 0.5
         error = auc_standard_error(both if np.isfinite(both) else 0.5, positives, negatives)
-        raise BadInput(
+        raise BadInputError(
             f"{source}: label column {label!r} has {positives} positives and {negatives} "
             f"negatives; at least {MIN_CLASS_ROWS} of each are needed (with these counts the "
             f"reference ROC AUC has a standard error of {error:.3f}, Hanley-McNeil; estimate "
@@ -164,7 +165,7 @@ def assess(
     metrics = {"reference": binary_metrics(y, scores, threshold)}
     auc = metrics["reference"]["roc_auc"]
     if auc < min_auc:
-        raise BadInput(
+        raise BadInputError(
             f"{source}: the model's ROC AUC on the reference is {auc:.3f}, below {min_auc} "
             "(near or below chance): a wrong category encoding or feature order (train on "
             "ModelSchema.encode), or the wrong label or positive class"
@@ -243,7 +244,7 @@ def save(
     import bentoml
 
     if not re.match(NAME_PATTERN, name):
-        raise BadInput(f"--name {name!r}: lower-case letters, digits, '-', '.', '_' only")
+        raise BadInputError(f"--name {name!r}: lower-case letters, digits, '-', '.', '_' only")
     tag = f"{name}:{version_of(booster, release)}"
     md = metadata(assessed, release=release, description=description, provenance=provenance or {})
     try:
@@ -252,11 +253,12 @@ def save(
         existing = None
     if existing is not None:
         old = existing.info.metadata
-        same = old.get(md_keys.SCHEMA) == md[md_keys.SCHEMA] and old.get(
-            md_keys.REFERENCE_ROWS
-        ) == md[md_keys.REFERENCE_ROWS]
+        same = (
+            old.get(md_keys.SCHEMA) == md[md_keys.SCHEMA]
+            and old.get(md_keys.REFERENCE_ROWS) == md[md_keys.REFERENCE_ROWS]
+        )
         if not same:
-            raise BadInput(
+            raise BadInputError(
                 f"{tag} is already in the store with a different schema, threshold or "
                 "reference; pass --release to package this one under another version"
             )

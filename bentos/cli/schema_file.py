@@ -34,7 +34,7 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
-from bentos.cli.errors import BadInput
+from bentos.cli.errors import BadInputError
 from contract.schema import Feature, LabelDefinition, ModelSchema
 
 MARGIN = 0.1
@@ -72,11 +72,11 @@ def infer(
         ("--exclude", c) for c in exclude
     ]:
         if col is not None and col not in frame.columns:
-            raise BadInput(
+            raise BadInputError(
                 f"{source}: no column {col!r} ({option}); columns: {', '.join(map(str, frame))}"
             )
     if len(frame) == 0:
-        raise BadInput(f"{source}: no rows")
+        raise BadInputError(f"{source}: no rows")
     check_label(frame[label], label, source)
     _check_time(frame[time], time, source)
     features: list[Feature] = []
@@ -88,9 +88,9 @@ def infer(
         features.append(feature)
         notes[feature.name] = note
     if not features:
-        raise BadInput(f"{source}: no feature columns left besides the label and the time")
+        raise BadInputError(f"{source}: no feature columns left besides the label and the time")
     if segment is not None and next(f for f in features if f.name == segment).dtype != "category":
-        raise BadInput(f"{source}: segment column {segment!r} is not categorical (text)")
+        raise BadInputError(f"{source}: segment column {segment!r} is not categorical (text)")
     schema = ModelSchema(
         features=features,
         label=LabelDefinition(name=label),
@@ -102,19 +102,19 @@ def infer(
 def check_label(col: pd.Series, name: str, source: str) -> None:
     missing = int(col.isna().sum())
     if missing:
-        raise BadInput(
+        raise BadInputError(
             f"{source}: label column {name!r} has {missing} missing values; drop unlabelled rows"
         )
     values = col.unique()
     numeric = pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col)
     if not numeric or not set(values.tolist()) <= {0, 1}:
         shown = ", ".join(repr(v) for v in sorted(values.tolist(), key=str)[:5])
-        raise BadInput(
+        raise BadInputError(
             f"{source}: label column {name!r} is not binary 0/1 (values: {shown}); "
             "map the positive class to 1 and the other to 0"
         )
     if len(values) < 2:
-        raise BadInput(
+        raise BadInputError(
             f"{source}: label column {name!r} only takes the value {values[0]!r}; "
             "a binary label needs both 0 and 1"
         )
@@ -122,14 +122,14 @@ def check_label(col: pd.Series, name: str, source: str) -> None:
 
 def _check_time(col: pd.Series, name: str, source: str) -> None:
     if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-        raise BadInput(
+        raise BadInputError(
             f"{source}: time column {name!r} holds numbers; write times as ISO-8601 text"
         )
     parsed = pd.to_datetime(col, utc=True, errors="coerce", format="mixed")
     bad = parsed.isna()
     if bad.any():
         first = bad.to_numpy().nonzero()[0][0]
-        raise BadInput(
+        raise BadInputError(
             f"{source}: time column {name!r} does not parse as a timestamp in {int(bad.sum())} "
             f"rows, e.g. row {first}: {col.iloc[first]!r}"
         )
@@ -141,7 +141,7 @@ def _infer_feature(name: str, col: pd.Series, source: str) -> tuple[Feature, str
     missing = rows - len(present)
     where = f"{source}: feature column {name!r}"
     if present.empty:
-        raise BadInput(f"{where} is missing in every row; drop it (--exclude {name})")
+        raise BadInputError(f"{where} is missing in every row; drop it (--exclude {name})")
     nullable = missing > 0
     seen = f"{missing:,} of {rows:,} rows missing"
     if pd.api.types.is_bool_dtype(present):
@@ -149,25 +149,26 @@ def _infer_feature(name: str, col: pd.Series, source: str) -> tuple[Feature, str
     if pd.api.types.is_numeric_dtype(present):
         values = present.to_numpy(dtype=float)
         if not np.isfinite(values).all():
-            raise BadInput(f"{where} has infinite values; write them as missing or drop them")
+            raise BadInputError(f"{where} has infinite values; write them as missing or drop them")
         lo, hi = float(values.min()), float(values.max())
         if lo == hi:
-            raise BadInput(f"{where} is constant ({lo:g} in every row): it carries nothing")
+            raise BadInputError(f"{where} is constant ({lo:g} in every row): it carries nothing")
         whole = pd.api.types.is_integer_dtype(present) or bool((values == np.round(values)).all())
         low, high = _widened(lo, hi, whole)
         dtype = "int" if whole else "float"
         note = f"observed {lo:g} .. {hi:g}; {seen}"
         return _feature(where, name=name, dtype=dtype, min=low, max=high, nullable=nullable), note
     if not (pd.api.types.is_object_dtype(present) or pd.api.types.is_string_dtype(present)):
-        raise BadInput(
+        raise BadInputError(
             f"{where} has type {present.dtype}: only numbers and text are features; "
             f"--exclude {name} or convert it"
         )
     categories = sorted({str(v) for v in present.unique()})
     if len(categories) == 1:
-        raise BadInput(f"{where} is constant ({categories[0]!r} in every row): it carries nothing")
+        only = categories[0]
+        raise BadInputError(f"{where} is constant ({only!r} in every row): it carries nothing")
     if len(categories) > MAX_CATEGORIES:
-        raise BadInput(
+        raise BadInputError(
             f"{where} has {len(categories)} distinct values (more than {MAX_CATEGORIES}): an "
             f"identifier or free text, not a category; --exclude {name} or group its values"
         )
@@ -181,7 +182,8 @@ def _feature(where: str, **fields: Any) -> Feature:
         return Feature(**fields)
     except ValidationError as exc:
         reason = "; ".join(str(e["msg"]) for e in exc.errors())
-        raise BadInput(f"{where} cannot be a feature: {reason} (names: letters, digits, _)") from exc
+        hint = "names: letters, digits and _"
+        raise BadInputError(f"{where} cannot be a feature: {reason} ({hint})") from exc
 
 
 def _widened(lo: float, hi: float, whole: bool) -> tuple[float, float]:
@@ -264,20 +266,20 @@ def _indent(text: str, prefix: str) -> str:
 def load(path: Path) -> SchemaFile:
     """A schema file, validated; an error names the file and the field."""
     if not path.is_file():
-        raise BadInput(f"{path}: no such file")
+        raise BadInputError(f"{path}: no such file")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise BadInput(f"{path}: not valid YAML: {exc}") from exc
+        raise BadInputError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
-        raise BadInput(f"{path}: expected a mapping with `features` and `label`")
+        raise BadInputError(f"{path}: expected a mapping with `features` and `label`")
     time_column = raw.pop(TIME_KEY, None)
     try:
         schema = ModelSchema.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise BadInput(f"{path}: field {loc}: {first['msg']}") from exc
+        raise BadInputError(f"{path}: field {loc}: {first['msg']}") from exc
     return SchemaFile(schema, str(time_column) if time_column is not None else None)
 
 

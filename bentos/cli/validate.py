@@ -17,7 +17,7 @@ import pandas as pd
 import xgboost as xgb
 from pydantic import ValidationError
 
-from bentos.cli.errors import BadInput
+from bentos.cli.errors import BadInputError
 from bentos.cli.package import check_booster, check_reference
 from bentos.packaging import registration_from_bento_model
 from contract import metadata as md_keys
@@ -40,10 +40,10 @@ def validate(tag: str) -> tuple[str, list[str]]:
     try:
         model = bentoml.models.get(tag)
     except bentoml.exceptions.NotFound as exc:
-        raise BadInput(f"{tag}: no such model in the BentoML store") from exc
+        raise BadInputError(f"{tag}: no such model in the BentoML store") from exc
     except (ValueError, bentoml.exceptions.BentoMLException) as exc:
-        raise BadInput(f"{tag}: not a model tag NAME[:VERSION]: {exc}") from exc
-    md = model.info.metadata
+        raise BadInputError(f"{tag}: not a model tag NAME[:VERSION]: {exc}") from exc
+    md: dict[str, Any] = dict(model.info.metadata)
     problems = [f"metadata `{key}` is missing" for key in md_keys.REQUIRED if key not in md]
     schema = _schema(md, problems)
     if md.get(md_keys.LEARNER, "xgboost") != "xgboost":
@@ -91,7 +91,7 @@ def _booster(model: Any, schema: ModelSchema | None, problems: list[str]) -> xgb
     if schema is not None:
         try:
             check_booster(booster, schema, f"booster `{md_keys.BOOSTER_FILE}`")
-        except BadInput as exc:
+        except BadInputError as exc:
             problems.append(str(exc))
     return booster
 
@@ -122,7 +122,7 @@ def _reference(
         )
     try:
         check_reference(frame, schema, where)
-    except BadInput as exc:
+    except BadInputError as exc:
         problems.append(str(exc))
         return
     if "probability" not in frame.columns:

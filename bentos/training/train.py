@@ -1,4 +1,5 @@
-"""Training, the evaluation table, and packaging into the BentoML model store.
+"""Training, the evaluation table, and packaging into the BentoML model store (through
+`bentos.cli.package`, the code behind `modelguard package`: one path for every model).
 
 One good model and honestly named variants for exercising the monitor. Every release
 shares the same reference window (the labelled hold-out), so releases can be compared on
@@ -7,7 +8,6 @@ the same rows; none is ever trained on it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,17 +22,15 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from bentos.cli.metrics import best_f1_threshold
+from bentos.cli.package import Assessed, assess, save, version_of
 from bentos.training.data import LABEL_COLUMN, TIME_COLUMN, WINDOWS, Split, load_weather, time_split
 from bentos.training.data import weather_schema as default_schema
-from bentos.training.metrics import binary_metrics
-from contract import metadata as md_keys
 from contract.schema import ModelSchema
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
 MODEL_NAME = "rain_forecast"
-REFERENCE_FILE = md_keys.DEFAULT_REFERENCE_FILE
-ARTIFACT_FILE = "saved_model.ubj"  # written by bentoml.xgboost; UBJSON cannot run code
 
 
 @dataclass(frozen=True)
@@ -79,6 +77,9 @@ BASE_PARAMS: dict[str, Any] = {
 MAX_ROUNDS = 600
 
 
+THRESHOLD_RULE = "best F1 on the last fifth of the training window, 0.01 grid in [0.05, 0.94]"
+
+
 @dataclass
 class TrainedRelease:
     release: Release
@@ -88,11 +89,11 @@ class TrainedRelease:
     reference: pd.DataFrame
     importance: dict[str, float]
     rounds: int
+    assessed: Assessed  # what `modelguard package` computes: `save_to_store` writes it
 
     @property
     def version(self) -> str:
-        digest = hashlib.sha256(bytes(self.booster.save_raw("ubj"))).hexdigest()[:10]
-        return f"{self.release.name}-{digest}"
+        return version_of(self.booster, self.release.name)
 
 
 def _matrix(frame: pd.DataFrame, schema: ModelSchema, dropped: tuple[str, ...]) -> np.ndarray:
@@ -104,7 +105,8 @@ def _matrix(frame: pd.DataFrame, schema: ModelSchema, dropped: tuple[str, ...]) 
 
 
 def train_release(release: Release, split: Split, schema: ModelSchema) -> TrainedRelease:
-    """Early-stop on the last fifth of the training window, refit on all of it."""
+    """Early-stop on the last fifth of the training window, refit on all of it, then assess
+    it exactly as `modelguard package` does (checks, reference scores, metrics, importance)."""
     lo, hi = (pd.Timestamp(t, tz="UTC") for t in release.train_window)
     rows = split.train[(split.train[TIME_COLUMN] >= lo) & (split.train[TIME_COLUMN] < hi)]
     cut = int(len(rows) * 0.8)
@@ -126,88 +128,56 @@ def train_release(release: Release, split: Split, schema: ModelSchema) -> Traine
     )
     rounds = probe.best_iteration + 1
     val_scores = probe.predict(dmatrix(val_rows), iteration_range=(0, rounds))
-    threshold = _best_f1_threshold(val_rows[LABEL_COLUMN].to_numpy(), val_scores)
+    threshold = best_f1_threshold(val_rows[LABEL_COLUMN].to_numpy(), val_scores)
     booster = xgb.train(params, dmatrix(rows), num_boost_round=rounds, verbose_eval=False)
-
-    def score(frame: pd.DataFrame) -> np.ndarray:
-        # Serving passes every feature; the model ignores the dropped ones.
-        x = schema.to_matrix(frame)
-        return booster.inplace_predict(x)
-
-    metrics = {
-        "reference": binary_metrics(
-            split.reference[LABEL_COLUMN].to_numpy(), score(split.reference), threshold
-        ),
-        "replay": binary_metrics(
-            split.replay[LABEL_COLUMN].to_numpy(), score(split.replay), threshold
-        ),
-    }
-    reference = split.reference[[TIME_COLUMN, *names, LABEL_COLUMN]].copy()
-    reference["probability"] = score(split.reference)
-    reference["predicted_class"] = (reference["probability"] >= threshold).astype(int)
-    raw_gain = booster.get_score(importance_type="total_gain")
-    gain = {k: float(v) for k, v in raw_gain.items() if isinstance(v, int | float)}
-    total = sum(gain.values()) or 1.0
-    importance = {n: round(gain.get(n, 0.0) / total, 6) for n in names}
-    return TrainedRelease(release, booster, threshold, metrics, reference, importance, rounds)
-
-
-def _best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
-    grid = np.round(np.arange(0.05, 0.95, 0.01), 2)
-    f1s = [binary_metrics(y, p, float(t))["f1"] for t in grid]
-    return float(grid[int(np.argmax(f1s))])
+    # Serving passes every feature; the model ignores the dropped ones.
+    assessed = assess(
+        booster,
+        schema,
+        split.reference,
+        threshold=threshold,
+        threshold_rule=THRESHOLD_RULE,
+        time_column=TIME_COLUMN,
+        windows={"replay": split.replay},
+        source="reference window",
+    )
+    reference = assessed.reference.assign(**{TIME_COLUMN: split.reference[TIME_COLUMN]})
+    return TrainedRelease(
+        release,
+        booster,
+        threshold,
+        assessed.metrics,
+        reference,
+        assessed.importance,
+        rounds,
+        assessed,
+    )
 
 
-def metadata(trained: TrainedRelease, schema: ModelSchema) -> dict[str, Any]:
-    s = schema.model_copy(update={"threshold": trained.threshold})
+def provenance(trained: TrainedRelease) -> dict[str, Any]:
+    """How the release was trained: metadata beside the contract's keys."""
     return {
-        # BentoML metadata refuses None, so the schema travels as a JSON string.
-        md_keys.SCHEMA: s.model_dump_json(),
-        md_keys.RELEASE: trained.release.name,
-        md_keys.DESCRIPTION: trained.release.description,
-        md_keys.LEARNER: "xgboost",
         "seed": trained.release.seed,
         "rounds": trained.rounds,
         "dropped_features": list(trained.release.dropped_features),
         "train_window": list(trained.release.train_window),
         "reference_window": list(WINDOWS["reference"]),
         "replay_window": list(WINDOWS["replay"]),
-        md_keys.METRICS: trained.metrics,
-        md_keys.FEATURE_IMPORTANCE: trained.importance,
-        md_keys.REFERENCE_FILE: REFERENCE_FILE,
-        md_keys.REFERENCE_ROWS: len(trained.reference),
     }
 
 
 def save_to_store(trained: TrainedRelease, schema: ModelSchema) -> str:
-    """Booster (UBJSON) + metadata via bentoml.xgboost; the reference set beside it as JSON."""
-    import bentoml
-
-    tag = f"{MODEL_NAME}:{trained.version}"
-    try:
-        existing = bentoml.models.get(tag)
-        return str(existing.tag)
-    except bentoml.exceptions.NotFound:
-        pass
-    bentoml.xgboost.save_model(
-        tag,
+    """Into the BentoML store through the packaging code `modelguard package` uses."""
+    if trained.assessed.schema.features != schema.features:
+        raise ValueError(f"{trained.release.name} was assessed with another schema")
+    return save(
+        MODEL_NAME,
         trained.booster,
-        metadata=metadata(trained, schema),
-        labels={"release": trained.release.name, "learner": "xgboost"},
+        trained.assessed,
+        release=trained.release.name,
+        description=trained.release.description,
+        provenance=provenance(trained),
     )
-    # The object save_model returns points at its staging folder; the stored copy is here.
-    model = bentoml.models.get(tag)
-    ref = trained.reference.copy()
-    ref[TIME_COLUMN] = ref[TIME_COLUMN].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    rows = ref.astype(object).where(ref.notna(), None).to_dict(orient="records")
-    Path(model.path_of(REFERENCE_FILE)).write_text(json.dumps(rows, default=_json_scalar))
-    return str(model.tag)
-
-
-def _json_scalar(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def metrics_table(results: list[TrainedRelease]) -> Table:
