@@ -49,7 +49,14 @@ class InferenceRecord(BaseModel):
     prediction_id: PredictionId
     model: Name
     version: Name
-    timestamp: IsoTimestamp
+    timestamp: Annotated[IsoTimestamp, Field(description="When the predictor served it")]
+    event_time: Annotated[
+        IsoTimestamp | None,
+        Field(
+            description="When the event it scores happened (a backfill's own time); "
+            "null or absent: `timestamp`. Chunks by period and the report's time axis use it"
+        ),
+    ] = None
     features: dict[Annotated[str, Field(min_length=1, max_length=128)], FeatureValue] = Field(
         max_length=MAX_FEATURES,
         description="Features exactly as received: finite numbers, strings or null",

@@ -1,4 +1,5 @@
-"""`python -m monitor ...`: serve the monitor, write a report, read the audit log and status.
+"""`python -m monitor ...`: serve the monitor, write a report, read the audit log and status,
+declare a known-good version.
 
 Commands read the database directly (`--db`, default MONITOR_DB_PATH) or, for `audit`, a
 running monitor (`--url`). Telemetry is switched off by importing `monitor.settings` first.
@@ -137,15 +138,53 @@ def clear_rejection(
             raise typer.Exit(1)
 
 
+known_good_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="The known-good version of a model."
+)
+app.add_typer(known_good_app, name="known-good")
+
+
+@known_good_app.command("set")
+def known_good_set(
+    model: str = typer.Argument(..., help="Model name"),
+    version: str = typer.Argument(..., help="A registered version of it"),
+    db: Path | None = typer.Option(None, help="Database (default MONITOR_DB_PATH)"),
+    actor: str = typer.Option(os.environ.get("USER", "cli"), help="Recorded in the audit log"),
+) -> None:
+    """Declare VERSION known-good: the baseline a release of MODEL is judged against and
+    rolled back to, from its first release on (audited `known-good-declared`)."""
+    with _store(db) as store:
+        registered = {v.version for v in store.versions(model) if v.registered_at}
+        if version not in registered:
+            console.print(f"[red]version: {model}:{version} is not registered[/]")
+            raise typer.Exit(2)
+        if version in store.rejected_versions(model):
+            console.print(
+                f"[red]version: {model}:{version} is rejected; clear it first (clear-rejection)[/]"
+            )
+            raise typer.Exit(2)
+        previous = store.declare_known_good(model, version, actor=f"cli:{actor}")
+        console.print(f"{model}:{version} is known-good (before: {previous or 'none'})")
+
+
 @app.command()
 def status(
     db: Path | None = typer.Option(None, help="Database (default MONITOR_DB_PATH)"),
 ) -> None:
-    """Versions with their state, records, analysed chunks and label coverage."""
+    """Versions with their state, records, chunking, rows waiting for a chunk and label
+    coverage; then every ModelMonitor whose policy cannot work as written."""
+    from monitor.state import OperatorState
+
     with _store(db) as store:
+        state = OperatorState(store)
         table = Table(title=f"monitor state in {store.path}")
         for column in ("model", "version", "state", "release", "records", "chunks", "labelled"):
             table.add_column(column, justify="right" if column in {"records", "chunks"} else "left")
+        chunking = Table(title="chunking: rows waiting for a complete chunk")
+        for column in ("model", "version", "chunks of", "pending", "needed"):
+            chunking.add_column(
+                column, justify="right" if column in {"pending", "needed"} else "left"
+            )
         for v in store.versions():
             records, labelled = store.label_coverage(v.model, v.version)
             share = f"{labelled / records:.1%}" if records else "-"
@@ -158,7 +197,36 @@ def status(
                 str(len(store.chunk_dicts(v.model, v.version))),
                 f"{labelled:,} ({share})",
             )
+            found = state.chunking(v.model, v.version)
+            if found is not None:
+                chunking.add_row(
+                    v.model,
+                    v.version,
+                    _chunking(found),
+                    f"{found.pending_rows:,}",
+                    f"{found.rows_needed:,}",
+                )
         console.print(table)
+        if chunking.row_count:
+            console.print(chunking)
+        for model in store.models():
+            kg = state.known_good(model)
+            if kg is not None and kg.declared_by:
+                console.print(f"{model}: known-good {kg.version} declared by {kg.declared_by}")
+            report = state.policy_report(model)
+            if report is None:
+                continue
+            for reason, message in report.problems:
+                console.print(
+                    f"[yellow]{model}: policy unusable "
+                    f"(ModelMonitor {report.namespace}/{report.name}): {reason}: {message}[/]"
+                )
+
+
+def _chunking(status: Any) -> str:
+    if status.mode == "period":
+        return f"{status.period_seconds}s (>= {status.derived_rows or '?'} rows)"
+    return f"{status.chunk_rows} rows"
 
 
 @app.command()

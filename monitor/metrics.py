@@ -26,6 +26,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 
 from monitor.evidence import ChunkEvidence, Estimate
+from monitor.state import ChunkingStatus
 
 MV = ("model", "version")
 ANALYSIS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -164,6 +165,18 @@ class MonitorMetrics:
             registry=r,
         )
         self.chunks_analysed = c("modelguard_chunks_analysed", "Chunks analysed", MV)
+        self.chunk_rows = g(
+            "modelguard_chunk_rows",
+            "Rows one chunk holds (by rows), or the derived rows within the sampling-error"
+            " bound (by period)",
+            MV,
+        )
+        self.chunk_rows_pending = g(
+            "modelguard_chunk_rows_pending", "Stored rows waiting for a complete chunk", MV
+        )
+        self.chunk_rows_needed = g(
+            "modelguard_chunk_rows_needed", "Rows still missing before the next chunk", MV
+        )
         self.rollbacks = c(
             "modelguard_rollbacks",
             "Rollbacks decided (mode=dryRun: only recorded)",
@@ -266,6 +279,12 @@ class MonitorMetrics:
     ) -> None:
         self.set_or_clear(self.estimated_gap, estimated_gap, model, version)
         self.set_or_clear(self.realized_gap, realized_gap, model, version)
+
+    def publish_chunking(self, model: str, version: str, status: ChunkingStatus) -> None:
+        """How the version is chunked and what waits for a chunk (after every cycle)."""
+        self.set_or_clear(self.chunk_rows, status.basis_rows, model, version)
+        self.child(self.chunk_rows_pending, model, version).set(status.pending_rows)
+        self.child(self.chunk_rows_needed, model, version).set(status.rows_needed)
 
     def record_rollback(self, namespace: str, modelmonitor: str, trigger: str, mode: str) -> None:
         self.rollbacks.labels(namespace, modelmonitor, trigger, mode).inc()

@@ -57,7 +57,15 @@ class MonitorSettings(BaseSettings):
         " unset = those endpoints answer 503",
     )
     chunk_size: int = Field(
-        default=500, ge=10, description="Rows per analysis chunk of one model version"
+        default=500,
+        ge=10,
+        description="Rows per analysis chunk of a model no ModelMonitor names (a"
+        " ModelMonitor's chunkSize / chunkPeriod wins), and of the offline ModelMonitors",
+    )
+    policy_file: Path | None = Field(
+        default=None,
+        description="Offline only (no cluster): YAML of ModelMonitor specs per model"
+        " (`{model: spec}`); a model not in it gets the default spec",
     )
     analysis_interval_seconds: float = Field(
         default=30.0, gt=0, description="Pause between analysis cycles"

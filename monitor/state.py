@@ -40,11 +40,70 @@ def parse_time(text: Any) -> datetime | None:
 
 @dataclass(frozen=True)
 class KnownGood:
-    """The last version that passed probation, and the Deployment revision that carried it."""
+    """The last version that passed probation (or was declared good), and the Deployment
+    revision that carried it. `declared_by` is None for a promotion, else who declared it
+    (`spec` for `spec.knownGood`, the API or a CLI user)."""
 
     version: str
     revision: int | None = None
     since: str | None = None
+    declared_by: str | None = None
+
+
+@dataclass(frozen=True)
+class ChunkingStatus:
+    """How the analysis cuts one model version into chunks, and what waits for a chunk.
+
+    Written by the analysis cycle, read by the operator (the policy's defaults scale with
+    `basis_rows`) and by `monitor status`. `derived_rows` is the smallest chunk whose ROC AUC
+    sampling error on the reference is within `max_sampling_error` (None: not derivable,
+    `problem` says why).
+    """
+
+    mode: str  # "rows" | "period"
+    chunk_rows: int | None  # rows per chunk (mode rows)
+    period_seconds: int | None  # length of a chunk (mode period)
+    derived_rows: int | None
+    max_sampling_error: float
+    reference_rows: int
+    pending_rows: int = 0  # stored rows not yet in an analysed chunk
+    rows_needed: int = 0  # rows still missing before the next chunk can be analysed
+    problem: str | None = None
+
+    @property
+    def basis_rows(self) -> int | None:
+        """The rows one chunk is expected to hold: what minRowsPerChunk and the rules scale
+        with (the chunk size by rows; by period, the derived size)."""
+        return self.chunk_rows if self.mode == "rows" else self.derived_rows
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ChunkingStatus:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class PolicyReport:
+    """What is wrong with a ModelMonitor's policy (empty: nothing), as last reported."""
+
+    namespace: str
+    name: str
+    problems: tuple[tuple[str, str], ...] = ()  # (reason, message)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "name": self.name,
+            "problems": [list(p) for p in self.problems],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PolicyReport:
+        problems = tuple((str(r), str(m)) for r, m in data.get("problems", []))
+        return cls(str(data.get("namespace", "")), str(data.get("name", "")), problems)
 
 
 @dataclass(frozen=True)
@@ -211,16 +270,55 @@ class OperatorState:
     def _pending_key(namespace: str, name: str) -> str:
         return f"pending_rollback/{namespace}/{name}"
 
+    @staticmethod
+    def _chunking_key(model: str, version: str) -> str:
+        return f"chunking/{model}/{version}"
+
+    @staticmethod
+    def _policy_key(model: str) -> str:
+        return f"policy/{model}"
+
     # -- known-good -------------------------------------------------------------------------
 
     def known_good(self, model: str) -> KnownGood | None:
         data = self._store.get_state(self._known_good_key(model))
         if not data or not data.get("version"):
             return None
-        return KnownGood(str(data["version"]), data.get("revision"), data.get("since"))
+        return KnownGood(
+            str(data["version"]), data.get("revision"), data.get("since"), data.get("declared_by")
+        )
 
     def set_known_good(self, model: str, known_good: KnownGood) -> None:
-        self._store.put_state(self._known_good_key(model), dict(known_good.__dict__))
+        data = dict(known_good.__dict__)
+        if data["declared_by"] is None:  # a promotion is stored as it always was
+            del data["declared_by"]
+        self._store.put_state(self._known_good_key(model), data)
+
+    # -- chunking (written by the analysis) ------------------------------------------------
+
+    def chunking(self, model: str, version: str) -> ChunkingStatus | None:
+        data = self._store.get_state(self._chunking_key(model, version))
+        return ChunkingStatus.from_json(data) if data else None
+
+    def set_chunking(self, model: str, version: str, status: ChunkingStatus) -> bool:
+        """Store `status`; False (and nothing written) when it is unchanged."""
+        if self.chunking(model, version) == status:
+            return False
+        self._store.put_state(self._chunking_key(model, version), status.to_json())
+        return True
+
+    # -- policy problems (written by the operator) -----------------------------------------
+
+    def policy_report(self, model: str) -> PolicyReport | None:
+        data = self._store.get_state(self._policy_key(model))
+        return PolicyReport.from_json(data) if data else None
+
+    def set_policy_report(self, model: str, report: PolicyReport) -> bool:
+        """Store `report`; False (and nothing written) when it is unchanged."""
+        if self.policy_report(model) == report:
+            return False
+        self._store.put_state(self._policy_key(model), report.to_json())
+        return True
 
     # -- rejections -------------------------------------------------------------------------
 

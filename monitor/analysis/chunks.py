@@ -121,16 +121,28 @@ def analyse_chunks(
     first_chunk_index: int,
     known_good: FittedVersion | None = None,
     chunk_size: int | None = None,
+    groups: tuple[np.ndarray, list[int]] | None = None,
 ) -> list[ChunkEvidence]:
-    """Evidence for consecutive chunks of `chunk_size` rows (the last one may be shorter)."""
+    """Evidence for consecutive chunks of `chunk_size` rows (the last one may be shorter).
+
+    `groups` cuts the rows differently (chunks by event time): per row its chunk's position
+    0..n-1, non-decreasing, and per chunk its `chunk_index`; `first_chunk_index` and
+    `chunk_size` are then unused.
+    """
     if len(rows) == 0:
         return []
     if known_good is not None and known_good.key == live.key:
         known_good = None  # shadow-scoring a version against itself says nothing
     size = chunk_size or live.chunk_size
     rows = rows.reset_index(drop=True)
-    chunk_ids = np.arange(len(rows)) // size
-    n_chunks = int(chunk_ids[-1]) + 1
+    if groups is None:
+        chunk_ids = np.arange(len(rows)) // size
+        n_chunks = int(chunk_ids[-1]) + 1
+        indices = [first_chunk_index + i for i in range(n_chunks)]
+    else:
+        chunk_ids, indices = np.asarray(groups[0], dtype=np.int64), list(groups[1])
+        n_chunks = len(indices)
+    starts = np.searchsorted(chunk_ids, np.arange(n_chunks + 1), side="left")
     schema = live.registration.schema
     threshold = schema.threshold
 
@@ -171,7 +183,7 @@ def analyse_chunks(
     for i in range(n_chunks):
         # Chunks are consecutive rows: slicing keeps a 1M-row batch linear (a boolean mask
         # per chunk made it quadratic).
-        mask = slice(i * size, min((i + 1) * size, len(frame)))
+        mask = slice(int(starts[i]), int(starts[i + 1]))
         chunk = frame.iloc[mask]
         missing, out_of_range = quality[i]
         mv_error, mv_threshold, mv_alert = multivariate[i]
@@ -194,7 +206,7 @@ def analyse_chunks(
             ChunkEvidence(
                 model=live.registration.model,
                 version=live.registration.version,
-                chunk_index=first_chunk_index + i,
+                chunk_index=indices[i],
                 rows=len(chunk),
                 first_seq=_seq(chunk, "min"),
                 last_seq=_seq(chunk, "max"),
@@ -286,9 +298,11 @@ def _seq(chunk: pd.DataFrame, how: str) -> int:
 
 
 def _iso(chunk: pd.DataFrame, how: str) -> str:
-    if "timestamp" not in chunk or chunk.empty:
+    """The first or last event time in the chunk (the receive time for older frames)."""
+    column = "event_time" if "event_time" in chunk else "timestamp"
+    if column not in chunk or chunk.empty:
         return ""
-    ts = pd.to_datetime(getattr(chunk["timestamp"], how)(), utc=True)
+    ts = pd.to_datetime(getattr(chunk[column], how)(), utc=True)
     return "" if pd.isna(ts) else ts.isoformat()
 
 

@@ -1,10 +1,21 @@
 """One analysis cycle: new chunks and newly labelled chunks of every version, stored and published.
 
-Chunks are `chunk_size` consecutive records (by store sequence) of one model version; a
-chunk is analysed once it is complete and analysed again when more of its labels have
-arrived (labels come hours later, so realized performance fills in on a later cycle).
-`VersionCache` keeps each version's fitted calculators for the life of the process: fitting
-is the expensive part (about a second per version), applying them is linear in rows.
+Each model is chunked as its `ChunkPlan` says (plain data the loop reads from the model's
+ModelMonitor; without one, `MONITOR_CHUNK_SIZE` rows):
+
+- by rows: `rows` consecutive records (by store sequence) of one version; `rows=None` is the
+  smallest chunk whose ROC AUC sampling error on the reference is within
+  `max_sampling_error`. A chunk is analysed once complete and again when more of its labels
+  have arrived (labels come hours later, so realized performance fills in on a later cycle).
+- by event time: one chunk per `period` (UTC; weeks start on Monday), its `chunk_index` the
+  period's number since the epoch. A period is complete once its end has passed or a later
+  period has records; it is re-analysed when its rows or labels grew (a late backfill).
+
+What the analysis found (chunk size, rows waiting for a chunk, rows still needed) is stored
+per version as `monitor.state.ChunkingStatus` for the operator and `monitor status`, and
+published as metrics. `VersionCache` keeps each version's fitted calculators for the life of
+the process: fitting is the expensive part (about a second per version), applying them is
+linear in rows.
 """
 
 from __future__ import annotations
@@ -13,22 +24,47 @@ import base64
 import logging
 import threading
 import time
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from contract.registration import Registration
 from monitor.analysis.chunks import FittedVersion, analyse_chunks
+from monitor.analysis.estimation import rows_for_sampling_error
 from monitor.analysis.shadow import cumulative_gap
 from monitor.evidence import ChunkEvidence
-from monitor.state import OperatorState
+from monitor.state import ChunkingStatus, OperatorState
 
 log = logging.getLogger(__name__)
 
 # Stored chunks still missing labels are re-checked this far back (in chunks) each cycle.
 # Bounded so that rows whose label never comes do not make every cycle re-read history.
 RELABEL_LOOKBACK_CHUNKS = 48
+DEFAULT_MAX_SAMPLING_ERROR = 0.025
+_US = 1_000_000
+_MONDAY_US = 4 * 86_400 * _US  # 1970-01-05, the first Monday after the epoch
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How to chunk one model: by `rows` (None: derived from the reference) or by `period`."""
+
+    rows: int | None = None
+    period: timedelta | None = None
+    max_sampling_error: float = DEFAULT_MAX_SAMPLING_ERROR
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """What a version's reference says about chunk sizes."""
+
+    reference_rows: int
+    derived_rows: int | None
+    problem: str | None
 
 
 class Publisher(Protocol):
@@ -46,6 +82,8 @@ class Publisher(Protocol):
 
     def set_label_lag(self, model: str, seconds: float) -> None: ...
 
+    def publish_chunking(self, model: str, version: str, status: ChunkingStatus) -> None: ...
+
 
 class VersionCache:
     """(model, version) -> FittedVersion, fitted lazily from the store's registration."""
@@ -54,6 +92,7 @@ class VersionCache:
         self._store = store
         self._chunk_size = chunk_size
         self._fitted: dict[tuple[str, str, int], FittedVersion] = {}
+        self._sizing: dict[tuple[str, str, float], Sizing] = {}
         self._lock = threading.Lock()
         self.fits = 0  # how many versions were fitted (a fit per version, not per cycle)
 
@@ -68,10 +107,29 @@ class VersionCache:
                 self.fits += 1
             return fitted
 
+    def sizing(self, model: str, version: str, max_sampling_error: float) -> Sizing:
+        """The reference's size and the smallest chunk within the sampling-error bound."""
+        key = (model, version, max_sampling_error)
+        with self._lock:
+            found = self._sizing.get(key)
+        if found is not None:
+            return found
+        reg = self._registration(model, version)
+        reference = reg.reference_frame()
+        label = reference[reg.schema.label.name].to_numpy(dtype=float, na_value=np.nan)
+        scores = reference["probability"].to_numpy(dtype=float, na_value=np.nan)
+        rows, problem = rows_for_sampling_error(label, scores, max_sampling_error)
+        found = Sizing(len(reference), rows, problem)
+        with self._lock:
+            self._sizing[key] = found
+        return found
+
     def forget(self, model: str, version: str) -> None:
         with self._lock:
             for key in [k for k in self._fitted if k[:2] == (model, version)]:
                 del self._fitted[key]
+            for skey in [k for k in self._sizing if k[:2] == (model, version)]:
+                del self._sizing[skey]
 
     def _registration(self, model: str, version: str) -> Registration:
         data = self._store.registration(model, version)
@@ -97,12 +155,21 @@ def known_good_version(store: Any, model: str, live: str, registered: list[str])
 
 
 def run_cycle(
-    store: Any, settings: Any, cache: VersionCache, metrics: Publisher
+    store: Any,
+    settings: Any,
+    cache: VersionCache,
+    metrics: Publisher,
+    plans: Mapping[str, ChunkPlan] | None = None,
 ) -> list[ChunkEvidence]:
-    """Analyse every registered version's new and newly labelled chunks; save and publish."""
-    chunk_size = int(getattr(settings, "chunk_size", 500))
+    """Analyse every registered version's new and newly labelled chunks; save and publish.
+
+    `plans` (model -> ChunkPlan) comes from the ModelMonitors; a model without one is
+    chunked by `settings.chunk_size` rows.
+    """
+    default = ChunkPlan(rows=int(getattr(settings, "chunk_size", 500)))
     produced: list[ChunkEvidence] = []
     for model in store.models():
+        plan = (plans or {}).get(model, default)
         infos = store.versions(model)
         registered = [v.version for v in infos if v.registered_at]
         for info in infos:
@@ -111,14 +178,16 @@ def run_cycle(
             started = time.perf_counter()
             try:
                 stored = store.chunks(model, info.version)
-                evidence = _analyse_version(
-                    store, cache, model, info.version, registered, chunk_size, stored
+                evidence, status = _analyse_version(
+                    store, cache, model, info.version, registered, plan, default, stored
                 )
             except Exception:
                 log.exception("analysis of %s:%s failed", model, info.version)
                 metrics.observe_analysis(time.perf_counter() - started, False, model)
                 continue
             _save(store, evidence)
+            OperatorState(store).set_chunking(model, info.version, status)
+            metrics.publish_chunking(model, info.version, status)
             for ev in evidence:
                 metrics.publish_chunk(ev)
             if evidence:
@@ -159,13 +228,52 @@ def _analyse_version(
     model: str,
     version: str,
     registered: list[str],
+    plan: ChunkPlan,
+    default: ChunkPlan,
+    stored: list[ChunkEvidence],
+) -> tuple[list[ChunkEvidence], ChunkingStatus]:
+    sizing = cache.sizing(model, version, plan.max_sampling_error)
+    # The size the calculators are fitted for (reference chunks, drift thresholds, the
+    # rank-correlation floor): the chunk by rows, else the derived size.
+    basis = plan.rows or sizing.derived_rows or default.rows or 500
+    stored = sorted(stored, key=lambda c: c.chunk_index)
+    if plan.period is None:
+        out, pending = _by_rows(store, cache, model, version, registered, basis, stored)
+        needed = basis - pending
+    else:
+        out, pending = _by_period(
+            store, cache, model, version, registered, plan.period, basis, stored
+        )
+        needed = max(0, basis - pending)
+    status = ChunkingStatus(
+        mode="rows" if plan.period is None else "period",
+        chunk_rows=basis if plan.period is None else None,
+        period_seconds=None if plan.period is None else int(plan.period.total_seconds()),
+        derived_rows=sizing.derived_rows,
+        max_sampling_error=plan.max_sampling_error,
+        reference_rows=sizing.reference_rows,
+        pending_rows=pending,
+        rows_needed=needed,
+        problem=sizing.problem,
+    )
+    return out, status
+
+
+def _by_rows(
+    store: Any,
+    cache: VersionCache,
+    model: str,
+    version: str,
+    registered: list[str],
     size: int,
     stored: list[ChunkEvidence],
-) -> list[ChunkEvidence]:
-    stored = sorted(stored, key=lambda c: c.chunk_index)
+) -> tuple[list[ChunkEvidence], int]:
+    """New complete chunks of `size` rows and re-labelled ones; and the rows still pending."""
     next_index = stored[-1].chunk_index + 1 if stored else 0
     after_seq = stored[-1].last_seq if stored else 0
-    complete = store.count_records(model, version, after_seq=after_seq) // size
+    waiting = store.count_records(model, version, after_seq=after_seq)
+    complete = waiting // size
+    pending = waiting - complete * size
     relabel = [
         c
         for c in stored
@@ -173,7 +281,7 @@ def _analyse_version(
         and c.chunk_index >= next_index - RELABEL_LOOKBACK_CHUNKS
     ]
     if complete == 0 and not relabel:
-        return []
+        return [], pending
     live = cache.get(model, version, size)
     kg_version = known_good_version(store, model, version, registered)
     known_good = cache.get(model, kg_version, size) if kg_version else None
@@ -182,7 +290,69 @@ def _analyse_version(
     if complete:
         rows = store.records_frame(model, version, after_seq=after_seq, limit=complete * size)
         out += analyse_chunks(live, rows, next_index, known_good, chunk_size=size)
-    return out
+    return out, pending
+
+
+def period_origin_us(period: timedelta) -> int:
+    """Where period 0 starts: the epoch, or its first Monday for whole weeks."""
+    return _MONDAY_US if period % timedelta(weeks=1) == timedelta(0) else 0
+
+
+def _by_period(
+    store: Any,
+    cache: VersionCache,
+    model: str,
+    version: str,
+    registered: list[str],
+    period: timedelta,
+    size: int,
+    stored: list[ChunkEvidence],
+) -> tuple[list[ChunkEvidence], int]:
+    """Complete periods (by event time) that are new or whose rows or labels grew; and the
+    rows of periods still open."""
+    period_us = int(period.total_seconds() * _US)
+    origin = period_origin_us(period)
+    since = None
+    if stored:
+        since = origin + (stored[-1].chunk_index - RELABEL_LOOKBACK_CHUNKS) * period_us
+    rows = store.records_frame(model, version, event_from_us=since)
+    if len(rows) == 0:
+        return [], 0
+    epoch = pd.Timestamp(0, tz="UTC")
+    event_us = ((rows["event_time"] - epoch) // pd.Timedelta(microseconds=1)).to_numpy()
+    ordinal = (event_us - origin) // period_us
+    now_ordinal = (int(time.time() * _US) - origin) // period_us
+    cutoff = max(int(ordinal.max()), now_ordinal)
+    closed = ordinal < cutoff
+    pending = int((~closed).sum())
+    frame = rows.assign(_period=ordinal)[closed]
+    if frame.empty:
+        return [], pending
+    frame = frame.sort_values(["_period", "seq"], kind="stable")
+    before = {c.chunk_index: c for c in stored}
+    counts = frame.groupby("_period").agg(rows=("seq", "size"), labelled=("label", "count"))
+    changed = [
+        int(p)
+        for p, row in counts.iterrows()
+        if int(p) not in before
+        or before[int(p)].rows != int(row["rows"])
+        or before[int(p)].labelled_rows < int(row["labelled"])
+    ]
+    if not changed:
+        return [], pending
+    frame = frame[frame["_period"].isin(changed)]
+    positions = np.searchsorted(np.asarray(changed), frame["_period"].to_numpy())
+    live = cache.get(model, version, size)
+    kg_version = known_good_version(store, model, version, registered)
+    known_good = cache.get(model, kg_version, size) if kg_version else None
+    out = analyse_chunks(
+        live,
+        frame.drop(columns="_period"),
+        0,
+        known_good,
+        groups=(positions, changed),
+    )
+    return out, pending
 
 
 def _reanalyse_labelled(

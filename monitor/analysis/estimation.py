@@ -29,6 +29,7 @@ import pandas as pd
 from nannyml.chunk import Chunk, Chunker
 from nannyml.performance_estimation.confidence_based import metrics as cbpe_metrics
 from nannyml.sampling_error import SAMPLING_ERROR_RANGE
+from nannyml.sampling_error.binary_classification import auroc_sampling_error_components
 from nannyml.thresholds import ConstantThreshold
 from scipy.stats import rankdata
 
@@ -81,6 +82,34 @@ def realized_metrics(frame: pd.DataFrame, threshold: float) -> dict[str, float |
     out["recall"] = tp / (tp + fn) if tp + fn else 0.0
     out["f1"] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
     return out
+
+
+def rows_for_sampling_error(
+    labels: np.ndarray, scores: np.ndarray, max_error: float
+) -> tuple[int | None, str | None]:
+    """The smallest chunk whose ROC AUC sampling error is within `max_error`.
+
+    NannyML's own sampling error on the reference (the one behind every estimate's band):
+    `std / sqrt(rows * fraction)`, solved for rows. (None, why) when the reference cannot
+    say: too few rows, or a single class.
+    """
+    y = np.asarray(labels, dtype=float)
+    p = np.asarray(scores, dtype=float)
+    keep = np.isfinite(y) & np.isfinite(p)
+    y, p = y[keep].astype(int), p[keep]
+    positives = int(y.sum())
+    if len(y) < MIN_LABELLED_ROWS or positives in (0, len(y)):
+        return None, (
+            f"the reference has {len(y)} labelled rows with {positives} positives: "
+            "its ROC AUC sampling error is undefined"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        std, fraction = auroc_sampling_error_components(pd.Series(y), pd.Series(p))
+    std, fraction = float(std), float(fraction)
+    if not (np.isfinite(std) and fraction > 0):
+        return None, "NannyML's ROC AUC sampling error on the reference is undefined"
+    return max(MIN_LABELLED_ROWS, int(np.ceil(std**2 / (max_error**2 * fraction)))), None
 
 
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float:

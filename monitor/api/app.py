@@ -43,6 +43,7 @@ from monitor.api.models import (
     SERVER_ERROR,
     ClearRejectionResult,
     Health,
+    KnownGoodResult,
     LabelsAccepted,
     RecordsAccepted,
     RegistrationResult,
@@ -151,6 +152,7 @@ def create_app(
                 "model": r.model,
                 "version": r.version,
                 "timestamp": r.timestamp,
+                "event_time": r.event_time,
                 "features": r.features,
                 "probability": r.probability,
                 "predicted_class": r.predicted_class,
@@ -282,6 +284,25 @@ def create_app(
             raise ApiError(404, f"{model}:{version} is unknown")
         cleared = st.clear_rejection(model, version, actor="api")
         return ClearRejectionResult(model=model, version=version, cleared=cleared)
+
+    @app.post(
+        "/v1/models/{model}/versions/{version}/known-good",
+        response_model=KnownGoodResult,
+        responses={**NOT_FOUND, **AUTH_ERRORS, **PARAMETER_ERRORS, **CONFLICT},
+        dependencies=[Depends(require_token)],
+    )
+    def declare_known_good(model: str, version: str) -> KnownGoodResult:
+        """Declare a registered version known-good (audited `known-good-declared`): the
+        baseline a first release is judged against and rolled back to."""
+        st = the_store()
+        if version not in {v.version for v in st.versions(model) if v.registered_at}:
+            raise ApiError(404, f"{model}:{version} is not registered", "version")
+        if version in st.rejected_versions(model):
+            raise ApiError(
+                409, f"{model}:{version} is rejected; clear the rejection first", "version"
+            )
+        previous = st.declare_known_good(model, version, actor="api")
+        return KnownGoodResult(model=model, version=version, previous=previous)
 
     @app.get(
         "/reports/{model}",

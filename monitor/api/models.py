@@ -45,6 +45,12 @@ class ClearRejectionResult(BaseModel):
     cleared: bool = Field(description="False when the version was not rejected")
 
 
+class KnownGoodResult(BaseModel):
+    model: str
+    version: str
+    previous: str | None = Field(description="The known-good version before (None: none)")
+
+
 class Health(BaseModel):
     status: Literal["ok", "starting"]
 
@@ -70,7 +76,9 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     503: _error("No MONITOR_REGISTRATION_TOKEN configured"),
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _error("Unknown model or version")}
-CONFLICT: dict[int | str, dict[str, Any]] = {409: _error("Same version, different content")}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: _error("Same version, different content (or, declaring known-good: a rejected one)")
+}
 
 
 def json_errors(*groups: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:

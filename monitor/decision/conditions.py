@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from monitor.decision.policy import Policy
+from monitor.decision.policy import Policy, PolicyProblem
 from monitor.decision.types import Condition
 from monitor.evidence import ChunkEvidence
+from monitor.state import ChunkingStatus
 
 
 def drift_condition(latest: ChunkEvidence | None) -> Condition:
@@ -83,6 +84,8 @@ def build_conditions(
     rolled_back: tuple[str, str, str] = ("False", "NoRollback", ""),
     retrain: tuple[str, str, str] = ("False", "NotNeeded", ""),
     unavailable: tuple[str, str, str] = ("False", "TargetAvailable", ""),
+    policy: tuple[str, str, str] = ("False", "PolicyUsable", ""),
+    waiting: tuple[str, str, str] = ("False", "ChunksComplete", ""),
 ) -> tuple[Condition, ...]:
     drift = drift or Condition("DriftDetected", "Unknown", "AwaitingEvidence", "")
     rows = [
@@ -91,9 +94,28 @@ def build_conditions(
         ("RolledBack", rolled_back),
         ("RetrainingRecommended", retrain),
         ("RollbackUnavailable", unavailable),
+        ("PolicyUnusable", policy),
+        ("WaitingForData", waiting),
     ]
     made = [Condition(t, s, r, m) for t, (s, r, m) in rows]  # type: ignore[arg-type]
     return (made[0], made[1], drift, *made[2:])
+
+
+def policy_condition(problems: Sequence[PolicyProblem]) -> tuple[str, str, str]:
+    """`PolicyUnusable`: True with the first problem's reason and every problem's message."""
+    if not problems:
+        return ("False", "PolicyUsable", "every rule can fire at this chunk size")
+    return ("True", problems[0].reason, "; ".join(p.message for p in problems))
+
+
+def waiting_condition(chunking: ChunkingStatus | None, judged_chunks: int) -> tuple[str, str, str]:
+    """`WaitingForData`: True while the live version has no chunk to judge yet."""
+    if chunking is None:
+        return ("Unknown", "NotAnalysedYet", "the analysis has not chunked this version yet")
+    pending = f"{chunking.pending_rows} rows wait for a chunk, {chunking.rows_needed} more needed"
+    if judged_chunks == 0:
+        return ("True", "AwaitingCompleteChunk", f"no chunk to judge yet: {pending}")
+    return ("False", "ChunksComplete", f"{judged_chunks} chunks judged; {pending}")
 
 
 def merge_conditions(

@@ -28,7 +28,9 @@ from monitor.decision.conditions import (
     absolute_degradation,
     build_conditions,
     drift_condition,
+    policy_condition,
     realized_degradation,
+    waiting_condition,
 )
 from monitor.decision.rules import find_trigger
 from monitor.decision.types import (
@@ -52,7 +54,12 @@ def decide(inp: DecisionInput) -> Decision:
     if inp.live_version is None:
         msg = "the Deployment's pod template declares no modelguard.dev/model-version"
         return Decision(
-            "none", "none", msg, build_conditions(ready=("False", "VersionUnknown", msg))
+            "none",
+            "none",
+            msg,
+            build_conditions(
+                ready=("False", "VersionUnknown", msg), policy=policy_condition(inp.problems)
+            ),
         )
     valid = sorted(
         (c for c in inp.evidence if c.rows >= policy.min_rows_per_chunk),
@@ -79,6 +86,24 @@ class _Base:
     degraded: bool
     degraded_reason: str
     degraded_msg: str
+
+    def extra(self) -> dict[str, tuple[str, str, str]]:
+        """The conditions every verdict carries: the policy's problems, data waiting."""
+        return {
+            "policy": policy_condition(self.inp.problems),
+            "waiting": waiting_condition(self.inp.chunking, len(self.valid)),
+        }
+
+    def unavailable_condition(self) -> tuple[str, str, str]:
+        """On probation without a known-good version, a bad release could not be undone."""
+        if self.inp.known_good is None:
+            return (
+                "True",
+                "NoKnownGood",
+                "no known-good version to roll back to: none has passed probation and none "
+                "is declared (spec.knownGood or `python -m monitor known-good set`)",
+            )
+        return ("False", "TargetAvailable", f"known-good {self.inp.known_good.version}")
 
     def degraded_condition(self) -> tuple[str, str, str]:
         if not self.valid:
@@ -134,6 +159,7 @@ def _judge_known_good(base: _Base) -> Decision:
             drift=base.drift,
             rolled_back=base.rolled_back_condition(),
             retrain=retrain,
+            **base.extra(),
         ),
         from_version=inp.live_version,
         from_revision=inp.live_revision,
@@ -166,6 +192,8 @@ def _judge_healthy_probation(base: _Base) -> Decision:
             degraded=base.degraded_condition(),
             drift=base.drift,
             rolled_back=base.rolled_back_condition(),
+            unavailable=base.unavailable_condition(),
+            **base.extra(),
         ),
         from_version=inp.live_version,
         from_revision=inp.live_revision,
@@ -207,6 +235,7 @@ def _judge_breach(base: _Base, trigger: str, evidence: TriggerEvidence) -> Decis
                 drift=base.drift,
                 rolled_back=base.rolled_back_condition(),
                 unavailable=("True", unavailable[0], unavailable[1]),
+                **base.extra(),
             ),
             **common,
         )
@@ -231,7 +260,13 @@ def _judge_breach(base: _Base, trigger: str, evidence: TriggerEvidence) -> Decis
         action,
         effect,
         message,
-        build_conditions(ready=ready, degraded=degraded, drift=base.drift, rolled_back=rolled_back),
+        build_conditions(
+            ready=ready,
+            degraded=degraded,
+            drift=base.drift,
+            rolled_back=rolled_back,
+            **base.extra(),
+        ),
         target_version=target_version,
         target_revision=target_revision,
         deferred=deferred,
@@ -258,7 +293,7 @@ def _rollback_target(
     """The newest revision carrying the known-good version; never a rejected or unknown one."""
     kg = inp.known_good
     if kg is None:
-        return None, None, ("NoKnownGood", "no version has passed probation yet")
+        return None, None, ("NoKnownGood", "no version has passed probation or is declared")
     if kg.version in inp.rejected:
         return kg.version, None, ("KnownGoodRejected", f"known-good {kg.version} is rejected")
     candidates = [n for n, v in inp.revisions.items() if v == kg.version]

@@ -7,17 +7,24 @@ conventions forbid floats in specs, so thresholds arrive as strings ("-0.03") an
 through `Decimal` so that "0.1" means exactly what the operator typed.
 
 Defaults are the ones measured in docs/design.md's "Deciding" section (half a year of real
-traffic, July-December 2013, five release dates).
+traffic, July-December 2013, five release dates). The chunk size and what scales with it
+(`minRowsPerChunk`, `realizedGap.minLabelledRows`) default to figures derived from the
+model's reference (`resolve`): the smallest chunk whose ROC AUC sampling error is within
+`maxSamplingError`. `resolve` also names what makes a parsed policy unusable at that size
+(`PolicyProblem`): parsing only refuses what is malformed.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
+
+from monitor.state import ChunkingStatus
 
 Mode = Literal["auto", "dryRun", "off"]
 MODES: tuple[Mode, ...] = ("auto", "dryRun", "off")
@@ -25,6 +32,12 @@ GATE_METRICS = ("roc_auc", "pr_auc", "f1")
 PERFORMANCE_METRICS = ("roc_auc", "f1", "precision", "recall")
 _NAME = re.compile(r"^[a-z0-9]([-._a-z0-9]{0,61}[a-z0-9])?$")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_PERIOD = re.compile(r"^([1-9]\d*)([hdw])$")
+_PERIOD_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+# The measured defaults at 500-row chunks (300 and 200 rows), as shares of the chunk.
+MIN_ROWS_SHARE = 0.6
+MIN_LABELLED_SHARE = 0.4
+FALLBACK_CHUNK_ROWS = 500  # before the analysis has derived a size from the reference
 
 
 class PolicyError(ValueError):
@@ -76,6 +89,24 @@ class Policy:
     realized_bounds: dict[str, Bounds] = field(
         default_factory=lambda: {"roc_auc": Bounds(lower=0.70)}
     )
+    chunk_period: timedelta | None = None  # chunks by event time instead of by rows
+    max_sampling_error: float = 0.025  # ROC AUC sampling error a derived chunk stays within
+    known_good: str | None = None  # declared baseline known-good version
+    # Spec fields given explicitly (camelCase paths); the rest take derived defaults.
+    explicit: frozenset[str] = frozenset()
+
+    @property
+    def fixed_chunk_rows(self) -> int | None:
+        """`spec.chunkSize` when given; None = by period, or derived from the reference."""
+        return self.chunk_size if "chunkSize" in self.explicit else None
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    """Why a valid spec cannot work as meant at this chunk size (a `PolicyUnusable` reason)."""
+
+    reason: str
+    message: str
 
 
 def parse_duration(text: str, path: str = "spec.cooldown") -> timedelta:
@@ -107,12 +138,27 @@ def parse_policy(spec: Mapping[str, Any]) -> Policy:
     est, real = rules.child("estimatedGap"), rules.child("realizedGap")
     gate = reader.child("releaseGate")
     thresholds = reader.child("thresholds")
+    explicit = frozenset(
+        path
+        for path, present in (
+            ("chunkSize", spec.get("chunkSize") is not None),
+            ("minRowsPerChunk", spec.get("minRowsPerChunk") is not None),
+            ("realizedGap.minLabelledRows", real.data.get("minLabelledRows") is not None),
+        )
+        if present
+    )
+    period = reader.string("chunkPeriod", default="")
+    if period and "chunkSize" in explicit:
+        raise PolicyError("spec.chunkPeriod", "set spec.chunkSize or spec.chunkPeriod, not both")
+    known_good = reader.string("knownGood", default="") or None
+    if known_good is not None and not _NAME.match(known_good):
+        raise PolicyError("spec.knownGood", f"{known_good!r} is not a valid version name")
     policy = Policy(
         model=model,
         target_name=target.string("name", required=True),
         target_kind=kind,
         mode=reader.choice("mode", MODES, "dryRun"),  # type: ignore[arg-type]
-        chunk_size=reader.integer("chunkSize", 500, minimum=50),
+        chunk_size=reader.integer("chunkSize", FALLBACK_CHUNK_ROWS, minimum=50),
         min_rows_per_chunk=reader.integer("minRowsPerChunk", 300, minimum=1),
         probation_chunks=reader.integer("probationChunks", 6, minimum=1),
         cooldown=parse_duration(reader.string("cooldown", default="30m"), "spec.cooldown"),
@@ -134,13 +180,106 @@ def parse_policy(spec: Mapping[str, Any]) -> Policy:
         realized_gap_min_labelled_rows=real.integer("minLabelledRows", 200, minimum=1),
         estimated_bounds=_bounds(thresholds, "estimated"),
         realized_bounds=_bounds(thresholds, "realized"),
+        chunk_period=parse_period(period) if period else None,
+        max_sampling_error=reader.number("maxSamplingError", "0.025", low=0.001, high=0.5),
+        known_good=known_good,
+        explicit=explicit,
     )
-    if policy.min_rows_per_chunk > policy.chunk_size:
-        raise PolicyError(
-            "spec.minRowsPerChunk",
-            f"{policy.min_rows_per_chunk} exceeds spec.chunkSize {policy.chunk_size}",
-        )
     return policy
+
+
+def parse_period(text: str, path: str = "spec.chunkPeriod") -> timedelta:
+    """`12h`, `1d`, `1w` -> timedelta (one number and one unit: hours, days or weeks)."""
+    match = _PERIOD.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise PolicyError(path, f"expected a period like 12h, 1d or 1w, got {text!r}")
+    return int(match.group(1)) * _PERIOD_UNITS[match.group(2)]
+
+
+def resolve(
+    policy: Policy, sizing: ChunkingStatus | None
+) -> tuple[Policy, tuple[PolicyProblem, ...]]:
+    """The policy with its derived defaults filled in for this chunking, and its problems.
+
+    `sizing` is what the analysis found for the live version (None before its first cycle:
+    the explicit chunk size, else the 500-row fallback, stands in). Unset sizes scale with
+    the chunk: `minRowsPerChunk` 0.6 and `realizedGap.minLabelledRows` 0.4 of its rows (the
+    measured 300 and 200 at 500-row chunks).
+    """
+    problems: list[PolicyProblem] = []
+    basis = sizing.basis_rows if sizing is not None else None
+    if policy.chunk_period is None and policy.fixed_chunk_rows is not None:
+        basis = policy.fixed_chunk_rows
+    if basis is None:
+        if sizing is not None and policy.fixed_chunk_rows is None:
+            problems.append(
+                PolicyProblem(
+                    "ChunkSizeNotDerivable",
+                    f"{sizing.problem or 'no size derived from the reference'}; "
+                    "set spec.chunkSize (or spec.minRowsPerChunk with spec.chunkPeriod)",
+                )
+            )
+        basis = FALLBACK_CHUNK_ROWS
+    resolved = replace(
+        policy,
+        chunk_size=basis if policy.chunk_period is None else policy.chunk_size,
+        min_rows_per_chunk=policy.min_rows_per_chunk
+        if "minRowsPerChunk" in policy.explicit
+        else max(1, math.ceil(MIN_ROWS_SHARE * basis)),
+        realized_gap_min_labelled_rows=policy.realized_gap_min_labelled_rows
+        if "realizedGap.minLabelledRows" in policy.explicit
+        else max(1, math.ceil(MIN_LABELLED_SHARE * basis)),
+    )
+    problems.extend(_unusable(resolved, basis, sizing))
+    return resolved, tuple(problems)
+
+
+def _unusable(policy: Policy, basis: int, sizing: ChunkingStatus | None) -> list[PolicyProblem]:
+    """What can never work at this chunk size: each a rule that could not fire."""
+    found = []
+    by_rows = policy.chunk_period is None
+    if by_rows and policy.min_rows_per_chunk > policy.chunk_size:
+        found.append(
+            PolicyProblem(
+                "MinRowsExceedChunkSize",
+                f"spec.minRowsPerChunk {policy.min_rows_per_chunk} exceeds the chunk size "
+                f"{policy.chunk_size}: no chunk is ever judged",
+            )
+        )
+    if by_rows and policy.realized_gap_min_labelled_rows > policy.chunk_size:
+        found.append(
+            PolicyProblem(
+                "RuleCannotFire",
+                f"spec.rollbackRules.realizedGap.minLabelledRows "
+                f"{policy.realized_gap_min_labelled_rows} exceeds the chunk size "
+                f"{policy.chunk_size}: the realized-gap rule never fires",
+            )
+        )
+    rules = (
+        ("parity", policy.parity_chunks),
+        ("rankCorrelation", policy.rank_chunks),
+        ("estimatedGap", policy.estimated_gap_chunks),
+        ("realizedGap", policy.realized_gap_chunks),
+    )
+    for name, k in rules:
+        if k > policy.probation_chunks:
+            found.append(
+                PolicyProblem(
+                    "RuleCannotFire",
+                    f"spec.rollbackRules.{name}.consecutiveChunks {k} exceeds "
+                    f"spec.probationChunks {policy.probation_chunks}: a release is known-good "
+                    "before the rule could fire",
+                )
+            )
+    if sizing is not None and sizing.reference_rows < 2 * basis:
+        found.append(
+            PolicyProblem(
+                "RuleCannotFire",
+                f"the reference has {sizing.reference_rows} rows, fewer than two chunks of "
+                f"{basis}: the rank-correlation rule has no floor and never fires",
+            )
+        )
+    return found
 
 
 def _bounds(thresholds: _Reader, kind: str) -> dict[str, Bounds]:

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from monitor.decision.policy import Policy
+from monitor.decision.policy import Policy, PolicyProblem
 from monitor.evidence import ChunkEvidence
-from monitor.state import Incident, KnownGood
+from monitor.state import ChunkingStatus, Incident, KnownGood
 
 CONDITION_TYPES = (
     "Ready",
@@ -23,6 +23,8 @@ CONDITION_TYPES = (
     "RolledBack",
     "RetrainingRecommended",
     "RollbackUnavailable",
+    "PolicyUnusable",
+    "WaitingForData",
 )
 
 
@@ -93,6 +95,10 @@ class DecisionInput:
     incident: Incident = field(default_factory=Incident)
     # An operator cleared this version's rejection: the release gate no longer applies to it.
     gate_waived: bool = False
+    # What the spec cannot do at this chunk size (from `policy.resolve`), and how the
+    # analysis chunks the live version (rows waiting for a chunk).
+    problems: Sequence[PolicyProblem] = ()
+    chunking: ChunkingStatus | None = None
 
 
 @dataclass(frozen=True)

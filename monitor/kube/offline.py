@@ -4,7 +4,10 @@ Why a module of its own: the monitor must show what it would do before it is tru
 cluster. `OfflineTarget` offers the same surface as `target.KubeTarget`: a Deployment
 synthesized from the registered versions (revision n = the n-th registered version, live =
 the version receiving records), patches computed and returned, never sent; `offline_target`
-builds it, with one dryRun ModelMonitor per model in the store.
+builds it, with one dryRun ModelMonitor per model in the store. Its spec is the default one
+(`MONITOR_CHUNK_SIZE` rows), or the model's entry of the policy file (`MONITOR_POLICY_FILE`:
+YAML `{model: ModelMonitor spec}`), read on every pass so an edit applies without a restart.
+The spec is the same schema as a cluster's ModelMonitor, parsed by the same code.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from monitor.kube.events import event_body
 from monitor.kube.rollout import (
@@ -144,7 +150,12 @@ def synthesized_replicaset(
     }
 
 
-def offline_target(store: Any, namespace: str = "default", chunk_size: int = 500) -> OfflineTarget:
+def offline_target(
+    store: Any,
+    namespace: str = "default",
+    chunk_size: int = 500,
+    policy_file: Path | None = None,
+) -> OfflineTarget:
     """No cluster (kubernetes=off): one dryRun ModelMonitor per model in the store; revision
     n = the n-th registered version; live = the version whose records were analysed last."""
 
@@ -159,20 +170,41 @@ def offline_target(store: Any, namespace: str = "default", chunk_size: int = 500
         return with_records[-1] if with_records else None
 
     def monitors() -> list[dict[str, Any]]:
-        return [_offline_monitor(model, namespace, chunk_size) for model in store.models()]
+        specs = read_policy_file(policy_file) if policy_file is not None else {}
+        return [
+            _offline_monitor(model, namespace, chunk_size, specs.get(model))
+            for model in store.models()
+        ]
 
     return OfflineTarget(monitors=monitors, versions=versions, live_version=live)
 
 
-def _offline_monitor(model: str, namespace: str, chunk_size: int) -> dict[str, Any]:
+def read_policy_file(path: Path) -> dict[str, dict[str, Any]]:
+    """`{model: spec}` from a YAML (or JSON) file; ValueError naming the file and the entry."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read the policy file ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"{path}: expected a mapping of model name -> ModelMonitor spec")
+    return {str(model): dict(spec) for model, spec in data.items()}
+
+
+def _offline_monitor(
+    model: str, namespace: str, chunk_size: int, spec: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The model's ModelMonitor; offline never patches, so `mode: auto` runs as dryRun."""
+    name = model.replace("_", "-")
+    merged: dict[str, Any] = {"mode": "dryRun", **(spec or {"chunkSize": chunk_size})}
+    if merged["mode"] == "auto":
+        merged["mode"] = "dryRun"
+    merged["model"] = model
+    merged["targetRef"] = {"kind": "Deployment", "name": f"{name}-predictor"}
     return {
         "apiVersion": "modelguard.dev/v1alpha1",
         "kind": "ModelMonitor",
-        "metadata": {"name": model.replace("_", "-"), "namespace": namespace, "generation": 1},
-        "spec": {
-            "model": model,
-            "mode": "dryRun",
-            "chunkSize": chunk_size,
-            "targetRef": {"kind": "Deployment", "name": f"{model.replace('_', '-')}-predictor"},
-        },
+        "metadata": {"name": name, "namespace": namespace, "generation": 1},
+        "spec": merged,
     }

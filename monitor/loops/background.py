@@ -1,7 +1,8 @@
 """The monitor's periodic work, run in background threads of the server process.
 
 Two loops: analysis (`monitor.analysis.cycle.run_cycle` every `analysis_interval_seconds`,
-with one cache of fitted calculators for the life of the process) and reconcile (the
+with one cache of fitted calculators for the life of the process, each model chunked as its
+ModelMonitor's spec says: `chunk_plans`) and reconcile (the
 operator's `reconcile_once` every `reconcile_interval_seconds`, woken early by a ModelMonitor
 watch and by fresh evidence). One failing pass is logged and retried on the next tick; it
 never stops the loop. Shutdown sets one event and joins the threads, so a cycle in progress
@@ -16,25 +17,63 @@ from collections.abc import Callable
 from typing import Any
 
 from monitor import metrics
-from monitor.analysis.cycle import VersionCache, run_cycle
+from monitor.analysis.cycle import ChunkPlan, VersionCache, run_cycle
+from monitor.decision.policy import PolicyError, parse_policy
 from monitor.evidence import ChunkEvidence
 from monitor.kube.watch import start_spec_watch
-from monitor.loops.wiring import build_operator
+from monitor.loops.wiring import build_operator, build_target
+from monitor.operator.ports import Target
 from monitor.settings import MonitorSettings
 
 log = logging.getLogger("modelguard.monitor")
 
 
+def chunk_plans(monitors: list[dict[str, Any]]) -> dict[str, ChunkPlan]:
+    """model -> how to chunk it, from the ModelMonitors' specs (an invalid spec is left out:
+    its model keeps the default, and the operator reports the spec as InvalidSpec)."""
+    plans: dict[str, ChunkPlan] = {}
+    for monitor in monitors:
+        try:
+            policy = parse_policy(monitor.get("spec") or {})
+        except PolicyError:
+            continue
+        plans[policy.model] = ChunkPlan(
+            rows=None if policy.chunk_period else policy.fixed_chunk_rows,
+            period=policy.chunk_period,
+            max_sampling_error=policy.max_sampling_error,
+        )
+    return plans
+
+
+class _PlanReader:
+    """The plans of the last successful read of the ModelMonitors (an API outage keeps them)."""
+
+    def __init__(self, target: Target | None) -> None:
+        self._target = target
+        self._plans: dict[str, ChunkPlan] = {}
+
+    def __call__(self) -> dict[str, ChunkPlan]:
+        if self._target is None:
+            return {}
+        try:
+            self._plans = chunk_plans(self._target.list_monitors())
+        except Exception:
+            log.warning("ModelMonitors unreadable; chunking as last read", exc_info=True)
+        return self._plans
+
+
 def analysis_pass(
     store: Any, settings: MonitorSettings, cache: VersionCache | None = None
 ) -> Callable[[], list[ChunkEvidence]]:
-    """A callable running one analysis cycle.
+    """A callable running one analysis cycle, each model chunked as its ModelMonitor says.
 
     `cache` (the fitted calculators per version) is the server's, which its reports use too;
-    without one the pass makes its own.
+    without one the pass makes its own. With the operator off no ModelMonitor is read: every
+    model is chunked by `MONITOR_CHUNK_SIZE` rows.
     """
     fitted = cache if cache is not None else VersionCache(store, settings.chunk_size)
-    return lambda: run_cycle(store, settings, fitted, metrics.METRICS)
+    plans = _PlanReader(build_target(settings, store) if settings.operator else None)
+    return lambda: run_cycle(store, settings, fitted, metrics.METRICS, plans())
 
 
 def reconcile_pass(

@@ -20,7 +20,7 @@ def build_target(settings: MonitorSettings, store: OperatorStore) -> Target:
     client = api_client(settings.kubernetes, settings.kubeconfig)
     if client is None:
         LOG.info("no Kubernetes API: offline operator (dryRun patches are logged and audited)")
-        return offline_target(store, settings.namespace, settings.chunk_size)
+        return offline_target(store, settings.namespace, settings.chunk_size, settings.policy_file)
     return KubeTarget(client, namespace=settings.namespace)
 
 

@@ -10,18 +10,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from monitor.decision.policy import Policy
+from monitor.decision.policy import Policy, PolicyProblem, resolve
 from monitor.decision.types import DecisionInput
 from monitor.operator.ports import Observation, OperatorStore
-from monitor.state import Incident, OperatorState, parse_time
+from monitor.state import Incident, KnownGood, OperatorState, parse_time
 
 
 def decision_input(
     store: OperatorStore, policy: Policy, seen: Observation, now: datetime, incident: Incident
 ) -> DecisionInput:
+    """The decision's input: the policy resolved for the live version's chunking (its
+    defaults scaled to the chunk, its problems named), evidence, known-good, rejections."""
     state = OperatorState(store)
-    kg = state.known_good(policy.model)
     live = seen.live_version
+    chunking = state.chunking(policy.model, live) if live else None
+    policy, found = resolve(policy, chunking)
+    problems = list(found)
+    declared = registered(store, policy.model, policy.known_good)
+    if policy.known_good is not None and not declared:
+        problems.append(
+            PolicyProblem(
+                "KnownGoodUnknown",
+                f"spec.knownGood {policy.known_good} is not registered with the monitor",
+            )
+        )
+    kg = state.known_good(policy.model)
+    if kg is None and declared and policy.known_good is not None:
+        kg = KnownGood(policy.known_good, None, None, declared_by="spec")
     cleared = cleared_rejections(store, policy.model).get(live or "")
     evidence = store.chunks(policy.model, live) if live else []
     if cleared is not None:  # judged afresh from what was analysed after the clearing
@@ -39,7 +54,19 @@ def decision_input(
         live_holdout=holdout(store, policy.model, live),
         known_good_holdout=holdout(store, policy.model, kg.version if kg else None),
         incident=incident,
+        problems=tuple(problems),
+        chunking=chunking,
     )
+
+
+def registered(store: OperatorStore, model: str, version: str | None) -> bool:
+    if version is None:
+        return False
+    try:
+        store.registration(model, version)
+    except (KeyError, LookupError):
+        return False
+    return True
 
 
 def holdout(

@@ -18,7 +18,7 @@ from monitor.decision.conditions import merge_conditions
 from monitor.decision.policy import Policy
 from monitor.decision.types import Condition, Decision
 from monitor.operator.ports import EventNote, Observation, OperatorMetrics, OperatorStore, Target
-from monitor.state import OperatorState, RollbackRecord, iso
+from monitor.state import OperatorState, PolicyReport, RollbackRecord, iso
 
 LOG = logging.getLogger("modelguard.operator")
 
@@ -175,16 +175,64 @@ class Publisher:
             status["lastRollback"] = incident.last_rollback.to_json()
         return {k: v for k, v in status.items() if v is not None}
 
+    def policy_report(
+        self,
+        monitor: Mapping[str, Any],
+        model: str,
+        report: PolicyReport,
+        now: datetime,
+        event: bool = True,
+    ) -> None:
+        """Record what is wrong with the policy (for `monitor status`); audit and post an
+        Event when it changes, so a problem is never only a log line."""
+        if not self.state.set_policy_report(model, report):
+            return
+        meta = monitor["metadata"]
+        kind = "policy-unusable" if report.problems else "policy-usable"
+        message = "; ".join(f"{r}: {m}" for r, m in report.problems) or "every rule can fire"
+        self.store.append_audit(
+            {
+                "time": iso(now),
+                "kind": kind,
+                "model": model,
+                "namespace": meta["namespace"],
+                "modelmonitor": meta["name"],
+                "problems": [list(p) for p in report.problems],
+                "message": message,
+            }
+        )
+        if report.problems and event:
+            key = f"{meta.get('generation')}:{message}"
+            self.event(monitor, "PolicyUnusable", message, now, key, warning=True)
+
     def invalid(self, monitor: Mapping[str, Any], error: str, now: datetime) -> dict[str, Any]:
+        """An unparseable spec: Ready False and PolicyUnusable True (status and metrics; the
+        other conditions keep their last value), an audit entry and an Event."""
+        meta = monitor["metadata"]
         previous = (monitor.get("status") or {}).get("conditions") or []
-        generation = monitor["metadata"].get("generation")
+        generation = meta.get("generation")
+        new = [
+            Condition("Ready", "False", "InvalidSpec", error),
+            Condition("PolicyUnusable", "True", "InvalidSpec", error),
+        ]
+        kept = [
+            Condition(str(c["type"]), c["status"], str(c.get("reason", "")), c.get("message", ""))
+            for c in previous
+            if c.get("type") not in ("Ready", "PolicyUnusable") and c.get("status")
+        ]
         status = {
             "observedGeneration": generation,
-            "conditions": merge_conditions(
-                previous, [Condition("Ready", "False", "InvalidSpec", error)], now, generation
-            ),
+            "conditions": merge_conditions(previous, [*new, *kept], now, generation),
         }
         self.target.publish_status(monitor, status)
+        ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        for cond in new:
+            self.metrics.set_condition(ns, name, cond.type, cond.status == "True")
+        spec = monitor.get("spec")
+        model = spec.get("model") if isinstance(spec, Mapping) else None
+        report = PolicyReport(ns, name, (("InvalidSpec", error),))
+        owner = model if isinstance(model, str) and model else name
+        self.policy_report(monitor, owner, report, now, event=False)
         self.event(monitor, "InvalidSpec", error, now, f"{generation}:{error}", warning=True)
         return status
 

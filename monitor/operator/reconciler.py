@@ -25,13 +25,14 @@ from typing import Any
 from monitor.decision.decide import decide
 from monitor.decision.policy import Policy, PolicyError, parse_policy
 from monitor.decision.types import TRIGGER_REASONS, Decision
-from monitor.operator.inputs import decision_input
+from monitor.operator.inputs import decision_input, registered
 from monitor.operator.ports import Observation, OperatorMetrics, OperatorStore, Target
 from monitor.operator.publish import GuardedMetrics, Publisher
 from monitor.state import (
     KnownGood,
     OperatorState,
     PendingRollback,
+    PolicyReport,
     Rejection,
     RollbackPlan,
     RollbackRecord,
@@ -141,10 +142,16 @@ class Operator:
             result.status = self.publish.status(monitor, policy, None, None, now, not_found=msg)
             self.target.publish_status(monitor, result.status)
             return result
-        decision = decide(
-            decision_input(self.store, policy, seen, now, self.state.incident(ns, name))
-        )
+        self._declare_from_spec(monitor, policy, seen, now)
+        inp = decision_input(self.store, policy, seen, now, self.state.incident(ns, name))
+        decision = decide(inp)
         result.decision = decision
+        self.publish.policy_report(
+            monitor,
+            policy.model,
+            PolicyReport(ns, name, tuple((p.reason, p.message) for p in inp.problems)),
+            now,
+        )
         self._act(monitor, policy, seen, decision, now, result)
         result.status = self.publish.status(
             monitor, policy, seen, decision, now, patched=result.outcome
@@ -155,6 +162,40 @@ class Operator:
         return result
 
     # -- acting ----------------------------------------------------------------------------
+
+    def _declare_from_spec(
+        self, monitor: Mapping[str, Any], policy: Policy, seen: Observation, now: datetime
+    ) -> None:
+        """`spec.knownGood` is the baseline while no version is known-good: recorded once
+        (audited `known-good-declared`), so a first release is judged against it. A later
+        promotion or `known-good set` supersedes it."""
+        version = policy.known_good
+        if version is None or policy.mode == "off":
+            return
+        if self.state.known_good(policy.model) is not None:
+            return
+        if version in self.state.rejections(policy.model):
+            return
+        if not registered(self.store, policy.model, version):
+            return  # reported as a policy problem (KnownGoodUnknown)
+        carrying = [n for n, v in seen.history.items() if v == version]
+        revision = max(carrying) if carrying else None
+        self.state.set_known_good(
+            policy.model, KnownGood(version, revision, iso(now), declared_by="spec")
+        )
+        meta = monitor["metadata"]
+        self.store.append_audit(
+            {
+                "time": iso(now),
+                "kind": "known-good-declared",
+                "model": policy.model,
+                "version": version,
+                "revision": revision,
+                "by": "spec",
+                "namespace": meta["namespace"],
+                "modelmonitor": meta["name"],
+            }
+        )
 
     def _act(
         self,

@@ -13,11 +13,20 @@ import numpy as np
 import pandas as pd
 from pydantic_core import from_json
 
-BASE_COLUMNS = ("seq", "prediction_id", "timestamp", "probability", "predicted_class", "label")
+BASE_COLUMNS = (
+    "seq",
+    "prediction_id",
+    "timestamp",
+    "event_time",
+    "probability",
+    "predicted_class",
+    "label",
+)
 
 
 def records_to_frame(rows: list[tuple[Any, ...]], feature_names: list[str]) -> pd.DataFrame:
-    """Rows of (seq, id, ts_us, probability, class, label, features JSON) -> a DataFrame.
+    """Rows of (seq, id, ts_us, event_us, probability, class, label, features JSON) -> a
+    DataFrame.
 
     A feature that is null in every row comes out as a float column of NaN (missing).
     """
@@ -27,6 +36,7 @@ def records_to_frame(rows: list[tuple[Any, ...]], feature_names: list[str]) -> p
                 "seq": pd.Series([], dtype="int64"),
                 "prediction_id": pd.Series([], dtype="object"),
                 "timestamp": pd.Series([], dtype="datetime64[us, UTC]"),
+                "event_time": pd.Series([], dtype="datetime64[us, UTC]"),
                 "probability": pd.Series([], dtype="float64"),
                 "predicted_class": pd.Series([], dtype="int64"),
                 "label": pd.Series([], dtype="Int64"),
@@ -36,13 +46,14 @@ def records_to_frame(rows: list[tuple[Any, ...]], feature_names: list[str]) -> p
             if name not in frame.columns:
                 frame[name] = pd.Series([], dtype="float64")
         return frame
-    seq, pid, ts_us, prob, cls, label, feats = zip(*rows, strict=True)
+    seq, pid, ts_us, event_us, prob, cls, label, feats = zip(*rows, strict=True)
     features = pd.DataFrame.from_records(from_json("[" + ",".join(feats) + "]"))
     base = pd.DataFrame(
         {
             "seq": np.asarray(seq, dtype=np.int64),
             "prediction_id": np.asarray(pid, dtype=object),
             "timestamp": pd.to_datetime(np.asarray(ts_us, dtype=np.int64), unit="us", utc=True),
+            "event_time": pd.to_datetime(np.asarray(event_us, dtype=np.int64), unit="us", utc=True),
             "probability": np.asarray(prob, dtype=np.float64),
             "predicted_class": np.asarray(cls, dtype=np.int64),
             "label": pd.array(label, dtype="Int64"),

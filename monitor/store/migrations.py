@@ -3,7 +3,8 @@
 Kept apart from `store.py` so the layout of the data on the PVC can be read in one place.
 Each migration is a list of statements applied in one transaction; `schema_version` records
 the highest applied, so opening an older database upgrades it and opening a newer one fails
-loudly instead of writing rows an older monitor does not understand.
+loudly instead of writing rows an older monitor does not understand. Migrations only add
+(tables, nullable columns): no stored row is rewritten or lost.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ MIGRATIONS: list[list[str]] = [
             entry TEXT NOT NULL
         )""",
         "CREATE INDEX audit_by_model ON audit (model, id)",
+    ],
+    [
+        # 2: the event time a record may carry (NULL: its receive time `ts_us` is its event
+        # time, which is what every record stored before this migration reads as).
+        "ALTER TABLE records ADD COLUMN event_ts_us INTEGER",
     ],
 ]
 

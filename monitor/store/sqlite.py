@@ -142,6 +142,7 @@ class Store(StateAndAudit, ModelVersions):
                 features_json(rec["features"]),
                 float(rec["probability"]),
                 int(rec["predicted_class"]),
+                to_epoch_us(rec["event_time"]) if rec.get("event_time") is not None else None,
             )
             groups.setdefault((row[1], row[2]), []).append(row)
 
@@ -152,7 +153,8 @@ class Store(StateAndAudit, ModelVersions):
                 before = conn.total_changes
                 conn.executemany(
                     "INSERT OR IGNORE INTO records (prediction_id, model, version, ts_us,"
-                    " features, probability, predicted_class) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " features, probability, predicted_class, event_ts_us)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
                 added = conn.total_changes - before
@@ -251,20 +253,31 @@ class Store(StateAndAudit, ModelVersions):
         return int(row[0]), int(row[1])
 
     def records_frame(
-        self, model: str, version: str, after_seq: int = 0, limit: int | None = None
+        self,
+        model: str,
+        version: str,
+        after_seq: int = 0,
+        limit: int | None = None,
+        event_from_us: int | None = None,
     ) -> pd.DataFrame:
         """Records of one version in arrival order with their labels (nullable) joined.
 
-        Columns: seq, prediction_id, timestamp (UTC), probability, predicted_class,
-        label (Int64, <NA> until it arrives), then one column per feature as received.
+        Columns: seq, prediction_id, timestamp (received, UTC), event_time (the record's
+        event time, default its receive time), probability, predicted_class, label (Int64,
+        <NA> until it arrives), then one column per feature as received. `event_from_us`
+        keeps only records whose event time is at or after it.
         """
         sql = (
-            "SELECT r.seq, r.prediction_id, r.ts_us, r.probability, r.predicted_class,"
-            " l.label, r.features FROM records r LEFT JOIN labels l"
-            " ON l.prediction_id = r.prediction_id"
-            " WHERE r.model = ? AND r.version = ? AND r.seq > ? ORDER BY r.seq"
+            "SELECT r.seq, r.prediction_id, r.ts_us, coalesce(r.event_ts_us, r.ts_us),"
+            " r.probability, r.predicted_class, l.label, r.features FROM records r"
+            " LEFT JOIN labels l ON l.prediction_id = r.prediction_id"
+            " WHERE r.model = ? AND r.version = ? AND r.seq > ?"
         )
         params: list[Any] = [model, version, after_seq]
+        if event_from_us is not None:
+            sql += " AND coalesce(r.event_ts_us, r.ts_us) >= ?"
+            params.append(int(event_from_us))
+        sql += " ORDER BY r.seq"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.state import OperatorState
+from monitor.state import KnownGood, OperatorState
 from monitor.store.types import Database
 
 
@@ -121,3 +121,26 @@ class StateAndAudit:
                 {"kind": "rejection-cleared", "model": model, "version": version, "by": actor}
             )
         return cleared
+
+    # -- a declared known-good version ---------------------------------------------------------
+
+    def declare_known_good(
+        self: Database, model: str, version: str, actor: str = "api", revision: int | None = None
+    ) -> str | None:
+        """Make `version` the model's known-good version and audit it; returns the previous one.
+
+        The caller checks that the version exists and is not rejected.
+        """
+        state = OperatorState(self)
+        previous = state.known_good(model)
+        state.set_known_good(model, KnownGood(version, revision, now_iso(), declared_by=actor))
+        self.append_audit(
+            {
+                "kind": "known-good-declared",
+                "model": model,
+                "version": version,
+                "previous": previous.version if previous else None,
+                "by": actor,
+            }
+        )
+        return previous.version if previous else None

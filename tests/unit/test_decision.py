@@ -53,7 +53,7 @@ def healthy(n: int, version: str = BAD, **kw: Any) -> list[ChunkEvidence]:
     return [chunk(version, i, **kw) for i in range(n)]
 
 
-def test_every_decision_carries_all_six_conditions() -> None:
+def test_every_decision_carries_all_conditions() -> None:
     for decision in (decide(inp([])), decide(inp(healthy(6))), decide(inp([], live_version=None))):
         assert tuple(c.type for c in decision.conditions) == (
             "Ready",
@@ -62,6 +62,8 @@ def test_every_decision_carries_all_six_conditions() -> None:
             "RolledBack",
             "RetrainingRecommended",
             "RollbackUnavailable",
+            "PolicyUnusable",
+            "WaitingForData",
         )
         assert set(CONDITION_TYPES) == {c.type for c in decision.conditions}
 

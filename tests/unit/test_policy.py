@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from monitor.decision.policy import Bounds, PolicyError, parse_duration, parse_policy
+from monitor.decision.policy import Bounds, PolicyError, parse_duration, parse_policy, resolve
+from monitor.state import ChunkingStatus
 
 
 def spec(**extra: Any) -> dict[str, Any]:
     return {
-        "model": "rain_forecast",
+        "model": "churn",
         "targetRef": {"kind": "Deployment", "name": "predictor"},
         **extra,
     }
@@ -90,7 +91,11 @@ def test_string_thresholds_are_parsed_exactly() -> None:
             {"thresholds": {"estimated": {"roc_auc": {"lower": "0.9", "upper": "0.8"}}}},
             "spec.thresholds.estimated.roc_auc.lower",
         ),
-        ({"chunkSize": 100, "minRowsPerChunk": 300}, "spec.minRowsPerChunk"),
+        ({"chunkSize": 100, "chunkPeriod": "1d"}, "spec.chunkPeriod"),
+        ({"chunkPeriod": "1 day"}, "spec.chunkPeriod"),
+        ({"chunkPeriod": "0d"}, "spec.chunkPeriod"),
+        ({"maxSamplingError": "0.9"}, "spec.maxSamplingError"),
+        ({"knownGood": "Not A Version"}, "spec.knownGood"),
     ],
 )
 def test_bad_spec_is_refused_naming_the_field(bad: dict[str, Any], field: str) -> None:
@@ -120,3 +125,76 @@ def test_bad_durations(text: str) -> None:
         parse_duration(text)
     assert err.value.path == "spec.cooldown"
     assert str(err.value).endswith(f"expected a duration like 30m, 1h30m or 45s, got {text!r}")
+
+
+def sizing(**kw: Any) -> ChunkingStatus:
+    base: dict[str, Any] = dict(
+        mode="rows",
+        chunk_rows=60,
+        period_seconds=None,
+        derived_rows=60,
+        max_sampling_error=0.025,
+        reference_rows=1000,
+    )
+    return ChunkingStatus(**{**base, **kw})
+
+
+def test_chunk_period_and_known_good_are_parsed() -> None:
+    policy = parse_policy(spec(chunkPeriod="1w", knownGood="v1", maxSamplingError="0.05"))
+    assert policy.chunk_period == timedelta(weeks=1)
+    assert (policy.known_good, policy.max_sampling_error) == ("v1", 0.05)
+    assert policy.fixed_chunk_rows is None
+    assert parse_policy(spec(chunkSize=60)).fixed_chunk_rows == 60
+
+
+def test_unset_sizes_scale_with_the_derived_chunk() -> None:
+    policy, problems = resolve(parse_policy(spec()), sizing(chunk_rows=60, derived_rows=60))
+    assert (policy.chunk_size, policy.min_rows_per_chunk) == (60, 36)
+    assert policy.realized_gap_min_labelled_rows == 24
+    assert problems == ()
+    # By period, the derived size is what a chunk is expected to hold.
+    by_period = parse_policy(spec(chunkPeriod="1d"))
+    resolved, _ = resolve(
+        by_period, sizing(mode="period", chunk_rows=None, period_seconds=86400, derived_rows=200)
+    )
+    assert resolved.min_rows_per_chunk == 120
+
+
+def test_the_measured_defaults_hold_at_500_rows() -> None:
+    policy, problems = resolve(parse_policy(spec(chunkSize=500)), None)
+    assert (policy.chunk_size, policy.min_rows_per_chunk) == (500, 300)
+    assert policy.realized_gap_min_labelled_rows == 200
+    assert problems == ()
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "reason", "words"),
+    [
+        ({"chunkSize": 60, "minRowsPerChunk": 300}, None, "MinRowsExceedChunkSize", "300"),
+        (
+            {"chunkSize": 60, "rollbackRules": {"realizedGap": {"minLabelledRows": 200}}},
+            None,
+            "RuleCannotFire",
+            "minLabelledRows 200",
+        ),
+        (
+            {"probationChunks": 2},
+            sizing(),
+            "RuleCannotFire",
+            "rankCorrelation.consecutiveChunks 3 exceeds spec.probationChunks 2",
+        ),
+        ({}, sizing(reference_rows=100), "RuleCannotFire", "rank-correlation"),
+        (
+            {},
+            sizing(chunk_rows=None, derived_rows=None, problem="3 positives"),
+            "ChunkSizeNotDerivable",
+            "3 positives",
+        ),
+    ],
+)
+def test_an_unusable_policy_is_named(
+    extra: dict[str, Any], status: ChunkingStatus | None, reason: str, words: str
+) -> None:
+    _, problems = resolve(parse_policy(spec(**extra)), status)
+    assert reason in [p.reason for p in problems]
+    assert any(words in p.message for p in problems if p.reason == reason)

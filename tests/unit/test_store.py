@@ -61,10 +61,11 @@ def store(tmp_path: Path) -> Any:
 def test_records_round_trip_into_a_typed_frame(store: Store) -> None:
     assert store.append_records([record(i) for i in range(5)]) == (5, 0)
     frame = store.records_frame("m", "v1")
-    assert list(frame.columns[:6]) == [
+    assert list(frame.columns[:7]) == [
         "seq",
         "prediction_id",
         "timestamp",
+        "event_time",
         "probability",
         "predicted_class",
         "label",
@@ -73,6 +74,7 @@ def test_records_round_trip_into_a_typed_frame(store: Store) -> None:
     assert frame["seq"].is_monotonic_increasing
     assert str(frame["timestamp"].dt.tz) == "UTC"
     assert frame["timestamp"].iloc[3] == pd.Timestamp("2013-07-01T03:00:00Z")
+    assert (frame["event_time"] == frame["timestamp"]).all()  # no event time: received
     assert frame["temp"].tolist() == [60.0, 61.0, 62.0, 63.0, 64.0]
     assert frame["gust"].isna().tolist() == [False, True, False, True, False]
     assert frame["origin"].tolist() == ["EWR"] * 5
