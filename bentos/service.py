@@ -13,6 +13,12 @@ Hot path, kept lean on purpose (see docs/predictor.md for the measurements):
   identical to `ModelSchema.to_matrix`, which a unit test checks;
 * the response JSON is written by hand, not through a pydantic output model;
 * inference records are only appended to the shipper's buffer (no I/O, never raises).
+
+Two request headers steer inference logging: `X-Modelguard-Log: off` keeps the request's
+records out of the monitor (test traffic; counted in
+`modelguard_predictor_records_not_logged_total`), and `X-Modelguard-Event-Time` (ISO-8601)
+stamps its records with the time of the events they score (a backfill), which the monitor's
+chunks by period and report use; without it a record's event time is its serving time.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import math
 import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import bentoml
@@ -66,6 +73,10 @@ DROPPED = bentoml.metrics.Counter(
     name="modelguard_predictor_records_dropped",
     documentation="Inference records not delivered, by reason (sampled_out is not loss)",
     labelnames=["reason"],
+)
+NOT_LOGGED = bentoml.metrics.Counter(
+    name="modelguard_predictor_records_not_logged",
+    documentation="Records scored but kept out of the monitor on request (X-Modelguard-Log: off)",
 )
 SPOOL_BYTES = bentoml.metrics.Gauge(
     name="modelguard_predictor_spool_bytes",
@@ -190,6 +201,35 @@ def describe(exc: ValidationError) -> Rejected:
     return Rejected(413 if too_many else 400, ErrorBody.from_validation(raw, explain=explain))
 
 
+LOG_HEADER = "x-modelguard-log"
+EVENT_TIME_HEADER = "x-modelguard-event-time"
+
+
+class RequestRecords(list[Any]):
+    """A request's validated records, with what its headers say about logging them."""
+
+    log: bool = True
+    event_time: str | None = None
+
+
+def logging_headers(headers: Mapping[str, str]) -> tuple[bool, str | None] | Rejected:
+    """(log the records?, their event time as ISO-8601 UTC) from the request headers."""
+    flag = headers.get(LOG_HEADER, "on").strip().lower()
+    if flag not in ("on", "off"):
+        return Rejected(400, ErrorBody.about(f"must be on or off, got {flag!r}", loc=LOG_HEADER))
+    raw = headers.get(EVENT_TIME_HEADER)
+    if raw is None:
+        return flag == "on", None
+    try:
+        stamp = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return Rejected(
+            400, ErrorBody.about("must be an ISO-8601 date-time", loc=EVENT_TIME_HEADER)
+        )
+    stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+    return flag == "on", stamp.isoformat()
+
+
 class _RecordsRequest(bentoml.IODescriptor):
     """Parses and validates the body itself so that errors name record, field and problem."""
 
@@ -198,6 +238,9 @@ class _RecordsRequest(bentoml.IODescriptor):
 
     @classmethod
     async def from_http_request(cls, request: Request, serde: Any) -> Any:
+        steering = logging_headers(request.headers)
+        if isinstance(steering, Rejected):
+            return cls.model_construct(records=steering)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > cls.max_records * 4096:
             too_big = ErrorBody.about(f"larger than {cls.max_records * 4096} bytes", loc="body")
@@ -208,9 +251,12 @@ class _RecordsRequest(bentoml.IODescriptor):
             lines = [line for line in body.splitlines() if line.strip()]
             body = b'{"records":[' + b",".join(lines) + b"]}"
         try:
-            return cls.model_validate_json(body or b"{}")
+            parsed = cls.model_validate_json(body or b"{}")
         except ValidationError as exc:
             return cls.model_construct(records=describe(exc))
+        records = RequestRecords(parsed.records)
+        records.log, records.event_time = steering
+        return cls.model_construct(records=records)
 
 
 def _request_model(name: str, max_records: int, doc: str) -> type[bentoml.IODescriptor]:
@@ -282,7 +328,7 @@ class PredictorService(bentoml.Service[Any]):
     tracing={"excluded_urls": ["/predict", "/predict_batch", "/livez", "/readyz", "/metrics"]},
 )
 class Predictor:
-    """Rain (or any binary) model from the BentoML store; see docs/contracts.md section 2."""
+    """Any binary classifier from the BentoML store; see docs/contracts.md section 2."""
 
     model = MODEL_REF
 
@@ -357,8 +403,10 @@ class Predictor:
         ids = new_prediction_ids(len(probs))
         threshold = self.threshold
         classes = [1 if p >= threshold else 0 for p in probs]
-        if self.shipper is not None:
-            self.shipper.submit(records, ids, probs, classes)
+        if not getattr(records, "log", True):
+            NOT_LOGGED.inc(len(ids))
+        elif self.shipper is not None:
+            self.shipper.submit(records, ids, probs, classes, getattr(records, "event_time", None))
         version = MODEL_VERSION
         body = ",".join(
             f'{{"prediction_id":"{i}","probability":{p!r},"predicted_class":{c},'

@@ -104,6 +104,7 @@ class Pending(NamedTuple):
     probabilities: Sequence[float]
     classes: Sequence[int]
     served_at: float  # time.time()
+    event_time: str | None = None  # ISO-8601 event time of all its records (None: served_at)
 
 
 Poster = Callable[[bytes, float], int]  # (body, timeout) -> HTTP status; raises on no answer
@@ -141,6 +142,7 @@ class Shipper:
         ids: Sequence[str],
         probabilities: Sequence[float],
         classes: Sequence[int],
+        event_time: str | None = None,
     ) -> None:
         """Hand one request's records over. Never blocks on I/O, never raises."""
         try:
@@ -154,7 +156,7 @@ class Shipper:
                 ids = [ids[i] for i in keep]
                 probabilities = [probabilities[i] for i in keep]
                 classes = [classes[i] for i in keep]
-            item = Pending(features, ids, probabilities, classes, time.time())
+            item = Pending(features, ids, probabilities, classes, time.time(), event_time)
             n = len(ids)
             with self._lock:
                 if self._queued + n > self.config.queue_max_records:
@@ -311,7 +313,7 @@ class Shipper:
     def _records_of(self, item: Pending) -> list[dict[str, Any]]:
         stamp = datetime.fromtimestamp(item.served_at, UTC).isoformat()
         model, version = self.config.model, self.config.version
-        return [
+        out = [
             {
                 "prediction_id": pid,
                 "model": model,
@@ -325,6 +327,10 @@ class Shipper:
                 item.features, item.ids, item.probabilities, item.classes, strict=True
             )
         ]
+        if item.event_time is not None:
+            for record in out:
+                record["event_time"] = item.event_time
+        return out
 
     def _http_post(self, body: bytes, timeout: float) -> int:
         if self._client is None:

@@ -174,3 +174,44 @@ def test_sigterm_flushes_and_a_later_process_sends_the_spool(
         assert not list(spool.rglob("*.json"))
     finally:
         receiver.down()
+
+
+def test_opted_out_requests_are_counted_not_shipped_and_event_time_is_stamped(
+    trained_models: dict[str, str], bentoml_home: Path, tmp_path: Path, rows: list[dict[str, Any]]
+) -> None:
+    with RecordReceiver() as receiver:
+        env = env_for(trained_models, bentoml_home, receiver, tmp_path / "spool")
+        with running_predictor(env, tmp_path / "serve.log") as proc:
+            test_traffic = httpx.post(
+                proc.url + "/predict",
+                json={"records": rows[:3]},
+                headers={"X-Modelguard-Log": "off"},
+                timeout=30,
+            )
+            assert test_traffic.status_code == 200 and len(test_traffic.json()) == 3
+            backfill = httpx.post(
+                proc.url + "/predict_batch",
+                json={"records": rows[3:7]},
+                headers={"X-Modelguard-Event-Time": "2013-03-04T05:00:00"},
+                timeout=30,
+            )
+            assert backfill.status_code == 200
+            bad = httpx.post(
+                proc.url + "/predict",
+                json={"records": rows[:1]},
+                headers={"X-Modelguard-Event-Time": "yesterday"},
+                timeout=30,
+            )
+            assert bad.status_code == 400
+            assert bad.json()["errors"][0]["loc"] == "x-modelguard-event-time"
+            assert receiver.wait_for(4) == 4
+            receiver.wait_for(10**9, timeout=1.0)  # anything else would have arrived by now
+            assert receiver.count() == 4  # the opted-out records never left the predictor
+            opted_out = {o["prediction_id"] for o in test_traffic.json()}
+            assert not opted_out & receiver.got.ids
+            assert {r["event_time"] for r in receiver.got.records} == {
+                "2013-03-04T05:00:00+00:00"
+            }
+            metrics = scrape(proc.url)
+            assert metrics.get(("modelguard_predictor_records_not_logged_total", ())) == 3
+            assert sum(dropped(metrics).values()) == 0
