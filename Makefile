@@ -8,7 +8,7 @@ export BENTOML_DO_NOT_TRACK := true
 export NML_DISABLE_USAGE_LOGGING := 1
 PORT ?= 3000
 
-.PHONY: install test lint train serve build bench bench-logging bench-ingest bench-analysis bench-all bench-policy replay monitor demo manifests clean
+.PHONY: install test lint train serve build bench bench-logging bench-ingest bench-analysis bench-all bench-policy replay monitor demo demo-flights manifests clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -66,6 +66,9 @@ monitor: $(VENV)/.installed  ## run the monitor on :8080 (state in var/monitor.d
 
 demo: $(VENV)/.installed  ## the main job: train, build, serve, monitor, replay real traffic, show the verdict
 	$(PY) -m replay.cli demo
+
+demo-flights: $(VENV)/.installed  ## bring-your-own-model on all 336,776 flights via the modelguard command; bench/results/flights.json
+	$(PY) examples/flights/demo.py --json bench/results/flights.json
 
 manifests: install  ## regenerate the plain k8s/ manifests from the chart
 	bash k8s/generate.sh

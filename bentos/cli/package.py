@@ -109,6 +109,7 @@ def check_reference(frame: pd.DataFrame, schema: ModelSchema, source: str) -> No
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             value = frame[feat.name].iloc[row]
+            value = value.item() if isinstance(value, np.generic) else value
             problems.append(
                 f"column {feat.name!r}: {int(bad.sum())} rows (e.g. row {row}: {value!r}; "
                 f"{_allowed(feat)})"

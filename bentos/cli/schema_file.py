@@ -115,7 +115,7 @@ def check_label(col: pd.Series, name: str, source: str) -> None:
         )
     if len(values) < 2:
         raise BadInputError(
-            f"{source}: label column {name!r} only takes the value {values[0]!r}; "
+            f"{source}: label column {name!r} only takes the value {values.tolist()[0]!r}; "
             "a binary label needs both 0 and 1"
         )
 
