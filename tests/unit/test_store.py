@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from monitor.evidence import ChunkEvidence, Estimate, FeatureDrift
-from monitor.store.migrations import SCHEMA_VERSION, SchemaTooNewError
+from monitor.store.migrations import MIGRATIONS, SCHEMA_VERSION, SchemaTooNewError
 from monitor.store.sqlite import Store
 from monitor.store.types import Conflict, NotFound
 
@@ -379,3 +379,47 @@ def test_group_commit_shares_one_transaction_and_isolates_a_failing_request(
     assert outcomes[1] == 1 and outcomes[3] == 3
     assert isinstance(outcomes[2], sqlite3.IntegrityError)
     assert [r[0] for r in conn.execute("SELECT x FROM t ORDER BY x")] == [1, 3]
+
+
+def test_a_database_written_before_event_times_opens_and_keeps_its_rows(tmp_path: Path) -> None:
+    """Schema version 1 as the previous monitor wrote it: migrated in place, nothing lost."""
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+    conn.execute(
+        "INSERT INTO records (prediction_id, model, version, ts_us, features, probability,"
+        " predicted_class) VALUES ('old-1', 'm', 'v1', 1372636800000000, '{\"x\":1.0}', 0.3, 0)"
+    )
+    conn.execute(
+        "INSERT INTO labels (prediction_id, label, label_ts_us, received_at)"
+        " VALUES ('old-1', 1, NULL, '2013-07-01T00:00:00+00:00')"
+    )
+    conn.commit()
+    conn.close()
+    with Store(db) as store:
+        (version,) = store._reader().execute("SELECT max(version) FROM schema_version").fetchone()
+        assert version == SCHEMA_VERSION == 2
+        store.append_records(
+            [
+                {
+                    "prediction_id": "new-1",
+                    "model": "m",
+                    "version": "v1",
+                    "timestamp": "2026-03-01T00:00:00Z",
+                    "event_time": "2013-07-02T00:00:00Z",
+                    "features": {"x": 2.0},
+                    "probability": 0.6,
+                    "predicted_class": 1,
+                }
+            ]
+        )
+        frame = store.records_frame("m", "v1").set_index("prediction_id")
+    assert frame.loc["old-1", "event_time"] == pd.Timestamp("2013-07-01T00:00:00Z")
+    assert frame.loc["old-1", "event_time"] == frame.loc["old-1", "timestamp"]
+    assert frame.loc["old-1", "label"] == 1 and frame.loc["old-1", "x"] == 1.0
+    assert frame.loc["new-1", "event_time"] == pd.Timestamp("2013-07-02T00:00:00Z")
+    assert frame.loc["new-1", "timestamp"] == pd.Timestamp("2026-03-01T00:00:00Z")
+    with Store(db) as store:  # reopening applies nothing twice
+        assert len(store.records_frame("m", "v1", event_from_us=1372723200000000)) == 1
