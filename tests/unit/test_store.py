@@ -417,7 +417,8 @@ def test_a_database_written_before_event_times_opens_and_keeps_its_rows(tmp_path
         )
         frame = store.records_frame("m", "v1").set_index("prediction_id")
     assert frame.loc["old-1", "event_time"] == pd.Timestamp("2013-07-01T00:00:00Z")
-    assert bool(frame.loc["old-1", "event_time"] == frame.loc["old-1", "timestamp"])
+    old = frame.loc["old-1"]
+    assert old["event_time"] == old["timestamp"]
     assert frame.loc["old-1", "label"] == 1 and frame.loc["old-1", "x"] == 1.0
     assert frame.loc["new-1", "event_time"] == pd.Timestamp("2013-07-02T00:00:00Z")
     assert frame.loc["new-1", "timestamp"] == pd.Timestamp("2026-03-01T00:00:00Z")
