@@ -2,8 +2,8 @@
 
 Every 4xx and 5xx either server produces is an `ErrorBody`:
 
-    {"error": "records[3].humid: Input should be less than or equal to 100",
-     "errors": [{"loc": "records[3].humid", "msg": "Input should be less than or equal to 100"}]}
+    {"error": "records[3].age: Input should be less than or equal to 100",
+     "errors": [{"loc": "records[3].age", "msg": "Input should be less than or equal to 100"}]}
 
 `error` is one line for people and logs; `errors` names each part of the request at fault
 (empty when the request as a whole was refused: a wrong token, an unknown model). Both servers
@@ -37,9 +37,9 @@ class FieldError(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     loc: str = Field(
-        description='Where, as a path into the request body: "records[3].humid", "records", '
+        description='Where, as a path into the request body: "records[3].age", "records", '
         '"body" (the body as a whole)',
-        examples=["records[3].humid"],
+        examples=["records[3].age"],
     )
     msg: str = Field(
         description="What is wrong there", examples=["Input should be less than or equal to 100"]
@@ -151,7 +151,7 @@ def _is_feature_branch(parts: tuple[Any, ...]) -> bool:
 
 
 def summarize(errors: Sequence[FieldError], shown: int = SUMMARY_ERRORS) -> str:
-    """ "records[1].humid: ...; records[2].temp: ...; and 3 more" (at least "invalid request")."""
+    """ "records[1].age: ...; records[2].temp: ...; and 3 more" (at least "invalid request")."""
     if not errors:
         return "invalid request"
     text = "; ".join(f"{e.loc}: {e.msg}" for e in errors[:shown])

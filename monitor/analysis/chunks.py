@@ -5,7 +5,7 @@ drift references and thresholds, the reconstruction PCA, the booster -- fitted o
 registered version and then reused every cycle (fitting is the expensive part; applying
 is linear in rows). `analyse_chunks` analyses a batch of consecutive chunks with one
 NannyML call per calculator (see estimation.KeyChunker); `analyse_chunk` is the one-chunk
-case. Nothing here is weather-specific: columns, types, label, threshold and segment come
+case. Nothing here is specific to a data set: columns, types, label, threshold and segment come
 from the registration.
 """
 

@@ -311,17 +311,17 @@ def _by_period(
     """Complete periods (by event time) that are new or whose rows or labels grew; and the
     rows of periods still open."""
     period_us = int(period.total_seconds() * _US)
-    origin = period_origin_us(period)
+    start = period_origin_us(period)
     since = None
     if stored:
-        since = origin + (stored[-1].chunk_index - RELABEL_LOOKBACK_CHUNKS) * period_us
+        since = start + (stored[-1].chunk_index - RELABEL_LOOKBACK_CHUNKS) * period_us
     rows = store.records_frame(model, version, event_from_us=since)
     if len(rows) == 0:
         return [], 0
     epoch = pd.Timestamp(0, tz="UTC")
     event_us = ((rows["event_time"] - epoch) // pd.Timedelta(microseconds=1)).to_numpy()
-    ordinal = (event_us - origin) // period_us
-    now_ordinal = (int(time.time() * _US) - origin) // period_us
+    ordinal = (event_us - start) // period_us
+    now_ordinal = (int(time.time() * _US) - start) // period_us
     cutoff = max(int(ordinal.max()), now_ordinal)
     closed = ordinal < cutoff
     pending = int((~closed).sum())
