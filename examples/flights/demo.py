@@ -211,6 +211,13 @@ def figures(
             "rows": sum(c["rows"] for c in mine),
             "mean_estimated_roc_auc": _mean(est),
             "mean_realized_roc_auc": _mean(real),
+            # The known-good version re-scored in shadow on this version's own rows.
+            "known_good_same_rows_estimated_roc_auc": _mean(
+                [_estimate(c.get("known_good_estimated")) for c in mine]
+            ),
+            "known_good_same_rows_realized_roc_auc": _mean(
+                [(c.get("known_good_realized") or {}).get("roc_auc") for c in mine]
+            ),
         }
     return {
         "command": "make demo-flights",
@@ -227,6 +234,10 @@ def figures(
         "metrics_exported": f'model="{MODEL}"' in exposition,
         "report_bytes": report.stat().st_size,
     }
+
+
+def _estimate(estimated: dict[str, Any] | None) -> Any:
+    return ((estimated or {}).get("roc_auc") or {}).get("value")
 
 
 def _mean(values: list[Any]) -> float | None:
