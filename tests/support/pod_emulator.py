@@ -384,6 +384,8 @@ class Cgroup:
         if "memory" in _read(v2 / "cgroup.controllers").split():
             path = v2 / name
             with contextlib.suppress(OSError):
+                if "memory" not in _read(v2 / "cgroup.subtree_control").split():
+                    (v2 / "cgroup.subtree_control").write_text("+memory")
                 path.mkdir()
                 (path / "memory.max").write_text(str(limit))
                 with contextlib.suppress(OSError):
