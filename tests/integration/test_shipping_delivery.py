@@ -209,9 +209,7 @@ def test_opted_out_requests_are_counted_not_shipped_and_event_time_is_stamped(
             assert receiver.count() == 4  # the opted-out records never left the predictor
             opted_out = {o["prediction_id"] for o in test_traffic.json()}
             assert not opted_out & receiver.got.ids
-            assert {r["event_time"] for r in receiver.got.records} == {
-                "2013-03-04T05:00:00+00:00"
-            }
+            assert {r["event_time"] for r in receiver.got.records} == {"2013-03-04T05:00:00+00:00"}
             metrics = scrape(proc.url)
             assert metrics.get(("modelguard_predictor_records_not_logged_total", ())) == 3
             assert sum(dropped(metrics).values()) == 0
