@@ -25,27 +25,22 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
-import math
 import os
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any
 
 import bentoml
-import numpy as np
 import xgboost as xgb
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
-from starlette.requests import Request
 from starlette.responses import Response
 
 from bentos.bentoml_patches import patch_timeout_middleware
+from bentos.openapi import PredictorService
 from bentos.registration_client import RegistrationClient
+from bentos.requests import Prediction, Rejected, request_model
+from bentos.scoring import matrix_builder, new_prediction_ids
 from bentos.settings import PredictorSettings
 from bentos.shipping import Shipper, ShippingConfig, ShippingStats
-from contract import errors
 from contract.errors import ErrorBody
 from contract.schema import ModelSchema
 
@@ -60,7 +55,6 @@ MODEL_REF = bentoml.models.BentoModel(SETTINGS.model_tag)  # also packs the mode
 _STORED = bentoml.models.get(SETTINGS.model_tag)
 MODEL_NAME, MODEL_VERSION = _STORED.tag.name, str(_STORED.tag.version)
 SCHEMA = ModelSchema.model_validate_json(str(_STORED.info.metadata["schema"]))
-Record = SCHEMA.record_model("Record")
 INLINE_SCORING_ROWS = 256  # bigger requests are scored off the event loop
 
 
@@ -112,171 +106,15 @@ class PrometheusShippingStats(ShippingStats):
         SPOOL_BYTES.set(size)
 
 
-# ---------------------------------------------------------------- scoring
-def matrix_builder(schema: ModelSchema) -> Callable[[Sequence[Any]], np.ndarray]:
-    """Validated records -> float32 matrix, equal to `schema.to_matrix(DataFrame(records))`.
-
-    Same order, categories as their index, None as NaN, values through float64 first.
-    """
-    names = schema.feature_names
-    codes = {
-        f.name: {c: float(i) for i, c in enumerate(f.categories or [])}
-        for f in schema.features
-        if f.dtype == "category"
-    }
-    nan = math.nan
-
-    def convert(name: str) -> Callable[[Any], float]:
-        if name in codes:
-            table = codes[name]
-            return lambda v: nan if v is None else table[v]
-        return lambda v: nan if v is None else v
-
-    converters = [(name, convert(name)) for name in names]
-
-    def build(records: Sequence[Any]) -> np.ndarray:
-        rows = []
-        for rec in records:
-            values = rec if isinstance(rec, dict) else rec.__dict__
-            rows.append([conv(values[name]) for name, conv in converters])
-        return np.array(rows, dtype=np.float64).astype(np.float32)
-
-    return build
-
-
-def new_prediction_ids(n: int) -> list[str]:
-    """uuid4 hex strings; one urandom call per request instead of one per record."""
-    if n == 1:
-        return [uuid.uuid4().hex]
-    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = raw.tobytes().hex()
-    return [text[i : i + 32] for i in range(0, 32 * n, 32)]
-
-
-# ---------------------------------------------------------------- request / response models
-class Prediction(BaseModel):
-    prediction_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="uuid4 hex; joins labels")
-    probability: float = Field(
-        ge=0, le=1, description="Predicted probability of the positive class"
-    )
-    predicted_class: int = Field(
-        ge=0, le=1, description="1 when probability >= the model threshold"
-    )
-    model_version: str = Field(description="Version of the model that served this record")
-
-
-class Rejected:
-    """A refused request, carried to the API method so it answers without an exception."""
-
-    def __init__(self, status: int, body: ErrorBody) -> None:
-        self.status = status
-        self.body = body
-
-    def response(self) -> Response:
-        return Response(
-            self.body.model_dump_json(), status_code=self.status, media_type="application/json"
-        )
-
-
-def explain(err: Mapping[str, Any], loc: str) -> str | None:
-    """An unknown category names the categories (pydantic lists the Literal's reprs)."""
-    parts = err.get("loc", ())
-    if len(parts) < 3 or parts[0] != "records" or not isinstance(parts[1], int):
-        return None
-    field = str(parts[2])
-    if err.get("type") != "literal_error" and "literal" not in str(parts[-1]):
-        return None
-    feat = SCHEMA.feature(field) if field in SCHEMA.feature_names else None
-    if feat is None or not feat.categories:
-        return None
-    return f"unknown category; expected one of {feat.categories}"
-
-
-def describe(exc: ValidationError) -> Rejected:
-    """A refused body: 413 when there are more records than the route takes, else 400."""
-    raw = exc.errors(include_url=False, include_input=False)
-    too_many = any(e["type"] == "too_long" and tuple(e["loc"]) == ("records",) for e in raw)
-    return Rejected(413 if too_many else 400, ErrorBody.from_validation(raw, explain=explain))
-
-
-LOG_HEADER = "x-modelguard-log"
-EVENT_TIME_HEADER = "x-modelguard-event-time"
-
-
-class RequestRecords(list[Any]):
-    """A request's validated records, with what its headers say about logging them."""
-
-    log: bool = True
-    event_time: str | None = None
-
-
-def logging_headers(headers: Mapping[str, str]) -> tuple[bool, str | None] | Rejected:
-    """(log the records?, their event time as ISO-8601 UTC) from the request headers."""
-    flag = headers.get(LOG_HEADER, "on").strip().lower()
-    if flag not in ("on", "off"):
-        return Rejected(400, ErrorBody.about(f"must be on or off, got {flag!r}", loc=LOG_HEADER))
-    raw = headers.get(EVENT_TIME_HEADER)
-    if raw is None:
-        return flag == "on", None
-    try:
-        stamp = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return Rejected(
-            400, ErrorBody.about("must be an ISO-8601 date-time", loc=EVENT_TIME_HEADER)
-        )
-    stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
-    return flag == "on", stamp.isoformat()
-
-
-class _RecordsRequest(bentoml.IODescriptor):
-    """Parses and validates the body itself so that errors name record, field and problem."""
-
-    model_config = ConfigDict(extra="forbid")
-    max_records: ClassVar[int] = 1
-
-    @classmethod
-    async def from_http_request(cls, request: Request, serde: Any) -> Any:
-        steering = logging_headers(request.headers)
-        if isinstance(steering, Rejected):
-            return cls.model_construct(records=steering)
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > cls.max_records * 4096:
-            too_big = ErrorBody.about(f"larger than {cls.max_records * 4096} bytes", loc="body")
-            return cls.model_construct(records=Rejected(413, too_big))
-        body = await request.body()
-        media = request.headers.get("content-type", "").split(";")[0].strip()
-        if media in ("application/x-ndjson", "application/jsonl", "application/x-jsonlines"):
-            lines = [line for line in body.splitlines() if line.strip()]
-            body = b'{"records":[' + b",".join(lines) + b"]}"
-        try:
-            parsed = cls.model_validate_json(body or b"{}")
-        except ValidationError as exc:
-            return cls.model_construct(records=describe(exc))
-        records = RequestRecords(parsed.records)
-        records.log, records.event_time = steering
-        return cls.model_construct(records=records)
-
-
-def _request_model(name: str, max_records: int, doc: str) -> type[bentoml.IODescriptor]:
-    model = create_model(
-        name,
-        __base__=_RecordsRequest,
-        __doc__=doc,
-        records=(list[Record], Field(min_length=1, max_length=max_records, description=doc)),  # type: ignore[valid-type]
-    )
-    model.max_records = max_records
-    return model
-
-
-PredictRequest = _request_model(
+PredictRequest = request_model(
     "PredictRequest",
+    SCHEMA,
     SETTINGS.max_batch,
     f"1 to {SETTINGS.max_batch} records; every feature required, null only where nullable",
 )
-BatchPredictRequest = _request_model(
+BatchPredictRequest = request_model(
     "BatchPredictRequest",
+    SCHEMA,
     SETTINGS.batch_max_records,
     f"1 to {SETTINGS.batch_max_records} records (JSON, or JSON lines with "
     "Content-Type application/x-ndjson, one record per line)",
@@ -284,38 +122,6 @@ BatchPredictRequest = _request_model(
 
 
 # ---------------------------------------------------------------- the service
-ERROR_RESPONSES = {
-    400: errors.response("Malformed JSON, or records that do not match the model's schema"),
-    413: errors.response("More records than the route takes, or a body over its size limit"),
-    500: errors.response("Scoring failed (see the predictor's log)"),
-}
-# BentoML's generic error bodies, which its document lists for every route; not ours.
-_BENTOML_ERROR_SCHEMAS = ("InvalidArgument", "NotFound", "InternalServerError")
-
-
-class PredictorService(bentoml.Service[Any]):
-    """BentoML's service; its `/docs.json` gives the API routes' error answers as `ErrorBody`.
-
-    BentoML documents each route with its own 400/404/500 bodies (`{"error", "detail"}`), but
-    these routes answer 400, 413 and 500 with `contract.errors.ErrorBody` (as the monitor does):
-    the document is BentoML's, with the error responses of the routes replaced.
-    """
-
-    @property
-    def openapi_spec(self) -> Any:
-        spec = super().openapi_spec
-        schemas = spec.components["schemas"]
-        schemas.update(errors.openapi_schemas())
-        for api in self.apis.values():
-            operation = spec.paths[api.route].post
-            operation["responses"] = {200: operation["responses"][200], **ERROR_RESPONSES}
-        paths = json.dumps(spec.asdict()["paths"])
-        for name in _BENTOML_ERROR_SCHEMAS:
-            if f'"#/components/schemas/{name}"' not in paths:
-                schemas.pop(name, None)
-        return spec
-
-
 @bentoml.service(
     name="modelguard_predictor",
     service_class=PredictorService,

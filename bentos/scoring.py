@@ -1,0 +1,59 @@
+"""Validated records to the model's input matrix, and prediction ids: the predictor's hot path.
+
+Kept apart from the service so a unit test can hold `matrix_builder` equal to the contract's
+`ModelSchema.to_matrix` (which the monitor's shadow re-scoring uses) without loading a model.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from contract.schema import ModelSchema
+
+
+def matrix_builder(schema: ModelSchema) -> Callable[[Sequence[Any]], np.ndarray]:
+    """Validated records -> float32 matrix, equal to `schema.to_matrix(DataFrame(records))`.
+
+    Same order, categories as their index, None as NaN, values through float64 first.
+    """
+    names = schema.feature_names
+    codes = {
+        f.name: {c: float(i) for i, c in enumerate(f.categories or [])}
+        for f in schema.features
+        if f.dtype == "category"
+    }
+    nan = math.nan
+
+    def convert(name: str) -> Callable[[Any], float]:
+        if name in codes:
+            table = codes[name]
+            return lambda v: nan if v is None else table[v]
+        return lambda v: nan if v is None else v
+
+    converters = [(name, convert(name)) for name in names]
+
+    def build(records: Sequence[Any]) -> np.ndarray:
+        rows = []
+        for rec in records:
+            values = rec if isinstance(rec, dict) else rec.__dict__
+            rows.append([conv(values[name]) for name, conv in converters])
+        return np.array(rows, dtype=np.float64).astype(np.float32)
+
+    return build
+
+
+def new_prediction_ids(n: int) -> list[str]:
+    """uuid4 hex strings; one urandom call per request instead of one per record."""
+    if n == 1:
+        return [uuid.uuid4().hex]
+    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.tobytes().hex()
+    return [text[i : i + 32] for i in range(0, 32 * n, 32)]
