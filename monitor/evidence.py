@@ -13,7 +13,11 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Estimate:
-    """A performance figure with its confidence band and NannyML's own alert flag."""
+    """A performance figure with its confidence band and NannyML's own alert flag.
+
+    `lower`/`upper` are NannyML's +-3 sampling errors (kept for comparison); `interval_*` is
+    the interval calibrated on observed errors at `interval_level` (monitor/analysis/intervals.py).
+    """
 
     value: float | None
     lower: float | None = None
@@ -22,6 +26,23 @@ class Estimate:
     lower_threshold: float | None = None
     upper_threshold: float | None = None
     alert: bool = False
+    interval_lower: float | None = None
+    interval_upper: float | None = None
+    interval_level: float | None = None
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """How wrong a version's label-free estimates have been, over its last labelled chunks."""
+
+    metric: str
+    chunks: int  # labelled chunks compared
+    mae: float  # mean |realized - estimate|
+    bias: float  # mean (realized - estimate): > 0, the estimate is pessimistic
+    level: float  # the intervals' stated coverage
+    interval_coverage: float | None  # share of chunks whose realized value was inside
+    interval_chunks: int = 0  # chunks that had an interval
+    band_coverage: float | None = None  # the same for NannyML's +-3 sampling-error band
 
 
 @dataclass(frozen=True)
@@ -79,6 +100,11 @@ class ChunkEvidence:
     rank_correlation_floor: float | None = None  # reference mean - 3 sd (chunks of this size)
     known_good_estimated: dict[str, Estimate] = field(default_factory=dict)
     known_good_realized: dict[str, float | None] = field(default_factory=dict)
+    # Best current estimate: labelled rows with their labels, the others with calibrated
+    # scores (converges to realized). Decisions read `estimated`, never this.
+    nowcast: dict[str, Estimate] = field(default_factory=dict)
+    # The version's track record as the analysis knew it when it analysed this chunk.
+    track_record: dict[str, TrackRecord] = field(default_factory=dict)
     analysed_at: str = ""
 
     @property
@@ -95,6 +121,8 @@ class ChunkEvidence:
         d["known_good_estimated"] = {
             k: Estimate(**v) for k, v in d.get("known_good_estimated", {}).items()
         }
+        d["nowcast"] = {k: Estimate(**v) for k, v in d.get("nowcast", {}).items()}
+        d["track_record"] = {k: TrackRecord(**v) for k, v in d.get("track_record", {}).items()}
         d["drift"] = [FeatureDrift(**x) for x in d.get("drift", [])]
         d["drift_ranking"] = [tuple(x) for x in d.get("drift_ranking", [])]
         d["segments"] = [

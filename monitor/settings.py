@@ -1,7 +1,7 @@
 """The monitor's one settings object (environment prefix `MONITOR_`).
 
 Every field is documented, because `docs/monitor.md` and the chart's values point here. The
-registration token is a `SecretStr`: `effective()` (what start-up logs) can never print it.
+role tokens are `SecretStr`s: `effective()` (what start-up logs) can never print them.
 Importing this module also switches off library telemetry (NannyML usage logging, BentoML
 tracking) before anything imports those libraries: the monitor runs inside clusters that must
 not phone home.
@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TELEMETRY_OFF = {"NML_DISABLE_USAGE_LOGGING": "1", "BENTOML_DO_NOT_TRACK": "true"}
@@ -43,7 +43,9 @@ def pod_namespace() -> str:
 class MonitorSettings(BaseSettings):
     """Everything the monitor reads from its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="MONITOR_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="MONITOR_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     db_path: Path = Field(
         default=Path("var/monitor.db"),
@@ -51,16 +53,57 @@ class MonitorSettings(BaseSettings):
     )
     host: str = Field(default="0.0.0.0", description="Address the HTTP server binds")  # noqa: S104
     port: int = Field(default=8080, ge=1, le=65535, description="HTTP port")
-    registration_token: SecretStr | None = Field(
+    # One bearer token per role (monitor/api/auth.py, docs/monitor.md#trust-boundary); unset =
+    # that role's endpoints answer 503. MONITOR_REGISTRATION_TOKEN, the one shared token of
+    # earlier releases, is still read as the predictor token.
+    predictor_token: SecretStr | None = Field(
         default=None,
-        description="Shared bearer token required by POST /v1/models and clear-rejection;"
-        " unset = those endpoints answer 503",
+        validation_alias=AliasChoices("MONITOR_PREDICTOR_TOKEN", "MONITOR_REGISTRATION_TOKEN"),
+        description="Predictors' bearer token: POST /v1/records and registering their own"
+        " version (POST /v1/models); MONITOR_REGISTRATION_TOKEN is read when this is unset",
+    )
+    labels_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MONITOR_LABELS_TOKEN"),
+        description="Label feeders' bearer token: POST /v1/labels",
+    )
+    operator_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MONITOR_OPERATOR_TOKEN"),
+        description="Operators' bearer token: clear a rejection, declare a known-good,"
+        " register a version under any name; it may also read",
+    )
+    reader_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MONITOR_READER_TOKEN"),
+        description="Readers' bearer token for models, chunks, audit, decisions and reports;"
+        " unset = those reads are open (loopback use; the chart always sets it)",
+    )
+    artifact_memory_bytes: int = Field(
+        default=1536 * 1024**2,
+        ge=256 * 1024**2,
+        description="Address-space limit (RLIMIT_AS) of the child process that first loads"
+        " and scores an uploaded booster; over it the registration is refused (400)",
+    )
+    artifact_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest the child process may take to load and score an uploaded"
+        " booster; longer: the registration is refused (400)",
     )
     chunk_size: int = Field(
         default=500,
         ge=10,
         description="Rows per analysis chunk of a model no ModelMonitor names (a"
         " ModelMonitor's chunkSize / chunkPeriod wins), and of the offline ModelMonitors",
+    )
+    estimate_interval_level: float = Field(
+        default=0.9,
+        gt=0.5,
+        lt=1.0,
+        description="Stated coverage of the interval around every label-free estimate"
+        " (calibrated on the reference and the version's own past errors,"
+        " docs/analysis.md#intervals); the coverage alert compares with it",
     )
     policy_file: Path | None = Field(
         default=None,
@@ -118,9 +161,10 @@ class MonitorSettings(BaseSettings):
             shown[name] = value
         return shown
 
-    def token(self) -> str | None:
-        """The registration token in clear (only for the constant-time comparison)."""
-        return self.registration_token.get_secret_value() if self.registration_token else None
+    def token(self, role: str = "predictor") -> str | None:
+        """`role`'s token in clear (only for the constant-time comparison); None = unset."""
+        secret = getattr(self, f"{role}_token")
+        return secret.get_secret_value() or None if isinstance(secret, SecretStr) else None
 
 
 def log_effective(settings: MonitorSettings) -> None:

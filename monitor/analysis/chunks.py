@@ -36,8 +36,15 @@ from monitor.analysis.estimation import (
     PerformanceEstimator,
     realized_metrics,
 )
+from monitor.analysis.intervals import (
+    LABELLED_SHARE,
+    IntervalCalibrator,
+    residual_of,
+    with_interval,
+)
 from monitor.analysis.univariate import UnivariateDrift
-from monitor.evidence import ChunkEvidence, Estimate, SegmentEvidence
+from monitor.evidence import ChunkEvidence, Estimate, SegmentEvidence, TrackRecord
+from monitor.settings import MonitorSettings
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +63,20 @@ class FittedVersion:
     estimator: PerformanceEstimator
     univariate: UnivariateDrift
     multivariate: MultivariateDrift
+    # Intervals at the stated level: reference residuals, then the version's own errors.
+    intervals: IntervalCalibrator
     # Estimated ROC AUC on the reference chunks, kept from fitting: the NannyML objects'
     # `result` changes whenever the report draws NannyML's figures.
     reference_auc: np.ndarray = field(default_factory=lambda: np.zeros(0))
     _floors: dict[str, float | None] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def fit(cls, registration: Registration, chunk_size: int = 500) -> FittedVersion:
+    def fit(
+        cls, registration: Registration, chunk_size: int = 500, interval_level: float | None = None
+    ) -> FittedVersion:
+        """`interval_level` None: `MONITOR_ESTIMATE_INTERVAL_LEVEL` (the cache passes none)."""
+        if interval_level is None:
+            interval_level = MonitorSettings().estimate_interval_level
         schema = registration.schema
         reference = registration.reference_frame().rename(columns={schema.label.name: LABEL})
         reference = reference.dropna(subset=[LABEL, PROBA]).reset_index(drop=True)
@@ -80,6 +94,7 @@ class FittedVersion:
             estimator=estimator,
             univariate=UnivariateDrift.fit(reference, schema, chunk_size),
             multivariate=MultivariateDrift.fit(reference, schema, chunk_size),
+            intervals=IntervalCalibrator.fit(estimator, reference, chunk_size, interval_level),
             reference_auc=reference_chunks[("roc_auc", "value")].to_numpy(dtype=float),
         )
 
@@ -154,6 +169,9 @@ def analyse_chunks(
     seg_frame, seg_keys = _segment_frame(frame, schema.segment, n_chunks)
     both = pd.concat([frame[[PROBA, CHUNK_KEY]], seg_frame[[PROBA, CHUNK_KEY]]], ignore_index=True)
     live_estimates = live.estimator.estimate(both[PROBA].to_numpy(), both[CHUNK_KEY].to_numpy())
+    nowcasts = live.estimator.nowcast(
+        frame[PROBA].to_numpy(), frame[LABEL].to_numpy(dtype=float, na_value=np.nan), chunk_ids
+    )
     univariate = live.univariate.calculate(frame, chunk_ids, n_chunks)
     multivariate = live.multivariate.errors(frame, chunk_ids, n_chunks)
 
@@ -187,6 +205,15 @@ def analyse_chunks(
         chunk = frame.iloc[mask]
         missing, out_of_range = quality[i]
         mv_error, mv_threshold, mv_alert = multivariate[i]
+        realized = realized_metrics(chunk, threshold)
+        labelled = int(chunk[LABEL].notna().sum())
+        estimated, nowcast, record = _calibrated(
+            live.intervals,
+            _seq(chunk, "min"),
+            live_estimates.get(i, {}),
+            nowcasts.get(i),
+            realized if labelled >= LABELLED_SHARE * len(chunk) else {},
+        )
         evidence: dict[str, Any] = {}
         if known_good is not None and kg_scores is not None:
             kg_chunk = chunk.assign(**{PROBA: kg_scores[mask].astype(float)})
@@ -212,9 +239,11 @@ def analyse_chunks(
                 last_seq=_seq(chunk, "max"),
                 start_time=_iso(chunk, "min"),
                 end_time=_iso(chunk, "max"),
-                estimated=live_estimates.get(i, {}),
-                realized=realized_metrics(chunk, threshold),
-                labelled_rows=int(chunk[LABEL].notna().sum()),
+                estimated=estimated,
+                realized=realized,
+                labelled_rows=labelled,
+                nowcast=nowcast,
+                track_record=record,
                 drift=univariate[i],
                 multivariate_error=mv_error,
                 multivariate_threshold=mv_threshold,
@@ -233,6 +262,38 @@ def analyse_chunks(
             )
         )
     return out
+
+
+def _calibrated(
+    intervals: IntervalCalibrator,
+    position: int,
+    estimates: dict[str, Estimate],
+    nowcast: tuple[dict[str, Estimate], float] | None,
+    realized: dict[str, float | None],
+) -> tuple[dict[str, Estimate], dict[str, Estimate], dict[str, TrackRecord]]:
+    """The chunk's estimates with intervals (from chunks before it), its nowcast, and the
+    track record after its own residual, when labelled enough, is remembered."""
+    estimated = intervals.apply(position, estimates)
+    mixed: dict[str, Estimate] = {}
+    if nowcast is not None:
+        values, unlabelled = nowcast
+        for metric, est in values.items():
+            base = Estimate(value=est.value, sampling_error=est.sampling_error)
+            half = None
+            if est.value is not None and est.sampling_error is not None:
+                half = intervals.half_width(position, metric, est.sampling_error)
+            # The uncertain share: pairs with an unlabelled row (ROC AUC), else rows.
+            share = 1 - (1 - unlabelled) ** 2 if metric == "roc_auc" else unlabelled
+            mixed[metric] = with_interval(base, half, intervals.level, share)
+    record: dict[str, TrackRecord] = {}
+    for metric, est in estimated.items():
+        residual = residual_of(est, realized.get(metric))
+        if residual is not None:
+            intervals.observe(position, metric, residual)
+        summary = intervals.track_record(metric)
+        if summary is not None:
+            record[metric] = summary
+    return estimated, mixed, record
 
 
 def _segment_frame(

@@ -199,6 +199,47 @@ class PerformanceEstimator:
             }
         return out
 
+    def calibrate(self, proba: np.ndarray) -> np.ndarray:
+        """NannyML's fitted calibrator applied to raw scores (identity when it needs none)."""
+        proba = np.asarray(proba, dtype=float)
+        if not self.cbpe.needs_calibration:
+            return proba
+        return np.asarray(self.cbpe.calibrator.calibrate(proba), dtype=float)
+
+    def estimate_calibrated(self, raw: np.ndarray, calibrated: np.ndarray) -> dict[str, Estimate]:
+        """One chunk's estimates from raw scores and given calibrated probabilities.
+
+        What `estimate` does per chunk, with the calibration supplied: the reference's
+        leave-window-out calibrators (intervals.py) and the nowcast's mixed set use it.
+        """
+        raw = np.asarray(raw, dtype=float)
+        pred = (raw >= self.threshold).astype(int)
+        return {
+            metric.name: self._metric_estimate(metric, raw, np.asarray(calibrated), pred)
+            for metric in self.cbpe.metrics
+        }
+
+    def nowcast(
+        self, proba: np.ndarray, labels: np.ndarray, keys: np.ndarray
+    ) -> dict[int, tuple[dict[str, Estimate], float]]:
+        """Per chunk key: the expected metrics over the mixed set, and the unlabelled share.
+
+        Labelled rows enter CBPE's expected-metric formulas with their label as a certain
+        probability (0 or 1), unlabelled rows with their calibrated probability; with every
+        label in, the value is the realized metric.
+        """
+        proba = np.asarray(proba, dtype=float)
+        labels = np.asarray(labels, dtype=float)
+        mixed = np.where(np.isfinite(labels), labels, self.calibrate(proba))
+        out: dict[int, tuple[dict[str, Estimate], float]] = {}
+        for key in np.unique(keys):
+            idx = np.flatnonzero((keys == key) & np.isfinite(proba))
+            if len(idx) == 0:
+                continue
+            unlabelled = float(np.mean(~np.isfinite(labels[idx])))
+            out[int(key)] = (self.estimate_calibrated(proba[idx], mixed[idx]), unlabelled)
+        return out
+
     @staticmethod
     def _metric_estimate(
         metric: Any, raw: np.ndarray, calibrated: np.ndarray, pred: np.ndarray
