@@ -78,6 +78,56 @@ class MonitorMetrics:
             (*MV, "metric"),
         )
         self.realized = g("modelguard_realized_performance", "On labelled rows", perf)
+        mvm = (*MV, "metric")
+        self.interval_lower = g(
+            "modelguard_estimated_performance_interval_lower",
+            "Lower end of the calibrated interval at the stated level",
+            mvm,
+        )
+        self.interval_upper = g(
+            "modelguard_estimated_performance_interval_upper",
+            "Upper end of the calibrated interval at the stated level",
+            mvm,
+        )
+        self.interval_level = g(
+            "modelguard_estimate_interval_level", "Stated coverage of the intervals", MV
+        )
+        self.nowcast = g(
+            "modelguard_nowcast_performance",
+            "Best current estimate: labelled rows with labels, the rest calibrated",
+            mvm,
+        )
+        self.nowcast_lower = g(
+            "modelguard_nowcast_performance_lower", "Lower end of the nowcast's interval", mvm
+        )
+        self.nowcast_upper = g(
+            "modelguard_nowcast_performance_upper", "Upper end of the nowcast's interval", mvm
+        )
+        self.estimate_abs_error = g(
+            "modelguard_estimate_abs_error",
+            "Mean |realized - estimated| over the version's last labelled chunks",
+            mvm,
+        )
+        self.estimate_bias = g(
+            "modelguard_estimate_bias",
+            "Mean (realized - estimated) over the version's last labelled chunks",
+            mvm,
+        )
+        self.interval_coverage = g(
+            "modelguard_estimate_interval_coverage_ratio",
+            "Share of the last labelled chunks whose realized value was inside the interval",
+            mvm,
+        )
+        self.band_coverage = g(
+            "modelguard_estimate_band_coverage_ratio",
+            "The same for NannyML's +-3 sampling-error band (comparison)",
+            mvm,
+        )
+        self.track_record_chunks = g(
+            "modelguard_estimate_track_record_chunks",
+            "Labelled chunks the track record covers (with an interval)",
+            mvm,
+        )
         self.known_good_estimated = g(
             "modelguard_known_good_estimated_performance",
             "CBPE of the known-good version re-scored on the live version's rows",
@@ -134,6 +184,11 @@ class MonitorMetrics:
         self.records_ingested = c("modelguard_records_ingested", "Inference records stored", MV)
         self.records_rejected = c(
             "modelguard_records_rejected", "Inference records refused", ("reason",)
+        )
+        self.auth_refused = c(
+            "modelguard_auth_refused",
+            "Requests refused for their bearer token (role: the role the route needs)",
+            ("role", "code"),
         )
         self.labels_ingested = c("modelguard_labels_ingested", "Labels stored", ("model",))
         self.labels_joined = c(
@@ -249,6 +304,7 @@ class MonitorMetrics:
             self.child(self.estimated_alert, *mv, metric).set(1 if e.alert else 0)
         for metric, value in ev.realized.items():
             self.set_or_clear(self.realized, value, *mv, metric, "all")
+        self._intervals(mv, ev)
         for seg in ev.segments:
             self._estimates(mv, seg.estimated, seg.segment)
             for metric, value in seg.realized.items():
@@ -273,6 +329,24 @@ class MonitorMetrics:
         if ev.rows:
             self.child(self.unlabelled_ratio, *mv).set((ev.rows - ev.labelled_rows) / ev.rows)
         self.child(self.chunks_analysed, *mv).inc()
+
+    def _intervals(self, mv: tuple[str, str], ev: ChunkEvidence) -> None:
+        """Calibrated intervals, the nowcast and the track record of the chunk's version."""
+        for metric, e in ev.estimated.items():
+            self.set_or_clear(self.interval_lower, e.interval_lower, *mv, metric)
+            self.set_or_clear(self.interval_upper, e.interval_upper, *mv, metric)
+            if e.interval_level is not None:
+                self.child(self.interval_level, *mv).set(e.interval_level)
+        for metric, e in ev.nowcast.items():
+            self.set_or_clear(self.nowcast, e.value, *mv, metric)
+            self.set_or_clear(self.nowcast_lower, e.interval_lower, *mv, metric)
+            self.set_or_clear(self.nowcast_upper, e.interval_upper, *mv, metric)
+        for metric, t in ev.track_record.items():
+            self.child(self.estimate_abs_error, *mv, metric).set(t.mae)
+            self.child(self.estimate_bias, *mv, metric).set(t.bias)
+            self.set_or_clear(self.interval_coverage, t.interval_coverage, *mv, metric)
+            self.set_or_clear(self.band_coverage, t.band_coverage, *mv, metric)
+            self.child(self.track_record_chunks, *mv, metric).set(t.interval_chunks)
 
     def publish_cumulative(
         self, model: str, version: str, estimated_gap: float | None, realized_gap: float | None
@@ -364,6 +438,10 @@ def records_rejected(reason: str, count: int) -> None:
     METRICS.records_rejected.labels(reason).inc(count)
 
 
+def auth_refused(role: str, code: int) -> None:
+    METRICS.auth_refused.labels(role, str(code)).inc()
+
+
 def labels_ingested(model: str, count: int) -> None:
     METRICS.labels_ingested.labels(model).inc(count)
 
@@ -381,6 +459,7 @@ __all__ = [
     "CONTENT_TYPE_LATEST",
     "METRICS",
     "MonitorMetrics",
+    "auth_refused",
     "count_calculator_fits",
     "forget_version",
     "labels_ingested",
