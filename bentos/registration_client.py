@@ -60,7 +60,9 @@ class RegistrationClient:
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
         else:
-            logger.warning("PREDICTOR_MONITOR_TOKEN is unset: the monitor will refuse registration")
+            logger.warning(
+                "PREDICTOR_MONITOR_TOKEN is unset: the monitor will refuse registration and records"
+            )
         return headers
 
     def _run(self) -> None:

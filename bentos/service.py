@@ -181,6 +181,7 @@ class Predictor:
                 flush_seconds=SETTINGS.ship_flush_seconds,
                 queue_max_records=SETTINGS.ship_queue_max_records,
                 timeout_seconds=SETTINGS.ship_timeout_seconds,
+                token=SETTINGS.monitor_token,
             ),
             stats=PrometheusShippingStats(),
         )

@@ -34,7 +34,8 @@ class PredictorSettings(BaseSettings):
         default=None, description="Base URL of the monitor; unset = no shipping, no registration"
     )
     monitor_token: SecretStr | None = Field(
-        default=None, description="Bearer token for registration"
+        default=None,
+        description="The monitor's predictor token: sent on registration and record POSTs",
     )
     sample_rate: float = Field(default=1.0, ge=0.0, le=1.0, description="Share of records logged")
     spool_dir: Path = Field(default=Path("/tmp/modelguard-spool"), description="On-disk spool")  # noqa: S108

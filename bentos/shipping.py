@@ -19,7 +19,10 @@ second on SIGTERM (docs/predictor.md). Here every loss is either impossible or c
   can be taken is an orphan.
 
 Delivery is at-least-once: the monitor ignores duplicate `prediction_id`s, so re-sending a
-batch whose acknowledgement was lost is harmless.
+batch whose acknowledgement was lost is harmless. Each POST carries the predictor token
+(`PREDICTOR_MONITOR_TOKEN`) as a bearer token; it is never logged. The monitor answers 425
+(Too Early, retried like 408/429) to records of a version whose registration has not landed
+yet, so records shipped before the background registration are kept and sent again.
 
 The spool itself (files, locking, orphan adoption, drop-oldest) lives in `bentos.spool`;
 this module keeps the buffer, the batching and the sending thread.
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
+from pydantic import SecretStr
 
 from bentos.spool import LOCK_NAME, Spool, SpoolFile
 
@@ -76,6 +80,7 @@ class ShippingConfig:
     backoff_initial_seconds: float = 0.2
     backoff_max_seconds: float = 5.0
     adopt_every_seconds: float = 30.0
+    token: SecretStr | None = None  # the monitor's predictor token (Authorization: Bearer)
 
 
 @dataclass
@@ -334,7 +339,10 @@ class Shipper:
 
     def _http_post(self, body: bytes, timeout: float) -> int:
         if self._client is None:
-            self._client = httpx.Client(headers={"Content-Type": "application/json"})
+            headers = {"Content-Type": "application/json"}
+            if self.config.token is not None:
+                headers["Authorization"] = f"Bearer {self.config.token.get_secret_value()}"
+            self._client = httpx.Client(headers=headers)
         return self._client.post(self.config.records_url, content=body, timeout=timeout).status_code
 
 

@@ -159,16 +159,35 @@ class Process:
         return "\n".join(self.log().splitlines()[-lines:])
 
 
+def role_tokens(token: str, *, reader: bool = False) -> dict[str, str]:
+    """The monitor's bearer token per role for a stack on this machine, from one secret: the
+    predictor's is `token` itself (what predictors are started with), the others differ
+    from it and from each other (docs/monitor.md#trust-boundary). The reader's only with
+    `reader` (without one, reads are open, as on loopback they may be)."""
+    tokens = {"predictor": token, "labels": f"{token}-labels", "operator": f"{token}-operator"}
+    if reader:
+        tokens["reader"] = f"{token}-reader"
+    return tokens
+
+
 @dataclass(kw_only=True)
 class MonitorProcess(Process):
-    """The monitor, with the database file and registration token it was started with."""
+    """The monitor, with the database file and the role tokens it was started with."""
 
     db_path: Path
-    token: str
+    token: str  # the predictor token (predictors are started with it)
+    tokens: dict[str, str] = field(default_factory=dict)  # role -> bearer token
+
+    def headers(self, role: str) -> dict[str, str]:
+        """`Authorization` for `role` (predictor, labels, operator, reader); {} if unset."""
+        token = self.tokens.get(role)
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     @property
     def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+        """The operator's header: registers any version name, clears rejections, declares
+        known-goods, reads."""
+        return self.headers("operator")
 
 
 def monitor(
@@ -181,17 +200,20 @@ def monitor(
     analysis_interval_seconds: float = 1.0,
     reconcile_interval_seconds: float = 1.0,
     env: Mapping[str, str] | None = None,
+    reader_token: bool = False,
 ) -> MonitorProcess:
     """`python -m monitor serve` on loopback with Kubernetes off, not started; its database,
-    reports and log under `workdir` unless given. `env` adds or overrides MONITOR_* (and
-    any other) variables, e.g. `MONITOR_KUBERNETES=kubeconfig`."""
+    reports and log under `workdir` unless given. One token per role (`role_tokens`; a
+    reader token only with `reader_token`). `env` adds or overrides MONITOR_* (and any
+    other) variables, e.g. `MONITOR_KUBERNETES=kubeconfig`."""
     port = port or free_port()
     db_path = db_path or workdir / "monitor.db"
+    tokens = role_tokens(token, reader=reader_token)
     variables = {
         "MONITOR_HOST": HOST,
         "MONITOR_PORT": str(port),
         "MONITOR_DB_PATH": str(db_path),
-        "MONITOR_REGISTRATION_TOKEN": token,
+        **{f"MONITOR_{role.upper()}_TOKEN": value for role, value in tokens.items()},
         "MONITOR_KUBERNETES": "off",
         "MONITOR_ANALYSIS_INTERVAL_SECONDS": f"{analysis_interval_seconds:g}",
         "MONITOR_RECONCILE_INTERVAL_SECONDS": f"{reconcile_interval_seconds:g}",
@@ -205,6 +227,7 @@ def monitor(
         log_path=log_path or workdir / "logs" / "monitor.log",
         db_path=db_path,
         token=token,
+        tokens=tokens,
     )
 
 

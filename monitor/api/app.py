@@ -10,7 +10,6 @@ model version) per app: the analysis loop fills it, `GET /reports/{model}` reuse
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,14 +17,16 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from contract.records import LabelsBatch, RecordsBatch
-from contract.registration import Registration
+from contract.registration import Registration, digest_bound
 from monitor import metrics
+from monitor.analysis.artifact import ArtifactRefusedError, vet
 from monitor.analysis.cycle import VersionCache
 from monitor.analysis.report import render_report
+from monitor.analysis.track_record import track_record
+from monitor.api.auth import Guard, Role
 from monitor.api.http import (
     ApiError,
     BodyLimit,
@@ -39,6 +40,7 @@ from monitor.api.models import (
     BODY_ERRORS,
     CONFLICT,
     NOT_FOUND,
+    NOT_REGISTERED,
     PARAMETER_ERRORS,
     SERVER_ERROR,
     ClearRejectionResult,
@@ -117,7 +119,7 @@ def create_app(
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-    publish_body_schemas(app, [RecordsBatch, LabelsBatch])
+    publish_body_schemas(app, [RecordsBatch, LabelsBatch, Registration])
 
     def the_store() -> Store:
         st = holder.get("store")
@@ -125,19 +127,34 @@ def create_app(
             raise ApiError(503, "the store is not open yet")
         return st
 
-    bearer = HTTPBearer(auto_error=False, description="MONITOR_REGISTRATION_TOKEN")
+    # Roles and their tokens (monitor/api/auth.py): each dependency reads only the
+    # Authorization header, so it runs before a handler reads the body.
+    guard = Guard(settings)
+    as_predictor = [Depends(guard.require("predictor"))]
+    as_labels = [Depends(guard.require("labels"))]
+    as_operator = [Depends(guard.require("operator"))]
+    as_reader = [Depends(guard.require("reader", "operator", open_when_unset=True))]
+    registered: dict[str, set[tuple[str, str]]] = {}  # "pairs": registered (model, version)
 
-    def require_token(
-        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-    ) -> None:
-        expected = settings.token()
-        if not expected:
-            raise ApiError(503, "registration is disabled: MONITOR_REGISTRATION_TOKEN unset")
-        given = credentials.credentials if credentials else ""
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            raise ApiError(
-                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
+    def check_registered(batch: RecordsBatch) -> None:
+        """425 (retry later) unless every record names a registered version of a registered
+        model: no forged version is stored and no metric series is made for one."""
+        pairs = registered.get("pairs", set())
+        if all((r.model, r.version) in pairs for r in batch.records):
+            return
+        pairs = registered["pairs"] = the_store().registered_pairs()
+        models = {m for m, _ in pairs}
+        for i, r in enumerate(batch.records):
+            if (r.model, r.version) not in pairs:
+                metrics.records_rejected("unregistered", len(batch.records))
+                field = "version" if r.model in models else "model"
+                raise ApiError(
+                    425,
+                    f"{r.model}:{r.version} is not registered (yet): a predictor registers"
+                    " its version before its records are stored; retry later",
+                    f"records[{i}].{field}",
+                    headers={"Retry-After": "5"},
+                )
 
     def store_records(batch: RecordsBatch) -> RecordsAccepted:
         n = len(batch.records)
@@ -146,6 +163,7 @@ def create_app(
             raise ApiError(
                 413, f"{n} records, at most {settings.max_records_per_request} allowed", "records"
             )
+        check_registered(batch)
         rows = [
             {
                 "prediction_id": r.prediction_id,
@@ -170,11 +188,13 @@ def create_app(
         "/v1/records",
         status_code=202,
         response_model=RecordsAccepted,
-        responses=BODY_ERRORS,
+        responses={**BODY_ERRORS, **AUTH_ERRORS, **NOT_REGISTERED},
         openapi_extra=json_body(RecordsBatch),
+        dependencies=as_predictor,
     )
     async def post_records(request: Request) -> RecordsAccepted:
-        """Store inference records; a `prediction_id` seen before is ignored (retries).
+        """Store inference records of registered versions (predictor token); a
+        `prediction_id` seen before is ignored (retries).
 
         The body is parsed and validated in one pass by pydantic-core (no `json.loads`
         first): the hot path of ingest. Then stored in one transaction.
@@ -201,11 +221,13 @@ def create_app(
         "/v1/labels",
         status_code=202,
         response_model=LabelsAccepted,
-        responses=BODY_ERRORS,
+        responses={**BODY_ERRORS, **AUTH_ERRORS},
         openapi_extra=json_body(LabelsBatch),
+        dependencies=as_labels,
     )
     async def post_labels(request: Request) -> LabelsAccepted:
-        """Store ground truth by prediction id: before or after its record; a repeat overwrites."""
+        """Store ground truth by prediction id (labels token): before or after its record; a
+        repeat overwrites."""
         batch = parse_body(LabelsBatch, await request.body())
         return await run_in_threadpool(store_labels, batch)
 
@@ -219,13 +241,47 @@ def create_app(
             **AUTH_ERRORS,
             **CONFLICT,
         },
-        dependencies=[Depends(require_token)],
+        openapi_extra=json_body(Registration),
     )
-    def post_model(reg: Registration, response: Response) -> RegistrationResult:
-        """Register a model version with its schema, reference set and artifact (token)."""
-        _check_booster(reg.artifact_bytes())
+    async def post_model(
+        request: Request,
+        response: Response,
+        role: Role | None = Depends(guard.require("predictor", "operator")),
+    ) -> RegistrationResult:
+        """Register a model version with its schema, reference set and artifact (predictor
+        token: the version must be named after the artifact's sha256; operator token: any
+        name). The artifact is first loaded and scored in an isolated child process."""
+        reg = parse_body(Registration, await request.body())
+        raw = reg.artifact_bytes()
+        if role == "predictor" and not digest_bound(reg.version, raw):
+            raise ApiError(
+                403,
+                f"version {reg.version!r} does not end in its artifact's sha256 prefix"
+                " (`<release>-<sha256[:10]>`, as `modelguard package` names versions);"
+                " only the operator token registers other names",
+                "version",
+            )
+        return await run_in_threadpool(register, reg, raw, response)
+
+    def register(reg: Registration, raw: bytes, response: Response) -> RegistrationResult:
+        st = the_store()
+        if (reg.model, reg.version) in st.registered_pairs():
+            holdout = None  # the same content again (200) or a conflict (409): no child
+        else:
+            try:
+                vetted = vet(
+                    raw,
+                    reg.schema.model_dump(mode="json"),
+                    reg.reference,
+                    memory_bytes=settings.artifact_memory_bytes,
+                    timeout_seconds=settings.artifact_timeout_seconds,
+                )
+            except ArtifactRefusedError as exc:
+                log.warning("registration of %s:%s refused: %s", reg.model, reg.version, exc)
+                raise ApiError(exc.status, str(exc), exc.loc) from None
+            holdout = vetted.holdout
         try:
-            status = the_store().register(reg)
+            status = st.register(reg, holdout=holdout)
         except Conflict as exc:
             raise ApiError(409, str(exc)) from None
         if status == "unchanged":
@@ -237,11 +293,20 @@ def create_app(
             log.info("registered %s:%s", reg.model, reg.version)
         return RegistrationResult(model=reg.model, version=reg.version, status=status)
 
-    @app.get("/v1/models", response_model=list[VersionSummary])
+    @app.get(
+        "/v1/models",
+        response_model=list[VersionSummary],
+        responses=AUTH_ERRORS,
+        dependencies=as_reader,
+    )
     def list_models() -> list[VersionSummary]:
         return [VersionSummary(**vars(v)) for v in the_store().versions()]
 
-    @app.get("/v1/models/{model}/versions/{version}", responses={**NOT_FOUND, **PARAMETER_ERRORS})
+    @app.get(
+        "/v1/models/{model}/versions/{version}",
+        responses={**NOT_FOUND, **PARAMETER_ERRORS, **AUTH_ERRORS},
+        dependencies=as_reader,
+    )
     def get_version(model: str, version: str) -> dict[str, Any]:
         """The registration as sent, without its artifact and reference rows."""
         try:
@@ -249,12 +314,27 @@ def create_app(
         except NotFound:
             raise ApiError(404, f"{model}:{version} is not registered") from None
 
-    @app.get("/v1/models/{model}/chunks", responses=PARAMETER_ERRORS)
+    @app.get(
+        "/v1/models/{model}/chunks",
+        responses={**PARAMETER_ERRORS, **AUTH_ERRORS},
+        dependencies=as_reader,
+    )
     def get_chunks(model: str, version: str | None = None) -> list[dict[str, Any]]:
         """ChunkEvidence dicts (monitor/evidence.py) in arrival order."""
         return the_store().chunk_dicts(model, version)
 
-    @app.get("/v1/audit", responses=PARAMETER_ERRORS)
+    @app.get(
+        "/v1/models/{model}/versions/{version}/track-record",
+        responses={**PARAMETER_ERRORS, **AUTH_ERRORS},
+        dependencies=as_reader,
+    )
+    def get_track_record(model: str, version: str) -> dict[str, Any]:
+        """How wrong this version's label-free estimates have been: per metric, MAE, bias and
+        interval coverage over its last labelled chunks (monitor/analysis/track_record.py)."""
+        chunks = the_store().chunks(model, version)
+        return {m: vars(t) for m, t in track_record(chunks).items()}
+
+    @app.get("/v1/audit", responses={**PARAMETER_ERRORS, **AUTH_ERRORS}, dependencies=as_reader)
     def get_audit(
         model: str | None = None,
         kind: str | None = None,
@@ -263,7 +343,7 @@ def create_app(
         """Append-only audit records, oldest first (the newest `limit`)."""
         return the_store().audit(model, kind, limit)
 
-    @app.get("/v1/decisions", responses=PARAMETER_ERRORS)
+    @app.get("/v1/decisions", responses={**PARAMETER_ERRORS, **AUTH_ERRORS}, dependencies=as_reader)
     def get_decisions(model: str | None = None) -> list[dict[str, Any]]:
         """Audit records of the operator's decisions (those that name a trigger)."""
         return [
@@ -274,7 +354,7 @@ def create_app(
         "/v1/models/{model}/versions/{version}/clear-rejection",
         response_model=ClearRejectionResult,
         responses={**NOT_FOUND, **AUTH_ERRORS, **PARAMETER_ERRORS},
-        dependencies=[Depends(require_token)],
+        dependencies=as_operator,
     )
     def clear_rejection(model: str, version: str) -> ClearRejectionResult:
         """Allow a rejected version to run again (the operator stops rolling it back)."""
@@ -289,7 +369,7 @@ def create_app(
         "/v1/models/{model}/versions/{version}/known-good",
         response_model=KnownGoodResult,
         responses={**NOT_FOUND, **AUTH_ERRORS, **PARAMETER_ERRORS, **CONFLICT},
-        dependencies=[Depends(require_token)],
+        dependencies=as_operator,
     )
     def declare_known_good(model: str, version: str) -> KnownGoodResult:
         """Declare a registered version known-good (audited `known-good-declared`): the
@@ -307,7 +387,8 @@ def create_app(
     @app.get(
         "/reports/{model}",
         response_class=HTMLResponse,
-        responses=json_errors(NOT_FOUND, PARAMETER_ERRORS),
+        responses=json_errors(NOT_FOUND, PARAMETER_ERRORS, AUTH_ERRORS),
+        dependencies=as_reader,
     )
     def get_report(model: str) -> HTMLResponse:
         """The HTML report of every version of `model`, with the analysis loop's calculators."""
@@ -333,14 +414,3 @@ def create_app(
         return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)
 
     return app
-
-
-def _check_booster(raw: bytes) -> None:
-    """400 unless the artifact loads as an XGBoost booster (UBJSON/JSON: no code runs)."""
-    import xgboost
-
-    try:
-        xgboost.Booster().load_model(bytearray(raw))
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ApiError(400, f"not a loadable XGBoost booster ({first})", "artifact") from None

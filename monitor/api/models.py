@@ -72,8 +72,15 @@ PARAMETER_ERRORS: dict[int | str, dict[str, Any]] = {
     422: _error("A path or query parameter is invalid (named in errors)"),
 }
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _error("Missing or wrong bearer token"),
-    503: _error("No MONITOR_REGISTRATION_TOKEN configured"),
+    401: _error("Missing or unknown bearer token"),
+    403: _error(
+        "The token of a role that may not do this (or, registering with the"
+        " predictor token: a version not named after its artifact's sha256)"
+    ),
+    503: _error("The role's token (MONITOR_<ROLE>_TOKEN) is not configured"),
+}
+NOT_REGISTERED: dict[int | str, dict[str, Any]] = {
+    425: _error("A record's model version is not registered (yet): retry after Retry-After"),
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _error("Unknown model or version")}
 CONFLICT: dict[int | str, dict[str, Any]] = {

@@ -1,4 +1,6 @@
-"""Reading durable state into a `DecisionInput`: known-good, rejections, clearings, incident.
+"""Reading durable state into a `DecisionInput`: known-good, rejections, clearings, incident,
+and the release gate's hold-out metrics, which the monitor computes itself (a registration's
+self-declared `metrics` decide nothing: docs/monitor.md#trust-boundary).
 
 Why a module of its own: the decision is pure (`monitor/decision/`), so everything it
 judges must be gathered first, from the store (evidence, registrations, operator state,
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
+from monitor.analysis.holdout import gate_holdout
 from monitor.decision.policy import Policy, PolicyProblem, resolve
 from monitor.decision.types import DecisionInput
 from monitor.operator.ports import Observation, OperatorStore
@@ -39,6 +43,9 @@ def decision_input(
         kg = KnownGood(policy.known_good, None, None, declared_by="spec")
     cleared = cleared_rejections(store, policy.model).get(live or "")
     evidence = store.chunks(policy.model, live) if live else []
+    live_holdout, known_good_holdout = gate_holdouts(
+        store, policy.model, live, kg.version if kg else None
+    )
     if cleared is not None:  # judged afresh from what was analysed after the clearing
         evidence = [c for c in evidence if (parse_time(c.analysed_at) or cleared) > cleared]
     return DecisionInput(
@@ -51,8 +58,8 @@ def decision_input(
         known_good=kg,
         rejected={v: r.reason for v, r in state.rejections(policy.model).items()},
         now=now,
-        live_holdout=holdout(store, policy.model, live),
-        known_good_holdout=holdout(store, policy.model, kg.version if kg else None),
+        live_holdout=live_holdout,
+        known_good_holdout=known_good_holdout,
         incident=incident,
         problems=tuple(problems),
         chunking=chunking,
@@ -69,18 +76,58 @@ def registered(store: OperatorStore, model: str, version: str | None) -> bool:
     return True
 
 
-def holdout(
-    store: OperatorStore, model: str, version: str | None
-) -> Mapping[str, float | None] | None:
+def gate_holdouts(
+    store: OperatorStore, model: str, live: str | None, known_good: str | None
+) -> tuple[Mapping[str, float | None] | None, Mapping[str, float | None] | None]:
+    """(live, known-good) hold-out metrics for the release gate, both computed by the
+    monitor (never a registration's own `metrics`): the known-good's on its reference rows
+    (stored at registration, `monitor_holdout`), the live version's re-scored by its
+    artifact on those same rows (`monitor.analysis.holdout.gate_holdout`). None: unknown."""
+    kg_reg = _registration(store, model, known_good)
+    live_reg = _registration(store, model, live)
+    if live_reg is None or kg_reg is None:
+        return None, None
+    kg_metrics = kg_reg.get("monitor_holdout") or _scored(store, model, known_good, kg_reg, None)
+    return _scored(store, model, live, live_reg, kg_reg), kg_metrics
+
+
+_SCORED: dict[tuple[str, ...], dict[str, float | None] | None] = {}
+
+
+def _scored(
+    store: OperatorStore,
+    model: str,
+    version: str | None,
+    reg: Mapping[str, Any],
+    on: Mapping[str, Any] | None,
+) -> dict[str, float | None] | None:
+    """Metrics of `version`'s artifact on `on`'s reference rows (None: its own), once per
+    pair of registrations (a registration never changes; its digest names it)."""
+    key = (
+        model,
+        str(version),
+        str(reg.get("artifact_sha256")),
+        str(on.get("version") if on else ""),
+        str(on.get("registered_at") if on else ""),
+    )
+    if key not in _SCORED:
+        if len(_SCORED) > 256:
+            _SCORED.clear()
+        try:
+            artifact = store.artifact(model, str(version))
+            _SCORED[key] = gate_holdout(reg, artifact, on)
+        except (KeyError, LookupError, ValueError):
+            _SCORED[key] = None
+    return _SCORED[key]
+
+
+def _registration(store: OperatorStore, model: str, version: str | None) -> dict[str, Any] | None:
     if version is None:
         return None
     try:
-        registration = store.registration(model, version)
+        return store.registration(model, version) or None
     except (KeyError, LookupError):
         return None
-    if not registration:
-        return None
-    return (registration.get("metrics") or {}).get("reference")
 
 
 def cleared_rejections(store: OperatorStore, model: str) -> dict[str, datetime]:

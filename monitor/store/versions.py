@@ -1,9 +1,10 @@
 """Model-version registrations and the versions overview, a part of `sqlite.Store`.
 
 Why a module of its own: registering a version (content-addressed, idempotent, `Conflict` on
-changed content) and listing versions with their lifecycle state are one cohesive job that
-the API, the CLI and analysis share, separate from record ingest and chunk evidence in
-`sqlite.py`. The rows live in the `model_versions` table of the same SQLite file.
+changed content, with the monitor's own hold-out metrics beside it) and listing versions with
+their lifecycle state are one cohesive job that the API, the CLI and analysis share, separate
+from record ingest and chunk evidence in `sqlite.py`. The rows live in the `model_versions`
+table of the same SQLite file.
 """
 
 from __future__ import annotations
@@ -24,8 +25,15 @@ class ModelVersions:
 
     # -- model versions --------------------------------------------------------------------
 
-    def register(self: Database, reg: Any) -> Literal["created", "unchanged"]:
-        """Store a registration (dict or `Registration`); raises `Conflict` on a changed one."""
+    def register(
+        self: Database, reg: Any, *, holdout: dict[str, Any] | None = None
+    ) -> Literal["created", "unchanged"]:
+        """Store a registration (dict or `Registration`); raises `Conflict` on a changed one.
+
+        `holdout`: the hold-out metrics the monitor computed itself from the artifact and
+        the reference rows (monitor/analysis/artifact.py), kept as `monitor_holdout` beside
+        the registration's own `metrics` (which nothing decides on). Not part of the content
+        digest: the same registration again is still `unchanged`."""
         data = registration_dict(reg)
         model, version = str(data["model"]), str(data["version"])
         digest = hashlib.sha256(canonical_json(data).encode()).hexdigest()
@@ -34,6 +42,8 @@ class ModelVersions:
         reference = canonical_json(data.get("reference", []))
         meta = {k: v for k, v in data.items() if k not in ("artifact", "reference")}
         meta["artifact_sha256"] = hashlib.sha256(artifact).hexdigest()
+        if holdout is not None:
+            meta["monitor_holdout"] = holdout
 
         def work(conn: sqlite3.Connection) -> Literal["created", "unchanged"]:
             row = conn.execute(
@@ -87,6 +97,11 @@ class ModelVersions:
         if row is None:
             raise NotFound(f"{model}:{version} is not registered")
         return bytes(row[0])
+
+    def registered_pairs(self: Database) -> set[tuple[str, str]]:
+        """Every registered (model, version): what records may be stored for."""
+        rows = self._reader().execute("SELECT model, version FROM model_versions").fetchall()
+        return {(str(m), str(v)) for m, v in rows}
 
     def models(self: Database) -> list[str]:
         rows = (

@@ -6,19 +6,50 @@ off, analysis and reconcile loops slow unless the test asks otherwise. It waits 
 `/readyz` and always stops the server (SIGTERM, then SIGKILL). The process is
 `replay.launcher`'s: `kill()` is `kill -9` for the crash tests; `start()` after a stop or a
 kill starts a new server on the same port and database.
+
+The monitor runs with one token per role (`replay.launcher.role_tokens`). `RoleAuth(monitor)`
+is an httpx auth that sends each request the token of the role its route needs (records:
+predictor, labels: labels, writes under /v1/models/...: operator, reads: reader when the
+monitor has one), unless the request carries its own Authorization header: a test client
+built with it behaves like the right caller for every route, and an attack test overrides it.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+
+import httpx
 
 from monitor.settings import MonitorSettings
 from replay import launcher
 from replay.launcher import MonitorProcess
 
-__all__ = ["MonitorProcess", "measuring_settings", "running_monitor"]
+__all__ = ["MonitorProcess", "RoleAuth", "measuring_settings", "role_for", "running_monitor"]
+
+
+def role_for(method: str, path: str) -> str:
+    """The role whose token the monitor's route `method path` needs."""
+    if path == "/v1/records":
+        return "predictor"
+    if path == "/v1/labels":
+        return "labels"
+    if method != "GET":
+        return "operator"  # registration under any name, clear-rejection, known-good
+    return "reader"
+
+
+class RoleAuth(httpx.Auth):
+    """Each request with the token of the role its route needs (see the module docstring)."""
+
+    def __init__(self, monitor: MonitorProcess) -> None:
+        self.monitor = monitor
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if "authorization" not in request.headers:
+            request.headers.update(self.monitor.headers(role_for(request.method, request.url.path)))
+        yield request
 
 
 def measuring_settings(workdir: Path, chunk_size: int = 500) -> MonitorSettings:
@@ -43,13 +74,16 @@ def running_monitor(
     env: dict[str, str] | None = None,
     analysis_interval_seconds: float = 3600.0,
     reconcile_interval_seconds: float = 3600.0,
+    reader_token: bool = False,
 ) -> Iterator[MonitorProcess]:
-    """A started monitor; always stopped on exit (also when the test fails)."""
+    """A started monitor; always stopped on exit (also when the test fails). `reader_token`:
+    reads need the reader (or operator) token too."""
     monitor = launcher.monitor(
         workdir,
         token,
         db_path=db_path,
         env=env,
+        reader_token=reader_token,
         analysis_interval_seconds=analysis_interval_seconds,
         reconcile_interval_seconds=reconcile_interval_seconds,
     )
