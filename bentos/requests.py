@@ -8,12 +8,12 @@ traceback per bad request). The request model is built from the model's own sche
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import bentoml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -61,7 +61,11 @@ def _category_hint(schema: ModelSchema, err: Mapping[str, Any]) -> str | None:
 
 def describe(exc: ValidationError, schema: ModelSchema) -> Rejected:
     """A refused body: 413 when there are more records than the route takes, else 400."""
-    raw = exc.errors(include_url=False, include_input=False)
+    return rejection(exc.errors(include_url=False, include_input=False), schema)
+
+
+def rejection(raw: Sequence[Mapping[str, Any]], schema: ModelSchema) -> Rejected:
+    """pydantic errors (locations from `records`) as a 413 (too many records) or a 400."""
     too_many = any(e["type"] == "too_long" and tuple(e["loc"]) == ("records",) for e in raw)
     body = ErrorBody.from_validation(raw, explain=lambda err, _loc: _category_hint(schema, err))
     return Rejected(413 if too_many else 400, body)
@@ -96,38 +100,156 @@ def logging_headers(headers: Mapping[str, str]) -> tuple[bool, str | None] | Rej
     return flag == "on", stamp.isoformat()
 
 
+JSON_MEDIA = "application/json"
+NDJSON_MEDIA = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines")
+BYTES_PER_RECORD = 4096  # a route's body limit: this per record it takes, at most max_body_bytes
+
+
+class _RefusedError(Exception):
+    def __init__(self, rejected: Rejected) -> None:
+        self.rejected = rejected
+
+
 class _RecordsRequest(bentoml.IODescriptor):
-    """Parses and validates the body itself so that errors name record, field and problem."""
+    """Parses and validates the body itself so that errors name record, field and problem.
+
+    Bounded memory: the body is read as it streams in and refused (413) the moment it
+    passes the route's limit (a declared Content-Length over it: before a byte is read), so
+    a chunked body is never read whole first. JSON lines are parsed line by line, one
+    record object per line (`{r},{r}` on one line is refused, not scored as two); the raw
+    body is never held whole. Other media types are a 415; nesting depth is bounded by
+    pydantic-core's parser (a deep array is a 400).
+    """
 
     model_config = ConfigDict(extra="forbid")
     max_records: ClassVar[int] = 1
+    max_body_bytes: ClassVar[int] = 32 * 1024 * 1024
+    accepts_ndjson: ClassVar[bool] = False
     schema: ClassVar[ModelSchema]
+    record_adapter: ClassVar[TypeAdapter[Any]]
+
+    @classmethod
+    def body_limit(cls) -> int:
+        return min(cls.max_records * BYTES_PER_RECORD, cls.max_body_bytes)
 
     @classmethod
     async def from_http_request(cls, request: Request, serde: Any) -> Any:
         steering = logging_headers(request.headers)
         if isinstance(steering, Rejected):
             return cls.model_construct(records=steering)
+        limit = cls.body_limit()
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > cls.max_records * 4096:
-            too_big = ErrorBody.about(f"larger than {cls.max_records * 4096} bytes", loc="body")
-            return cls.model_construct(records=Rejected(413, too_big))
-        body = await request.body()
-        media = request.headers.get("content-type", "").split(";")[0].strip()
-        if media in ("application/x-ndjson", "application/jsonl", "application/x-jsonlines"):
-            lines = [line for line in body.splitlines() if line.strip()]
-            body = b'{"records":[' + b",".join(lines) + b"]}"
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return cls.model_construct(records=_too_big(limit))
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        ndjson = media in NDJSON_MEDIA and cls.accepts_ndjson
+        if media and media != JSON_MEDIA and not ndjson:
+            accepted = ", ".join(
+                (JSON_MEDIA, *NDJSON_MEDIA) if cls.accepts_ndjson else (JSON_MEDIA,)
+            )
+            return cls.model_construct(
+                records=Rejected(
+                    415,
+                    ErrorBody.about(f"unsupported media type {media!r}; send {accepted}", "body"),
+                )
+            )
         try:
-            parsed = cls.model_validate_json(body or b"{}")
-        except ValidationError as exc:
-            return cls.model_construct(records=describe(exc, cls.schema))
-        records = RequestRecords(parsed.records)
+            if ndjson:
+                records = RequestRecords(await cls._ndjson(_limited(request.stream(), limit)))
+            else:
+                body = b"".join([part async for part in _limited(request.stream(), limit)])
+                try:
+                    parsed = cls.model_validate_json(body or b"{}")
+                except ValidationError as exc:
+                    return cls.model_construct(records=describe(exc, cls.schema))
+                del body
+                records = RequestRecords(parsed.records)
+        except _RefusedError as refused:
+            return cls.model_construct(records=refused.rejected)
         records.log, records.event_time = steering
         return cls.model_construct(records=records)
 
+    @classmethod
+    async def _ndjson(cls, stream: AsyncIterator[bytes]) -> list[Any]:
+        """One record object per non-blank line, validated as each line arrives."""
+        out: list[Any] = []
+        errors: list[dict[str, Any]] = []
+        index = 0
+        pending = b""
+
+        def take(line: bytes) -> None:
+            nonlocal index
+            if not line.strip():
+                return
+            if index >= cls.max_records:
+                raise _RefusedError(
+                    rejection(
+                        [
+                            {
+                                "type": "too_long",
+                                "loc": ("records",),
+                                "msg": f"List should have at most {cls.max_records} items",
+                            }
+                        ],
+                        cls.schema,
+                    )
+                )
+            try:
+                out.append(cls.record_adapter.validate_json(line))
+            except ValidationError as exc:
+                for err in exc.errors(include_url=False, include_input=False):
+                    if err["type"] == "json_invalid":  # the line itself: one object per line
+                        err = {
+                            "type": "ndjson_line",
+                            "loc": (),
+                            "msg": f"line {index + 1} is not one JSON object ({err['msg']})",
+                        }
+                    errors.append({**err, "loc": ("records", index, *err.get("loc", ()))})
+            index += 1
+
+        async for part in stream:
+            pending += part
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                take(line)
+        take(pending)
+        if errors:
+            raise _RefusedError(rejection(errors, cls.schema))
+        if not out:
+            empty = [
+                {
+                    "type": "too_short",
+                    "loc": ("records",),
+                    "msg": "List should have at least 1 item after validation, not 0",
+                }
+            ]
+            raise _RefusedError(rejection(empty, cls.schema))
+        return out
+
+
+def _too_big(limit: int) -> Rejected:
+    return Rejected(413, ErrorBody.about(f"larger than {limit} bytes", loc="body"))
+
+
+async def _limited(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    """The body's parts as they arrive; `_RefusedError` (413) once more than `limit` bytes came."""
+    size = 0
+    async for part in stream:
+        size += len(part)
+        if size > limit:
+            raise _RefusedError(_too_big(limit))
+        if part:
+            yield part
+
 
 def request_model(
-    name: str, schema: ModelSchema, max_records: int, doc: str
+    name: str,
+    schema: ModelSchema,
+    max_records: int,
+    doc: str,
+    *,
+    max_body_bytes: int | None = None,
+    ndjson: bool = False,
 ) -> type[bentoml.IODescriptor]:
     """A route's request body, `{"records": [...]}`, built from the model's own schema."""
     record = schema.record_model("Record")
@@ -138,5 +260,9 @@ def request_model(
         records=(list[record], Field(min_length=1, max_length=max_records, description=doc)),  # type: ignore[valid-type]
     )
     model.max_records = max_records
+    if max_body_bytes is not None:
+        model.max_body_bytes = max_body_bytes
+    model.accepts_ndjson = ndjson
     model.schema = schema
+    model.record_adapter = TypeAdapter(record)
     return model

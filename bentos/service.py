@@ -111,6 +111,7 @@ PredictRequest = request_model(
     SCHEMA,
     SETTINGS.max_batch,
     f"1 to {SETTINGS.max_batch} records; every feature required, null only where nullable",
+    max_body_bytes=SETTINGS.max_body_bytes,
 )
 BatchPredictRequest = request_model(
     "BatchPredictRequest",
@@ -118,6 +119,8 @@ BatchPredictRequest = request_model(
     SETTINGS.batch_max_records,
     f"1 to {SETTINGS.batch_max_records} records (JSON, or JSON lines with "
     "Content-Type application/x-ndjson, one record per line)",
+    max_body_bytes=SETTINGS.max_body_bytes,
+    ndjson=True,
 )
 
 

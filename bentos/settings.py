@@ -52,6 +52,13 @@ class PredictorSettings(BaseSettings):
         ge=1,
         description="Most records per /predict_batch request (the batch mode)",
     )
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=4096,
+        description="Largest request body (bytes) of either route, checked while it streams in"
+        " (larger: 413); a route's limit is also at most 4 KiB per record it takes. Keep it"
+        " well below the container's memory limit (the chart checks both)",
+    )
     workers: int = Field(default=1, ge=1, le=64, description="BentoML worker processes")
     predict_threads: int = Field(
         default=1,

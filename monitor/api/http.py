@@ -7,10 +7,10 @@ Every error answer is a `contract.errors.ErrorBody`, as the predictor's are.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, TypeVar
 
+import pydantic_core
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -26,8 +26,29 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+JSON_MEDIA_TYPES = frozenset({"application/json"})
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from the wrapped `receive` when a streamed body passes the limit: a 413 (an
+    HTTPException, so FastAPI's own body reading lets it through rather than making it a 400)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request body is larger than {max_bytes} bytes")
+
+
 class BodyLimit:
-    """413 for bodies over `max_bytes`, checked before the body is parsed (ASGI middleware)."""
+    """Bounded request bodies (ASGI middleware), in front of every route.
+
+    - A declared `Content-Length` over `max_bytes` is a 413 before a byte is read.
+    - A body is never buffered here: the app reads it as it streams in, through a `receive`
+      that counts the bytes and raises `BodyTooLarge` (answered 413) the moment a chunked
+      body passes the limit. So a route can check its token before reading the body, and
+      no request holds more than `max_bytes` of body in memory.
+    - A body that is not JSON (`Content-Type` other than application/json, `+json`) is a 415
+      before it is read; a request without a body or without a Content-Type is let through
+      (the route's parser refuses what is not JSON).
+    """
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -38,40 +59,55 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None:
-            if not length.isdigit() or int(length) > self.max_bytes:
-                await self._refuse(send)
-                return
-            await self.app(scope, receive, send)
+        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._refuse(send)
             return
-        # No length declared (chunked): read up to the limit, then replay to the app.
-        chunks, size = [], 0
-        while True:
+        has_body = chunked or (length is not None and int(length) > 0)
+        media = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1")
+        if has_body and media and not _is_json(media):
+            body = ErrorBody.about(
+                f"unsupported media type {media!r}: send application/json", loc="body"
+            )
+            await error_response(415, body)({"type": "http"}, _no_receive, send)
+            return
+        size = 0
+        limit = self.max_bytes
+
+        async def counted() -> Message:
+            nonlocal size
             message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_bytes:
-                await self._refuse(send)
-                return
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
-        sent = False
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    raise BodyTooLarge(limit)
+            return message
 
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+        started = False
 
-        await self.app(scope, replay, send)
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except BodyTooLarge:
+            if started:  # the app answered already and read on; nothing more to say
+                raise
+            await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = ErrorBody.about(f"request body is larger than {self.max_bytes} bytes", loc="body")
-        await error_response(413, body)({"type": "http"}, _no_receive, send)
+        await error_response(413, self.too_large())({"type": "http"}, _no_receive, send)
+
+    def too_large(self) -> ErrorBody:
+        return ErrorBody.about(f"request body is larger than {self.max_bytes} bytes", loc="body")
+
+
+def _is_json(media: str) -> bool:
+    media = media.lower()
+    return media in JSON_MEDIA_TYPES or media.endswith("+json")
 
 
 async def _no_receive() -> Message:
@@ -122,7 +158,8 @@ async def api_error(request: Request, exc: Exception) -> JSONResponse:
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's and Starlette's own HTTPExceptions (404 and 405 of the router...)."""
     assert isinstance(exc, StarletteHTTPException)
-    return error_response(exc.status_code, ErrorBody.about(str(exc.detail)), exc.headers)
+    loc = "body" if isinstance(exc, BodyTooLarge) else None
+    return error_response(exc.status_code, ErrorBody.about(str(exc.detail), loc), exc.headers)
 
 
 async def server_error(request: Request, exc: Exception) -> JSONResponse:
@@ -150,9 +187,12 @@ def parse_body(model: type[Body], raw: bytes) -> Body:
 
 
 def _parsed_or_none(raw: bytes) -> Any:
-    """The refused body as JSON when it is JSON (to count its records), else None."""
+    """The refused body as JSON when it is JSON (to count its records), else None.
+
+    pydantic-core's parser, not `json.loads`: it bounds the nesting depth (a 100k-deep
+    array is a ValueError here, where `json.loads` raised RecursionError: a 500)."""
     try:
-        return json.loads(raw)
+        return pydantic_core.from_json(raw)
     except ValueError:
         return None
 
