@@ -30,7 +30,14 @@ from rich.table import Table
 
 from bentos.training.data import load_weather, time_split, weather_schema
 from replay.driver import Replayer, Step
-from replay.launcher import REPO, Process, running, start_monitor, start_predictor
+from replay.launcher import (
+    REPO,
+    MonitorProcess,
+    Process,
+    running,
+    start_monitor,
+    start_predictor,
+)
 from replay.report import (
     DECISION_KINDS,
     chunk_rows,
@@ -145,7 +152,7 @@ def progress_table(step: Step, phase: str) -> Table:
 
 
 def replay_through(
-    monitor: Process,
+    monitor: MonitorProcess,
     routes: list[tuple[pd.Timestamp, Process]],
     step_seconds: float,
     before_switch: dict[str, str] | None = None,
@@ -155,7 +162,13 @@ def replay_through(
     known-good (a release is judged against a known-good version, so one must exist)."""
     schema = weather_schema()
     rows = time_split(load_weather(), schema).replay
-    player = Replayer(rows, schema, monitor.url, step_seconds=step_seconds)
+    player = Replayer(
+        rows,
+        schema,
+        monitor.url,
+        step_seconds=step_seconds,
+        labels_headers=monitor.headers("labels"),
+    )
     sampler = Sampler(monitor.popen.pid)
     sampler.start()
     waits = dict(before_switch or {})
@@ -238,7 +251,7 @@ def print_chunks(
 @contextmanager
 def two_versions(
     workdir: Path, tags: dict[str, str], first: str, second: str, monitor_env: dict[str, str]
-) -> Iterator[tuple[Process, Process, Process]]:
+) -> Iterator[tuple[MonitorProcess, Process, Process]]:
     """A fresh monitor, then a predictor per version, each registered before the next
     starts (registration order is revision order for the offline operator)."""
     workdir.mkdir(parents=True, exist_ok=True)

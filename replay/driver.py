@@ -53,6 +53,7 @@ class Replayer:
         step_hours: int = 24,
         step_seconds: float = 0.0,
         client: httpx.Client | None = None,
+        labels_headers: dict[str, str] | None = None,
     ) -> None:
         valid = schema.valid_rows(rows)
         self.rows = rows.loc[valid].sort_values([TIME_COLUMN, "origin"]).reset_index(drop=True)
@@ -62,6 +63,7 @@ class Replayer:
         self.step = pd.Timedelta(hours=step_hours)
         self.step_seconds = step_seconds
         self.client = client or httpx.Client(timeout=60.0)
+        self.labels_headers = labels_headers or {}  # the monitor's labels token
         self.stats = ReplayStats(rows_refused_by_schema=int((~valid).sum()))
         self._pending: list[tuple[pd.Timestamp, str, int]] = []  # (observed at, id, label)
 
@@ -119,7 +121,9 @@ class Replayer:
             return
         payload = {"labels": [{"prediction_id": pid, "label": label} for _, pid, label in due]}
         try:
-            resp = self.client.post(f"{self.monitor_url}/v1/labels", json=payload)
+            resp = self.client.post(
+                f"{self.monitor_url}/v1/labels", json=payload, headers=self.labels_headers
+            )
         except httpx.TransportError:
             if now is None:
                 raise

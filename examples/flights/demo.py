@@ -65,7 +65,9 @@ def modelguard(*args: object) -> str:
     return run_tool("bentos.cli", *args)
 
 
-def serve(predictor: launcher.Process, monitor: str, rows: pd.DataFrame, schema: Any) -> int:
+def serve(
+    predictor: launcher.Process, monitor: launcher.MonitorProcess, rows: pd.DataFrame, schema: Any
+) -> int:
     """POST the rows to /predict in batches, then their labels to the monitor."""
     label_batches = []
     with httpx.Client(timeout=60) as client:
@@ -81,7 +83,11 @@ def serve(predictor: launcher.Process, monitor: str, rows: pd.DataFrame, schema:
                 ]
             )
         for labels in label_batches:
-            client.post(f"{monitor}/v1/labels", json={"labels": labels}).raise_for_status()
+            client.post(
+                f"{monitor.url}/v1/labels",
+                json={"labels": labels},
+                headers=monitor.headers("labels"),
+            ).raise_for_status()
     return len(rows)
 
 
@@ -149,11 +155,11 @@ def run(workdir: Path, sizes: Sizes) -> dict[str, Any]:
         # One at a time: registration order is the offline revision order.
         predictors["good"].start()
         wait_registered(mon, good)
-        serve(predictors["good"], mon.url, live.iloc[: sizes.good_rows], schema)
+        serve(predictors["good"], mon, live.iloc[: sizes.good_rows], schema)
         wait_known_good(mon, good)
         predictors[WORSE[0]].start()
         wait_registered(mon, worse)
-        serve(predictors[WORSE[0]], mon.url, live.iloc[sizes.good_rows : needed], schema)
+        serve(predictors[WORSE[0]], mon, live.iloc[sizes.good_rows : needed], schema)
 
         def gate_decision() -> dict[str, Any] | None:
             decisions = httpx.get(f"{mon.url}/v1/decisions", params={"model": MODEL}).json()

@@ -213,7 +213,13 @@ class Stack:
         schema = weather_schema()
         rows = time_split(load_weather(), schema).replay
         rows = rows[rows["time_hour"] >= pd.Timestamp(start, tz="UTC")]
-        player = Replayer(rows, schema, self.monitor.url, step_seconds=step_seconds)
+        player = Replayer(
+            rows,
+            schema,
+            self.monitor.url,
+            step_seconds=step_seconds,
+            labels_headers=self.monitor.headers("labels"),
+        )
         pending = dict(sorted((hooks or {}).items()))
         timeline: list[tuple[pd.Timestamp, str]] = []
         lockstep = pd.Timestamp(lockstep_from, tz="UTC") if lockstep_from else None

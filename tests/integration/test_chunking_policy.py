@@ -27,7 +27,7 @@ from monitor.operator.reconciler import Operator
 from monitor.settings import MonitorSettings
 from monitor.state import OperatorState
 from monitor.store.sqlite import Store
-from tests.support.monitor import running_monitor
+from tests.support.monitor import RoleAuth, running_monitor
 from tests.support.records import served
 
 runner = CliRunner()
@@ -203,7 +203,7 @@ def test_the_monitor_chunks_posted_records_by_their_event_time(
     env = {"MONITOR_POLICY_FILE": str(policy)}
     with (
         running_monitor(tmp_path / "mon", env=env, analysis_interval_seconds=1) as mon,
-        httpx.Client(base_url=mon.url, timeout=60) as client,
+        httpx.Client(base_url=mon.url, timeout=60, auth=RoleAuth(mon)) as client,
     ):
         body = reg.model_dump(by_alias=True, mode="json")
         assert client.post("/v1/models", json=body, headers=mon.auth).status_code == 201

@@ -19,10 +19,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contract.errors import ErrorBody, openapi_schemas
 from monitor.store.sqlite import Store
-from tests.support.monitor import MonitorProcess, running_monitor
+from tests.support.monitor import MonitorProcess, RoleAuth, register_as, running_monitor
 
 MAX_RECORDS = 1000
 MAX_BODY = 2 * 1024 * 1024
+NO_TOKEN = {"Authorization": ""}  # overrides RoleAuth: a request without a token
+# Versions the records below name; registered (operator token: any name) before any test.
+API_VERSIONS = ("v-api", "v-good", "v-labels", "v-metrics")
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +38,16 @@ def monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorProcess
         yield proc
 
 
+@pytest.fixture(scope="module")
+def api_versions(monitor: MonitorProcess, registrations: dict[str, Any]) -> None:
+    """Records are stored only for registered versions (test_trust_boundary.py)."""
+    register_as(monitor, registrations["good"], *API_VERSIONS)
+
+
 @pytest.fixture
-def client(monitor: MonitorProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=monitor.url, timeout=30) as c:
+def client(monitor: MonitorProcess, api_versions: None) -> Iterator[httpx.Client]:
+    """Each request with the token of the role its route needs (tests/support/monitor.py)."""
+    with httpx.Client(base_url=monitor.url, timeout=30, auth=RoleAuth(monitor)) as c:
         yield c
 
 
@@ -92,7 +102,7 @@ def test_good_records_are_stored_and_duplicates_ignored(
     assert frame["temp"].iloc[0] == 71.1 and frame["origin"].iloc[0] == "EWR"
     versions = {v["version"]: v for v in client.get("/v1/models").json()}
     assert versions["v-good"]["records"] == 301
-    assert versions["v-good"]["state"] == "unregistered"  # accepted before registration
+    assert versions["v-good"]["state"] == "registered"
 
 
 NAN_BODY = (
@@ -229,10 +239,14 @@ def test_registration_needs_the_token_and_is_idempotent(
 ) -> None:
     body = registrations["good"].model_dump(by_alias=True, mode="json")
     before = rows_in(monitor.db_path)
-    unauthorized = client.post("/v1/models", json=body)
+    unauthorized = client.post("/v1/models", json=body, headers=NO_TOKEN)
     assert unauthorized.status_code == 401
     assert unauthorized.headers["www-authenticate"] == "Bearer"
-    assert error_body(unauthorized) == ErrorBody(error="missing or wrong bearer token", errors=[])
+    assert error_body(unauthorized) == ErrorBody(
+        error="missing or unknown bearer token (this endpoint needs the predictor or operator"
+        " token)",
+        errors=[],
+    )
     wrong = {"Authorization": "Bearer not-the-token"}
     assert client.post("/v1/models", json=body, headers=wrong).status_code == 401
     assert rows_in(monitor.db_path) == before
@@ -287,7 +301,7 @@ def test_clear_rejection(client: httpx.Client, monitor: MonitorProcess) -> None:
     with Store(monitor.db_path) as store:
         store.put_state("rejected/m-rej", {"versions": {"v9": {"reason": "gap"}}})
     path = "/v1/models/m-rej/versions/v9/clear-rejection"
-    assert client.post(path).status_code == 401
+    assert client.post(path, headers=NO_TOKEN).status_code == 401
     resp = client.post(path, headers=monitor.auth)
     assert resp.status_code == 200 and resp.json()["cleared"] is True
     assert client.post(path, headers=monitor.auth).status_code == 404  # neither rejected nor known
@@ -425,7 +439,7 @@ def test_the_background_analysis_turns_records_into_chunks_and_metrics(
     env = {"MONITOR_CHUNK_SIZE": "250"}
     with (
         running_monitor(tmp_path, env=env, analysis_interval_seconds=1) as mon,
-        httpx.Client(base_url=mon.url, timeout=60) as client,
+        httpx.Client(base_url=mon.url, timeout=60, auth=RoleAuth(mon)) as client,
     ):
         body = reg.model_dump(by_alias=True, mode="json")
         assert client.post("/v1/models", json=body, headers=mon.auth).status_code == 201

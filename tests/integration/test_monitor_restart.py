@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from monitor.store.sqlite import Store
-from tests.support.monitor import running_monitor
+from tests.support.monitor import RoleAuth, register_as, running_monitor
 
 
 def batch(n: int) -> list[dict[str, Any]]:
@@ -34,7 +34,9 @@ def stored_ids(db: Path) -> set[str]:
     return set(frame["prediction_id"])
 
 
-def test_kill_9_mid_stream_loses_no_acknowledged_record(tmp_path: Path) -> None:
+def test_kill_9_mid_stream_loses_no_acknowledged_record(
+    tmp_path: Path, registrations: dict[str, Any]
+) -> None:
     acked: list[str] = []
     sent: list[str] = []
     acked_labels: list[str] = []
@@ -42,9 +44,10 @@ def test_kill_9_mid_stream_loses_no_acknowledged_record(tmp_path: Path) -> None:
     enough = threading.Event()
 
     with running_monitor(tmp_path) as monitor:
+        register_as(monitor, registrations["good"], "v-restart")
 
         def send() -> None:
-            with httpx.Client(base_url=monitor.url, timeout=10) as client:
+            with httpx.Client(base_url=monitor.url, timeout=10, auth=RoleAuth(monitor)) as client:
                 while not stop.is_set():
                     records = batch(200)
                     ids = [r["prediction_id"] for r in records]
@@ -81,23 +84,24 @@ def test_kill_9_mid_stream_loses_no_acknowledged_record(tmp_path: Path) -> None:
         assert all(labelled[pid] == 1 for pid in acked_labels)
 
         # and the restarted server carries on: idempotent retry of the whole history
-        with httpx.Client(base_url=monitor.url, timeout=30) as client:
+        with httpx.Client(base_url=monitor.url, timeout=30, auth=RoleAuth(monitor)) as client:
             more = batch(100)
             assert client.post("/v1/records", json={"records": more}).json()["accepted"] == 100
             versions = {v["version"]: v for v in client.get("/v1/models").json()}
         assert versions["v-restart"]["records"] == len(after) + 100
 
 
-def test_a_clean_restart_keeps_everything(tmp_path: Path) -> None:
+def test_a_clean_restart_keeps_everything(tmp_path: Path, registrations: dict[str, Any]) -> None:
     with running_monitor(tmp_path) as monitor:
+        register_as(monitor, registrations["good"], "v-restart")
         records = batch(500)
-        with httpx.Client(base_url=monitor.url, timeout=30) as client:
+        with httpx.Client(base_url=monitor.url, timeout=30, auth=RoleAuth(monitor)) as client:
             assert client.post("/v1/records", json={"records": records}).status_code == 202
         # SIGTERM: uvicorn shuts down cleanly, then re-raises the signal (exit -15)
         assert monitor.stop() in (0, -15)
         assert "Application shutdown complete" in monitor.log()
         monitor.start()
-        with httpx.Client(base_url=monitor.url, timeout=30) as client:
+        with httpx.Client(base_url=monitor.url, timeout=30, auth=RoleAuth(monitor)) as client:
             versions = {v["version"]: v for v in client.get("/v1/models").json()}
             assert versions["v-restart"]["records"] == 500
             again = client.post("/v1/records", json={"records": records}).json()

@@ -17,7 +17,7 @@ from monitor.analysis.report import render_report
 from monitor.metrics import MonitorMetrics
 from monitor.settings import MonitorSettings
 from monitor.store.sqlite import Store
-from tests.support.monitor import measuring_settings, running_monitor
+from tests.support.monitor import RoleAuth, measuring_settings, running_monitor
 from tests.support.records import served
 
 CHUNK = 500
@@ -95,7 +95,7 @@ def test_reports_reuse_the_calculators_the_analysis_fitted(
     env = {"MONITOR_CHUNK_SIZE": "250"}
     with (
         running_monitor(tmp_path, env=env, analysis_interval_seconds=1) as mon,
-        httpx.Client(base_url=mon.url, timeout=120) as client,
+        httpx.Client(base_url=mon.url, timeout=120, auth=RoleAuth(mon)) as client,
     ):
         for i, reg in enumerate(versions):
             body = reg.model_dump(by_alias=True, mode="json")

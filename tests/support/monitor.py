@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -26,7 +27,14 @@ from monitor.settings import MonitorSettings
 from replay import launcher
 from replay.launcher import MonitorProcess
 
-__all__ = ["MonitorProcess", "RoleAuth", "measuring_settings", "role_for", "running_monitor"]
+__all__ = [
+    "MonitorProcess",
+    "RoleAuth",
+    "measuring_settings",
+    "register_as",
+    "role_for",
+    "running_monitor",
+]
 
 
 def role_for(method: str, path: str) -> str:
@@ -63,6 +71,22 @@ def measuring_settings(workdir: Path, chunk_size: int = 500) -> MonitorSettings:
         namespace="default",
         report_dir=workdir / "reports",
     )
+
+
+def register_as(monitor: MonitorProcess, registration: Any, *versions: str) -> None:
+    """Register a real registration under other version names (operator token: any name),
+    for tests whose records name a version of their own (records of an unregistered version
+    are refused, 425)."""
+    body = registration.model_dump(by_alias=True, mode="json")
+    for version in versions:
+        resp = httpx.post(
+            f"{monitor.url}/v1/models",
+            json={**body, "version": version},
+            headers=monitor.auth,
+            timeout=120,
+        )
+        if resp.status_code not in (200, 201):
+            raise RuntimeError(f"registering {version}: {resp.status_code} {resp.text[:500]}")
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ def test_defaults_follow_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = MonitorSettings()
     assert settings.port == 8080
     assert settings.chunk_size == 500
-    assert settings.registration_token is None
+    assert [settings.token(r) for r in ("predictor", "labels", "operator", "reader")] == [None] * 4
     assert settings.namespace == "default"  # not in a pod
 
 
@@ -54,17 +54,29 @@ def test_bad_values_are_refused_naming_the_field(
     assert key.removeprefix("MONITOR_").lower() in str(info.value)
 
 
-def test_the_token_is_never_logged(
+def test_the_tokens_are_never_logged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("MONITOR_REGISTRATION_TOKEN", "s3cr3t-value")
+    for role in ("predictor", "labels", "operator", "reader"):
+        monkeypatch.setenv(f"MONITOR_{role.upper()}_TOKEN", f"s3cr3t-{role}")
     settings = MonitorSettings()
-    assert settings.token() == "s3cr3t-value"
-    assert "s3cr3t-value" not in repr(settings)
+    assert settings.token("operator") == "s3cr3t-operator"
+    assert "s3cr3t" not in repr(settings)
     with caplog.at_level(logging.INFO, logger="modelguard.monitor"):
         log_effective(settings)
-    assert "s3cr3t-value" not in caplog.text
-    assert "registration_token" in caplog.text and "db_path" in caplog.text
+    assert "s3cr3t" not in caplog.text
+    assert "operator_token" in caplog.text and "db_path" in caplog.text
+
+
+def test_the_registration_token_of_earlier_releases_is_the_predictor_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MONITOR_PREDICTOR_TOKEN", raising=False)
+    monkeypatch.setenv("MONITOR_REGISTRATION_TOKEN", "old-shared")
+    assert MonitorSettings().token("predictor") == "old-shared"
+    assert MonitorSettings().token("operator") is None  # operators need their own now
+    monkeypatch.setenv("MONITOR_PREDICTOR_TOKEN", "new")
+    assert MonitorSettings().token("predictor") == "new"
 
 
 def test_every_field_is_documented() -> None:
