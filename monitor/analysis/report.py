@@ -126,7 +126,8 @@ def _version_section(chunks: list[ChunkEvidence]) -> list[str]:
     # One evenly spaced point per chunk (a category axis, not a time axis): chunks are equal
     # in rows, not in time, and a replay on an accelerated clock packs months into minutes.
     x = [f"#{c.chunk_index} {c.start_time[:16].replace('T', ' ')}" for c in chunks]
-    out = [_performance_figure(chunks, x), _shadow_figure(chunks, x)]
+    out = [_performance_figure(chunks, x), _estimate_error_figure(chunks, x)]
+    out.append(_shadow_figure(chunks, x))
     out.append(_drift_heatmap(chunks, x))
     out.append(_multivariate_figure(chunks, x))
     out.append(_quality_figure(chunks, x))
@@ -187,6 +188,42 @@ def _performance_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:
     threshold = _series(chunks, lambda c: c.estimated["roc_auc"].lower_threshold)
     fig.add_scatter(x=x, y=threshold, name="lower threshold", line={"color": "red", "width": 1})
     return _fig(fig, "ROC AUC per chunk: estimated vs realized, with the known-good shadow")
+
+
+def _estimate_error_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:
+    """The monitor's own track record: how wrong the estimate was, chunk by chunk."""
+    fig = go.Figure()
+
+    def off(c: ChunkEvidence, bound: str) -> float | None:
+        e = c.estimated["roc_auc"]
+        end = getattr(e, bound)
+        return None if end is None or e.value is None else end - e.value
+
+    def minus(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else a - b
+
+    error = _series(chunks, lambda c: minus(c.realized["roc_auc"], c.estimated["roc_auc"].value))
+    fig.add_scatter(x=x, y=_series(chunks, lambda c: off(c, "interval_upper")), name="interval")
+    fig.add_scatter(
+        x=x, y=_series(chunks, lambda c: off(c, "interval_lower")), name="interval (low)"
+    )
+    fig.add_scatter(
+        x=x, y=_series(chunks, lambda c: off(c, "upper")), name="NannyML band", line={"dash": "dot"}
+    )
+    fig.add_scatter(x=x, y=_series(chunks, lambda c: off(c, "lower")), line={"dash": "dot"})
+    fig.add_scatter(x=x, y=error, name="realized - estimated", mode="lines+markers")
+    nowcast = _series(
+        chunks, lambda c: minus(c.nowcast["roc_auc"].value, c.estimated["roc_auc"].value)
+    )
+    fig.add_scatter(x=x, y=nowcast, name="nowcast - estimated", line={"dash": "dash"})
+    record = chunks[-1].track_record.get("roc_auc")
+    note = ""
+    if record is not None and record.interval_coverage is not None:
+        note = (
+            f" (last {record.chunks} labelled: MAE {record.mae:.3f}, bias {record.bias:+.3f},"
+            f" {record.interval_coverage:.0%} inside the {record.level:.0%} interval)"
+        )
+    return _fig(fig, "Estimate error per chunk, with the interval and NannyML's band" + note)
 
 
 def _shadow_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:

@@ -60,6 +60,7 @@ def test_report_is_self_contained_and_shows_every_part(tmp_path: Path, registrat
     assert good.version in page and worse.version in page
     for title in (
         "ROC AUC per chunk: estimated vs realized, with the known-good shadow",
+        "Estimate error per chunk, with the interval and NannyML's band",
         "Shadow re-scoring",
         "Univariate drift",
         "Multivariate drift",
@@ -73,8 +74,8 @@ def test_report_is_self_contained_and_shows_every_part(tmp_path: Path, registrat
     # The audit log is shown, escaped.
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script>alert(1)</script>" not in page
-    # One figure div per plot (6 + 2 NannyML per version with chunks).
-    assert page.count('class="plotly-graph-div"') == 2 * 8
+    # One figure div per plot (7 + 2 NannyML per version with chunks).
+    assert page.count('class="plotly-graph-div"') == 2 * 9
 
 
 def calculator_fits(client: httpx.Client) -> float:
