@@ -285,29 +285,48 @@ def test_monitor_deployment_contract(defaults: list[Doc]) -> None:
     assert svc["spec"]["ports"][0]["name"] == "http" and svc["spec"]["ports"][0]["port"] == 8080
 
 
-def test_registration_token_secret(defaults: list[Doc], full: list[Doc]) -> None:
-    """Chart-made Secret by default; the user's existingSecret otherwise; both pods share it."""
-    for docs, expected_name in ((defaults, f"{RELEASE}-modelguard-monitor-token"),):
-        (secret,) = by_kind(docs, "Secret")
-        assert secret["metadata"]["name"] == expected_name
-        assert len(secret["data"]["token"]) >= 40
+ROLES = ("predictor", "labels", "operator", "reader")
+
+
+def test_one_token_secret_per_role(defaults: list[Doc], full: list[Doc]) -> None:
+    """Chart-made Secrets by default (the predictor's keeps the old registration Secret's
+    name), the user's existingSecrets otherwise; the monitor reads all four, the predictor
+    pod only its own."""
+    monitor = f"{RELEASE}-modelguard-monitor"
+    made = {
+        "predictor": f"{monitor}-token",
+        **{role: f"{monitor}-{role}-token" for role in ROLES[1:]},
+    }
+    secrets = {
+        s["metadata"]["labels"]["modelguard.dev/token-role"]: s for s in by_kind(defaults, "Secret")
+    }
+    assert {role: s["metadata"]["name"] for role, s in secrets.items()} == made
+    tokens = [s["data"]["token"] for s in secrets.values()]
+    assert all(len(t) >= 40 for t in tokens) and len(set(tokens)) == len(ROLES)
     assert by_kind(full, "Secret") == []
-    for docs, name in (
-        (defaults, f"{RELEASE}-modelguard-monitor-token"),
-        (full, "modelguard-registration"),
-    ):
-        refs = {
-            (
-                env_of(one(docs, "Deployment", c)["spec"]["template"]["spec"]["containers"][0])[
-                    var
-                ]["valueFrom"]["secretKeyRef"]["name"]
-            )
-            for c, var in (
-                ("predictor", "PREDICTOR_MONITOR_TOKEN"),
-                ("monitor", "MONITOR_REGISTRATION_TOKEN"),
-            )
-        }
-        assert refs == {name}
+    given = {
+        "predictor": "modelguard-registration",
+        "labels": "modelguard-labels",
+        "operator": "modelguard-operator",
+        "reader": "modelguard-reader",
+    }
+    for docs, names in ((defaults, made), (full, given)):
+
+        def spec(component: str, docs: list[Doc] = docs) -> Doc:
+            return one(docs, "Deployment", component)["spec"]["template"]["spec"]
+
+        env = env_of(spec("monitor")["containers"][0])
+        refs = {r: env[f"MONITOR_{r.upper()}_TOKEN"]["valueFrom"]["secretKeyRef"] for r in ROLES}
+        assert {r: ref["name"] for r, ref in refs.items()} == names
+        assert "MONITOR_REGISTRATION_TOKEN" not in env
+        predictor = spec("predictor")
+        env = env_of(predictor["containers"][0])
+        assert (
+            env["PREDICTOR_MONITOR_TOKEN"]["valueFrom"]["secretKeyRef"]["name"]
+            == names["predictor"]
+        )
+        mentioned = json.dumps(predictor)
+        assert not [n for r, n in names.items() if r != "predictor" and n in mentioned]
 
 
 def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -359,10 +378,20 @@ def test_network_policies(defaults: list[Doc], full: list[Doc]) -> None:
         dns = spec["egress"][0]
         assert {p["port"] for p in dns["ports"]} == {53}
         assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
-    # monitor ingest: only this release's predictor pods and Prometheus
-    sources = monitor["ingress"][0]["from"]
-    assert sources[0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "predictor"
-    assert len(sources) == 2 and "namespaceSelector" in sources[1]
+    # monitor: by default only this release's predictor pods and Prometheus, a rule each;
+    # per role the peers given in values, never an empty `from` (that would admit anyone)
+    (predictors,), (prometheus,) = (rule["from"] for rule in monitor["ingress"])
+    assert predictors["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "predictor"
+    assert "namespaceSelector" in prometheus
+    full_ingress = one(full, "NetworkPolicy", "monitor")["spec"]["ingress"]
+    assert len(full_ingress) == 5  # predictors, Prometheus, label feeders, operators, extra
+    assert all(
+        rule["from"] and rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+        for rule in full_ingress
+    )
+    assert {"modelguard.dev/label-feeder": "true"} in [
+        p.get("podSelector", {}).get("matchLabels") for rule in full_ingress for p in rule["from"]
+    ]
     # predictor egress: DNS and the monitor, nothing else
     (to_monitor,) = predictor["egress"][1]["to"]
     assert to_monitor["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "monitor"

@@ -20,6 +20,7 @@ What is and is not emulated: docs/operations.md, "What the pod emulation proves"
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -237,8 +238,20 @@ def own_net() -> Iterator[pe.Network]:
     network.close()
 
 
-def monitor_versions(net: pe.Network) -> list[Doc]:
-    status, body = net.http("GET", "http://127.0.0.1:8080/v1/models")
+def reader(docs: list[Doc]) -> dict[str, str]:
+    """The reader role's bearer header, from the Secret the chart rendered for it."""
+    (secret,) = [
+        d
+        for d in docs
+        if d["kind"] == "Secret"
+        and d["metadata"]["labels"]["modelguard.dev/token-role"] == "reader"
+    ]
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    return {"Authorization": f"Bearer {token}"}
+
+
+def monitor_versions(net: pe.Network, docs: list[Doc]) -> list[Doc]:
+    status, body = net.http("GET", "http://127.0.0.1:8080/v1/models", headers=reader(docs))
     assert status == 200, body
     value = json.loads(body)
     assert isinstance(value, list)
@@ -315,6 +328,7 @@ def test_helm_test_pod_predicts_through_the_service(
 
 
 def test_records_reach_the_monitor_through_its_service(
+    docs: list[Doc],
     predictor: pe.Pod,
     monitor: pe.Pod,
     net: pe.Network,
@@ -331,7 +345,7 @@ def test_records_reach_the_monitor_through_its_service(
     version = model_tag.split(":")[1]
 
     def ingested() -> Doc | None:
-        found = [v for v in monitor_versions(net) if v["version"] == version]
+        found = [v for v in monitor_versions(net, docs) if v["version"] == version]
         ok = found and found[0]["registered_at"] and found[0]["records"] >= 5
         return found[0] if ok else None
 
@@ -339,6 +353,7 @@ def test_records_reach_the_monitor_through_its_service(
 
 
 def test_memory_limits_hold_through_a_replay(
+    docs: list[Doc],
     predictor: pe.Pod,
     monitor: pe.Pod,
     net: pe.Network,
@@ -361,7 +376,9 @@ def test_memory_limits_hold_through_a_replay(
 
     def analysed() -> list[Doc]:
         status, body = net.http(
-            "GET", f"http://127.0.0.1:8080/v1/models/rain_forecast/chunks?version={version}"
+            "GET",
+            f"http://127.0.0.1:8080/v1/models/rain_forecast/chunks?version={version}",
+            headers=reader(docs),
         )
         chunks = json.loads(body) if status == 200 else []
         return chunks if len(chunks) >= REPLAY_RECORDS // 500 else []

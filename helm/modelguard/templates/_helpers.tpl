@@ -25,9 +25,25 @@ name. Component suffixes ("-predictor", "-monitor") are appended, so keep room f
 {{- define "modelguard.predictorName" -}}{{ include "modelguard.fullname" . }}-predictor{{- end }}
 {{- define "modelguard.monitorName" -}}{{ include "modelguard.fullname" . }}-monitor{{- end }}
 
-{{/* Name of the Secret with the registration token (chart-made or the user's). */}}
-{{- define "modelguard.tokenSecretName" -}}
-{{- default (printf "%s-token" (include "modelguard.monitorName" .)) .Values.monitor.auth.existingSecret }}
+{{/* Roles with a bearer token of their own (docs/monitor.md#trust-boundary). */}}
+{{- define "modelguard.roles" -}}predictor labels operator reader{{- end }}
+
+{{/* Name of the Secret with one role's token (chart-made or the user's). The predictor's keeps
+the name of the one shared registration token of earlier releases, so an upgrade keeps it.
+Call with (dict "ctx" $ "role" "labels"). */}}
+{{- define "modelguard.roleSecretName" -}}
+{{- $auth := .ctx.Values.monitor.auth }}
+{{- if eq .role "predictor" }}
+{{- default (printf "%s-token" (include "modelguard.monitorName" .ctx)) $auth.existingSecret }}
+{{- else }}
+{{- default (printf "%s-%s-token" (include "modelguard.monitorName" .ctx) .role) (index $auth.existingSecrets .role) }}
+{{- end }}
+{{- end }}
+
+{{/* The user's existing Secret for a role ("" = the chart makes one). Same call. */}}
+{{- define "modelguard.roleExistingSecret" -}}
+{{- $auth := .ctx.Values.monitor.auth }}
+{{- if eq .role "predictor" }}{{ $auth.existingSecret }}{{ else }}{{ index $auth.existingSecrets .role }}{{ end }}
 {{- end }}
 
 {{/* Labels every object carries. Call with (dict "ctx" $ "component" "predictor"). */}}
