@@ -5,11 +5,13 @@ ModelMonitor; without one, `MONITOR_CHUNK_SIZE` rows):
 
 - by rows: `rows` consecutive records (by store sequence) of one version; `rows=None` is the
   smallest chunk whose ROC AUC sampling error on the reference is within
-  `max_sampling_error`. A chunk is analysed once complete and again when more of its labels
-  have arrived (labels come hours later, so realized performance fills in on a later cycle).
+  `max_sampling_error`. A chunk is analysed once complete and again when its labels changed:
+  more arrived (labels come hours later, so realized performance fills in on a later cycle)
+  or a label was corrected (same count, other values: the store's label clock says which).
 - by event time: one chunk per `period` (UTC; weeks start on Monday), its `chunk_index` the
   period's number since the epoch. A period is complete once its end has passed or a later
-  period has records; it is re-analysed when its rows or labels grew (a late backfill).
+  period has records; it is re-analysed when its rows grew (a late backfill) or its labels
+  changed.
 
 What the analysis found (chunk size, rows waiting for a chunk, rows still needed) is stored
 per version as `monitor.state.ChunkingStatus` for the operator and `monitor status`, and
@@ -178,14 +180,16 @@ def run_cycle(
             started = time.perf_counter()
             try:
                 stored = store.chunks(model, info.version)
+                labels = LabelChanges.read(store, model, info.version, stored)
                 evidence, status = _analyse_version(
-                    store, cache, model, info.version, registered, plan, default, stored
+                    store, cache, model, info.version, registered, plan, default, stored, labels
                 )
             except Exception:
                 log.exception("analysis of %s:%s failed", model, info.version)
                 metrics.observe_analysis(time.perf_counter() - started, False, model)
                 continue
             _save(store, evidence)
+            labels.mark_seen(store, saved=bool(evidence))
             OperatorState(store).set_chunking(model, info.version, status)
             metrics.publish_chunking(model, info.version, status)
             for ev in evidence:
@@ -212,6 +216,68 @@ def _publish_label_lag(store: Any, metrics: Publisher, model: str) -> None:
     metrics.set_label_lag(model, lag)
 
 
+@dataclass
+class LabelChanges:
+    """Which stored chunks' labels changed since each was last analysed (the store's label
+    clock, `Store.label_changes`): a corrected label re-analyses its chunk even when the
+    count of labelled rows stayed the same. A store without a label clock reports none."""
+
+    model: str
+    version: str
+    clock: int = 0
+    seen: dict[int, int] | None = None
+    changes: list[tuple[int, int]] | None = None
+
+    @classmethod
+    def read(
+        cls, store: Any, model: str, version: str, stored: list[ChunkEvidence]
+    ) -> LabelChanges:
+        if not hasattr(store, "label_clock"):
+            return cls(model, version)
+        clock = int(store.label_clock())  # before the frames are read: nothing is missed
+        if not stored:  # new chunks are analysed with every label up to `clock`
+            return cls(model, version, clock, {}, [])
+        seen = store.chunk_labels_seen(model, version)
+        recent = stored[-RELABEL_LOOKBACK_CHUNKS:]
+        since = min(seen.get(c.chunk_index, 0) for c in recent)
+        changes = store.label_changes(model, version, since) if clock > since else []
+        return cls(model, version, clock, seen, changes)
+
+    def changed_chunks(self, chunks: list[ChunkEvidence]) -> set[int]:
+        """Indexes of the (row-range) chunks with a label stamped after their last look."""
+        if not self.changes or self.seen is None:
+            return set()
+        seqs = np.asarray([seq for seq, _ in self.changes])
+        stamps = np.asarray([stamp for _, stamp in self.changes])
+        out = set()
+        for c in chunks:
+            inside = (seqs >= c.first_seq) & (seqs <= c.last_seq)
+            if np.any(stamps[inside] > self.seen.get(c.chunk_index, 0)):
+                out.add(c.chunk_index)
+        return out
+
+    def changed_periods(self, frame: pd.DataFrame) -> set[int]:
+        """Periods (`frame` has `seq` and `_period`) with a label stamped after their last look."""
+        if not self.changes or self.seen is None:
+            return set()
+        stamp = dict(self.changes)
+        out = set()
+        for seq, period in zip(frame["seq"].to_numpy(), frame["_period"].to_numpy(), strict=True):
+            found = stamp.get(int(seq))
+            if found is not None and found > self.seen.get(int(period), 0):
+                out.add(int(period))
+        return out
+
+    def mark_seen(self, store: Any, saved: bool) -> None:
+        """After the version's chunks are saved: all of them are checked up to `clock`
+        (one write, only when some chunk was behind the clock or new chunks were saved)."""
+        if self.seen is None or self.clock == 0:
+            return
+        behind = self.clock > min(self.seen.values(), default=self.clock)
+        if behind or saved:
+            store.mark_labels_seen(self.model, self.version, self.clock)
+
+
 def _save(store: Any, evidence: list[ChunkEvidence]) -> None:
     """One transaction for the whole batch when the store offers it (one fsync, not 200)."""
     save_many = getattr(store, "save_chunks", None)
@@ -231,18 +297,20 @@ def _analyse_version(
     plan: ChunkPlan,
     default: ChunkPlan,
     stored: list[ChunkEvidence],
+    labels: LabelChanges | None = None,
 ) -> tuple[list[ChunkEvidence], ChunkingStatus]:
     sizing = cache.sizing(model, version, plan.max_sampling_error)
     # The size the calculators are fitted for (reference chunks, drift thresholds, the
     # rank-correlation floor): the chunk by rows, else the derived size.
     basis = plan.rows or sizing.derived_rows or default.rows or 500
     stored = sorted(stored, key=lambda c: c.chunk_index)
+    labels = labels or LabelChanges(model, version)
     if plan.period is None:
-        out, pending = _by_rows(store, cache, model, version, registered, basis, stored)
+        out, pending = _by_rows(store, cache, model, version, registered, basis, stored, labels)
         needed = basis - pending
     else:
         out, pending = _by_period(
-            store, cache, model, version, registered, plan.period, basis, stored
+            store, cache, model, version, registered, plan.period, basis, stored, labels
         )
         needed = max(0, basis - pending)
     status = ChunkingStatus(
@@ -267,6 +335,7 @@ def _by_rows(
     registered: list[str],
     size: int,
     stored: list[ChunkEvidence],
+    labels: LabelChanges,
 ) -> tuple[list[ChunkEvidence], int]:
     """New complete chunks of `size` rows and re-labelled ones; and the rows still pending."""
     next_index = stored[-1].chunk_index + 1 if stored else 0
@@ -274,19 +343,20 @@ def _by_rows(
     waiting = store.count_records(model, version, after_seq=after_seq)
     complete = waiting // size
     pending = waiting - complete * size
-    relabel = [
+    window = [
         c
         for c in stored
-        if c.labelled_rows < c.rows == size
-        and c.chunk_index >= next_index - RELABEL_LOOKBACK_CHUNKS
+        if c.rows == size and c.chunk_index >= next_index - RELABEL_LOOKBACK_CHUNKS
     ]
+    corrected = labels.changed_chunks(window)
+    relabel = [c for c in window if c.labelled_rows < c.rows or c.chunk_index in corrected]
     if complete == 0 and not relabel:
         return [], pending
     live = cache.get(model, version, size)
     kg_version = known_good_version(store, model, version, registered)
     known_good = cache.get(model, kg_version, size) if kg_version else None
 
-    out = _reanalyse_labelled(store, live, known_good, relabel, size)
+    out = _reanalyse_labelled(store, live, known_good, relabel, size, corrected)
     if complete:
         rows = store.records_frame(model, version, after_seq=after_seq, limit=complete * size)
         out += analyse_chunks(live, rows, next_index, known_good, chunk_size=size)
@@ -307,6 +377,7 @@ def _by_period(
     period: timedelta,
     size: int,
     stored: list[ChunkEvidence],
+    labels: LabelChanges,
 ) -> tuple[list[ChunkEvidence], int]:
     """Complete periods (by event time) that are new or whose rows or labels grew; and the
     rows of periods still open."""
@@ -331,12 +402,14 @@ def _by_period(
     frame = frame.sort_values(["_period", "seq"], kind="stable")
     before = {c.chunk_index: c for c in stored}
     counts = frame.groupby("_period").agg(rows=("seq", "size"), labelled=("label", "count"))
+    corrected = labels.changed_periods(frame)
     changed = [
         int(p)
         for p, row in counts.iterrows()
         if int(p) not in before
         or before[int(p)].rows != int(row["rows"])
         or before[int(p)].labelled_rows < int(row["labelled"])
+        or int(p) in corrected
     ]
     if not changed:
         return [], pending
@@ -361,8 +434,10 @@ def _reanalyse_labelled(
     known_good: FittedVersion | None,
     candidates: list[ChunkEvidence],
     size: int,
+    corrected: set[int] | None = None,
 ) -> list[ChunkEvidence]:
-    """Re-analyse the stored chunks whose labelled-row count grew, in one batch."""
+    """Re-analyse, in one batch, the stored chunks whose labelled-row count grew or whose
+    labels were corrected (`corrected`: their indexes)."""
     if not candidates:
         return []
     model, version = live.key
@@ -376,7 +451,8 @@ def _reanalyse_labelled(
     grown: list[tuple[ChunkEvidence, pd.DataFrame]] = []
     for chunk in candidates:
         rows = span[(span["seq"] >= chunk.first_seq) & (span["seq"] <= chunk.last_seq)]
-        if int(rows["label"].notna().sum()) > chunk.labelled_rows and len(rows) == chunk.rows:
+        grew = int(rows["label"].notna().sum()) > chunk.labelled_rows
+        if (grew or chunk.chunk_index in (corrected or ())) and len(rows) == chunk.rows:
             grown.append((chunk, rows))
     if not grown:
         return []

@@ -76,6 +76,19 @@ MIGRATIONS: list[list[str]] = [
         # time, which is what every record stored before this migration reads as).
         "ALTER TABLE records ADD COLUMN event_ts_us INTEGER",
     ],
+    [
+        # 3: label changes and retention. `labels.updated_seq` is a label clock: a write that
+        # changes a label stamps it with max + 1 (rows stored before read as 0, "unchanged
+        # since"); `chunks.labels_seen` is the clock a chunk was last analysed or checked
+        # at, so a corrected label (same count, other value) re-analyses its chunk.
+        "ALTER TABLE labels ADD COLUMN updated_seq INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX labels_by_update ON labels (updated_seq)",
+        "ALTER TABLE chunks ADD COLUMN labels_seen INTEGER NOT NULL DEFAULT 0",
+        # Arrival clock for retention: (time, highest record seq then), one row per
+        # retention pass; records at or below the seq of a mark older than the retention
+        # age are deleted. No per-record column, so ingest pays nothing for it.
+        "CREATE TABLE seq_marks (at_us INTEGER PRIMARY KEY, seq INTEGER NOT NULL)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

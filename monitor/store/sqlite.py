@@ -17,7 +17,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,16 @@ _IN_CHUNK = 500  # ids per `IN (...)` query
 SEP = (",", ":")  # compact JSON
 WAL_CHECKPOINT_PAGES = 16_384  # ~64 MB of 4 KiB pages
 _FRAME_BATCH_ROWS = 50_000  # rows turned into a DataFrame at a time
+
+
+@dataclass
+class Expired:
+    """What one `Store.expire` call deleted."""
+
+    records: int = 0
+    labels: int = 0  # labels of the expired records
+    orphan_labels: int = 0  # labels whose record never arrived
+    batches: int = 0
 
 
 class Store(StateAndAudit, ModelVersions):
@@ -193,12 +206,20 @@ class Store(StateAndAudit, ModelVersions):
         ]
 
         def work(conn: sqlite3.Connection) -> LabelResult:
+            # The label clock (migration 3): new labels and changed values get max + 1, so
+            # the analysis sees which chunks' labels changed since it last looked; a repeat
+            # of the same value keeps its stamp (nothing to recompute).
+            (clock,) = conn.execute(
+                "SELECT coalesce(max(updated_seq), 0) + 1 FROM labels"
+            ).fetchone()
             conn.executemany(
-                "INSERT INTO labels (prediction_id, label, label_ts_us, received_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (prediction_id) DO UPDATE SET"
+                "INSERT INTO labels (prediction_id, label, label_ts_us, received_at, updated_seq)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (prediction_id) DO UPDATE SET"
+                " updated_seq = CASE WHEN labels.label = excluded.label"
+                " THEN labels.updated_seq ELSE excluded.updated_seq END,"
                 " label = excluded.label, label_ts_us = excluded.label_ts_us,"
                 " received_at = excluded.received_at",
-                rows,
+                [(*r, int(clock)) for r in rows],
             )
             joined: dict[str, int] = {}
             ids = [r[0] for r in rows]
@@ -214,6 +235,43 @@ class Store(StateAndAudit, ModelVersions):
             return LabelResult(accepted=len(rows), joined_by_model=joined)
 
         return self._write_grouped(work) if rows else LabelResult()
+
+    def label_clock(self) -> int:
+        """The label clock now: the highest `updated_seq` (0: none changed since migration 3)."""
+        (n,) = self._reader().execute("SELECT coalesce(max(updated_seq), 0) FROM labels").fetchone()
+        return int(n)
+
+    def label_changes(self, model: str, version: str, since: int) -> list[tuple[int, int]]:
+        """(record seq, label clock) of the version's records whose label changed after `since`."""
+        return [
+            (int(seq), int(stamp))
+            for seq, stamp in self._reader().execute(
+                "SELECT r.seq, l.updated_seq FROM labels l JOIN records r"
+                " ON r.prediction_id = l.prediction_id"
+                " WHERE l.updated_seq > ? AND r.model = ? AND r.version = ?",
+                (since, model, version),
+            )
+        ]
+
+    def chunk_labels_seen(self, model: str, version: str) -> dict[int, int]:
+        """chunk_index -> the label clock its chunk was last analysed or checked at."""
+        return {
+            int(index): int(seen)
+            for index, seen in self._reader().execute(
+                "SELECT chunk_index, labels_seen FROM chunks WHERE model = ? AND version = ?",
+                (model, version),
+            )
+        }
+
+    def mark_labels_seen(self, model: str, version: str, clock: int) -> None:
+        """Every chunk of the version has been checked against the labels up to `clock`."""
+        self._write(
+            lambda conn: conn.execute(
+                "UPDATE chunks SET labels_seen = ? WHERE model = ? AND version = ?"
+                " AND labels_seen < ?",
+                (clock, model, version, clock),
+            )
+        )
 
     def count_records(self, model: str, version: str, after_seq: int = 0) -> int:
         (n,) = (
@@ -305,6 +363,82 @@ class Store(StateAndAudit, ModelVersions):
         schema = json.loads(row[0]).get("schema", {})
         return [f["name"] for f in schema.get("features", [])]
 
+    # -- retention ---------------------------------------------------------------------------
+
+    def expire(
+        self, max_age_seconds: float, *, batch_rows: int = 5_000, now_us: int | None = None
+    ) -> Expired:
+        """Delete records (with their labels) that arrived more than `max_age_seconds` ago,
+        and labels without a record received that long ago, in transactions of at most
+        `batch_rows` rows each (ingest interleaves between them). Chunk evidence, state
+        and the audit log are kept.
+
+        Arrival time is read from `seq_marks`: each call first records (now, highest seq),
+        so a record is old once a mark at least `max_age_seconds` old covers its seq (the
+        granularity is the interval between calls). Freed pages are reused by new rows, so
+        the file stops growing at about the retained volume.
+        """
+        now = int(time.time() * 1_000_000) if now_us is None else int(now_us)
+        cutoff_us = now - int(max_age_seconds * 1_000_000)
+
+        def mark(conn: sqlite3.Connection) -> int:
+            (top,) = conn.execute(
+                "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'records'), 0)"
+            ).fetchone()
+            conn.execute(
+                "INSERT OR REPLACE INTO seq_marks (at_us, seq) VALUES (?, ?)", (now, int(top))
+            )
+            row = conn.execute(
+                "SELECT at_us, seq FROM seq_marks WHERE at_us <= ? ORDER BY at_us DESC LIMIT 1",
+                (cutoff_us,),
+            ).fetchone()
+            if row is None:
+                return 0
+            conn.execute("DELETE FROM seq_marks WHERE at_us < ?", (int(row[0]),))
+            return int(row[1])
+
+        upto = self._write(mark)
+        done = Expired()
+        while upto:
+
+            def records_batch(conn: sqlite3.Connection) -> tuple[int, int]:
+                pick = "SELECT prediction_id FROM records WHERE seq <= ? ORDER BY seq LIMIT ?"
+                labels = conn.execute(
+                    f"DELETE FROM labels WHERE prediction_id IN ({pick})", (upto, batch_rows)
+                ).rowcount
+                gone = conn.execute(
+                    "DELETE FROM records WHERE seq IN"
+                    " (SELECT seq FROM records WHERE seq <= ? ORDER BY seq LIMIT ?)",
+                    (upto, batch_rows),
+                ).rowcount
+                return int(gone), int(labels)
+
+            gone, labels = self._write(records_batch)
+            done.records += gone
+            done.labels += labels
+            done.batches += 1
+            if gone < batch_rows:
+                break
+        received_before = datetime.fromtimestamp(cutoff_us / 1e6, UTC).isoformat(
+            timespec="microseconds"
+        )
+        while True:
+            orphans = self._write(
+                lambda conn: (
+                    conn.execute(
+                        "DELETE FROM labels WHERE rowid IN (SELECT l.rowid FROM labels l"
+                        " WHERE l.received_at < ? AND NOT EXISTS (SELECT 1 FROM records r"
+                        " WHERE r.prediction_id = l.prediction_id) LIMIT ?)",
+                        (received_before, batch_rows),
+                    ).rowcount
+                )
+            )
+            done.orphan_labels += int(orphans)
+            done.batches += 1
+            if orphans < batch_rows:
+                break
+        return done
+
     # -- chunk evidence ----------------------------------------------------------------------
 
     def save_chunk(self, evidence: ChunkEvidence) -> None:
@@ -345,6 +479,21 @@ class Store(StateAndAudit, ModelVersions):
         found = [json.loads(r[0]) for r in self._reader().execute(sql, params)]
         found.sort(key=lambda d: (d.get("first_seq", 0), d.get("chunk_index", 0)))
         return found
+
+    def analysis_mark(self, model: str) -> tuple[Any, ...]:
+        """Changes whenever what a report of `model` shows may have changed: its chunk
+        evidence, its versions, the audit log, the state (known-good, rejections). Not new
+        records: a report shows analysed chunks, so under ingest it is still reused."""
+        conn = self._reader()
+        chunks = conn.execute(
+            "SELECT count(*), max(saved_at) FROM chunks WHERE model = ?", (model,)
+        ).fetchone()
+        versions = conn.execute(
+            "SELECT count(*), max(registered_at) FROM model_versions WHERE model = ?", (model,)
+        ).fetchone()
+        (audit,) = conn.execute("SELECT max(id) FROM audit").fetchone()
+        (state,) = conn.execute("SELECT max(updated_at) FROM state").fetchone()
+        return (*chunks, *versions, audit, state)
 
     def chunks(self, model: str, version: str | None = None) -> list[ChunkEvidence]:
         return [ChunkEvidence.from_dict(d) for d in self.chunk_dicts(model, version)]

@@ -97,7 +97,7 @@ def test_monitor_refuses_deep_json_text_plain_and_keeps_serving(
         assert deep.status_code == 400, deep.text[:500]
         assert "recursion" in error_body(deep).error
 
-        shipped, labels = served(split, good, 0, 5, "bounded")
+        _, labels = served(split, good, 0, 5, "bounded")
         text = client.post(
             "/v1/labels",
             content=json.dumps({"labels": labels}).encode(),
