@@ -103,6 +103,7 @@ def test_records_and_registration_arrive(
             assert reg["model"] == "rain_forecast" and reg["artifact_format"] == "xgboost-ubj"
             assert reg["version"] == trained_models["good"].split(":")[1]
             assert receiver.got.auth_headers[0] == f"Bearer {TOKEN}"
+            assert receiver.got.records_auth == {f"Bearer {TOKEN}"}  # records carry it too
         assert TOKEN not in proc.log()
 
 

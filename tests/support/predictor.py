@@ -53,18 +53,26 @@ class Received:
     records: list[dict[str, Any]] = field(default_factory=list)
     registrations: list[dict[str, Any]] = field(default_factory=list)
     auth_headers: list[str] = field(default_factory=list)
+    records_auth: set[str] = field(default_factory=set)  # Authorization of records POSTs
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class RecordReceiver:
     """A stand-in for the monitor's ingest endpoints on 127.0.0.1; `down()`/`up()` an outage."""
 
-    def __init__(self, keep_records: bool = True, registration_status: int = 201) -> None:
+    def __init__(
+        self,
+        keep_records: bool = True,
+        registration_status: int = 201,
+        records_status: list[int] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.got = Received()
         self.keep_records = keep_records
         self.registration_status = registration_status
+        # answers to the first records POSTs (e.g. 425: version not registered yet), then 202
+        self.records_status = list(records_status or [])
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -89,6 +97,12 @@ class RecordReceiver:
                 if self.path == "/v1/records":
                     with got.lock:
                         got.posts += 1
+                        got.records_auth.add(self.headers.get("Authorization", ""))
+                        early = receiver.records_status.pop(0) if receiver.records_status else 0
+                    if early:
+                        self._reply(early, {"error": "refused for the test", "errors": []})
+                        return
+                    with got.lock:
                         got.batch_sizes.append(len(payload["records"]))
                         for rec in payload["records"]:
                             if rec["prediction_id"] not in got.ids:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import SecretStr
 
 from bentos.scoring import matrix_builder, new_prediction_ids
 from bentos.shipping import Shipper, ShippingConfig
@@ -63,6 +64,21 @@ def test_batches_are_bounded_and_close_flushes(tmp_path: Path) -> None:
         # The predictor writes exactly what the monitor accepts: the shared contract's body.
         batch = RecordsBatch.model_validate_json(json.dumps({"records": rx.got.records}))
         assert {r.prediction_id for r in batch.records} == set(sent)
+
+
+def test_too_early_is_retried_and_the_token_is_sent(tmp_path: Path) -> None:
+    """The monitor answers 425 until the version's registration lands: kept, sent again."""
+    with RecordReceiver(records_status=[425, 425, 425]) as rx:
+        token = SecretStr("predictor-token")
+        shipper = Shipper(config(rx.url, tmp_path / "s", token=token))
+        shipper.start()
+        sent = submit(shipper, "early-", 25)
+        assert rx.wait_for(25, timeout=30) == 25
+        shipper.close(5.0)
+    assert rx.got.ids == set(sent) and rx.got.posts >= 3 + 3
+    assert shipper.stats.dropped == {}
+    assert rx.got.records_auth == {"Bearer predictor-token"}
+    assert "predictor-token" not in repr(shipper.config)
 
 
 def test_spool_is_bounded_drops_oldest_and_counts(tmp_path: Path) -> None:
