@@ -142,6 +142,31 @@ class MonitorSettings(BaseSettings):
         description="Largest request body accepted (larger: 413); registrations carry the"
         " model artifact, so keep it above the artifact's base64 size",
     )
+    retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Records (with their labels) and labels without a record are deleted this"
+        " many days after they arrived; chunk evidence, state and the audit log are kept."
+        " 0 = keep everything",
+    )
+    retention_interval_seconds: float = Field(
+        default=600.0, gt=0, description="Pause between retention passes"
+    )
+    retention_batch_rows: int = Field(
+        default=5_000, ge=1, description="Most rows one retention transaction deletes"
+    )
+    analysis_worker: bool = Field(
+        default=True,
+        description="Run the analysis cycle and build reports in a worker process (same"
+        " database, WAL), so a cycle never holds the server's interpreter; false = in a"
+        " thread of the server",
+    )
+    report_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Reports built at once; more concurrent GET /reports answer 503 with"
+        " Retry-After",
+    )
     report_dir: Path = Field(
         default=Path("var/reports"), description="Where the CLI and the server write reports"
     )

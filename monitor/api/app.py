@@ -11,6 +11,7 @@ model version) per app: the analysis loop fills it, `GET /reports/{model}` reuse
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,6 +43,7 @@ from monitor.api.models import (
     NOT_FOUND,
     NOT_REGISTERED,
     PARAMETER_ERRORS,
+    REPORTS_BUSY,
     SERVER_ERROR,
     ClearRejectionResult,
     Health,
@@ -52,7 +54,14 @@ from monitor.api.models import (
     VersionSummary,
     json_errors,
 )
-from monitor.loops.background import BackgroundLoops, analysis_pass, reconcile_pass, waking
+from monitor.loops.background import (
+    BackgroundLoops,
+    analysis_pass,
+    reconcile_pass,
+    retention_pass,
+    waking,
+)
+from monitor.loops.worker import AnalysisWorker
 from monitor.settings import MonitorSettings, log_effective
 from monitor.store.sqlite import Store
 from monitor.store.types import Conflict, NotFound
@@ -68,6 +77,8 @@ def create_app(
     settings = settings or MonitorSettings()
     holder: dict[str, Store] = {} if store is None else {"store": store}
     caches: dict[str, VersionCache] = {}  # "cache": the analysis loop's, reused by reports
+    workers: dict[str, AnalysisWorker | None] = {}  # "worker": where analysis and reports run
+    reports_running = threading.BoundedSemaphore(settings.report_concurrency)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,13 +88,26 @@ def create_app(
             holder["store"] = Store(settings.db_path)
         st = holder["store"]
         cache = caches["cache"] = VersionCache(st, settings.chunk_size)
-        metrics.count_calculator_fits(lambda: cache.fits)
+        # The analysis cycle and the reports run in a worker process (monitor/loops/worker.py)
+        # so a cycle never holds this process's interpreter while it serves ingest.
+        worker = AnalysisWorker(settings, metrics.METRICS) if settings.analysis_worker else None
+        workers["worker"] = worker
+        fits = worker if worker is not None else cache
+        metrics.count_calculator_fits(lambda: fits.fits)
         loops = BackgroundLoops()
         if background:
             loops.start(
                 "analysis",
-                lambda: waking(analysis_pass(st, settings, cache), loops.waker("reconcile")),
+                lambda: waking(
+                    worker.cycle if worker is not None else analysis_pass(st, settings, cache),
+                    loops.waker("reconcile"),
+                ),
                 settings.analysis_interval_seconds,
+            )
+            loops.start(
+                "retention",
+                lambda: retention_pass(st, settings),
+                settings.retention_interval_seconds,
             )
             loops.start(
                 "reconcile",
@@ -95,6 +119,9 @@ def create_app(
             yield
         finally:
             loops.stop()
+            if worker is not None:
+                worker.close()
+            workers.clear()
             metrics.count_calculator_fits(None)
             caches.clear()
             if owned:
@@ -387,18 +414,32 @@ def create_app(
     @app.get(
         "/reports/{model}",
         response_class=HTMLResponse,
-        responses=json_errors(NOT_FOUND, PARAMETER_ERRORS, AUTH_ERRORS),
+        responses=json_errors(NOT_FOUND, PARAMETER_ERRORS, AUTH_ERRORS, REPORTS_BUSY),
         dependencies=as_reader,
     )
     def get_report(model: str) -> HTMLResponse:
-        """The HTML report of every version of `model`, with the analysis loop's calculators."""
+        """The HTML report of every version of `model`, with the analysis loop's calculators
+        (built in the analysis worker and kept until the model's analysis changes); at most
+        `MONITOR_REPORT_CONCURRENCY` at once, more are a 503 with Retry-After."""
         st = the_store()
         if model not in st.models():
             raise ApiError(404, f"model {model!r} is unknown")
         cache = caches.get("cache")
         if cache is None:  # like the store: opened by the lifespan, before anything is served
             raise ApiError(503, "the analysis cache is not ready yet")
-        return HTMLResponse(render_report(st, model, cache=cache))
+        if not reports_running.acquire(blocking=False):
+            raise ApiError(
+                503,
+                f"{settings.report_concurrency} reports are being built; retry later",
+                headers={"Retry-After": "5"},
+            )
+        try:
+            worker = workers.get("worker")
+            if worker is not None:
+                return HTMLResponse(worker.report(model))
+            return HTMLResponse(render_report(st, model, cache=cache))
+        finally:
+            reports_running.release()
 
     @app.get("/metrics", response_class=Response)
     def get_metrics() -> Response:

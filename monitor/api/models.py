@@ -83,6 +83,12 @@ NOT_REGISTERED: dict[int | str, dict[str, Any]] = {
     425: _error("A record's model version is not registered (yet): retry after Retry-After"),
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _error("Unknown model or version")}
+REPORTS_BUSY: dict[int | str, dict[str, Any]] = {
+    503: _error(
+        "As many reports as MONITOR_REPORT_CONCURRENCY are being built (retry after"
+        " Retry-After), or the role's token is not configured"
+    ),
+}
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: _error("Same version, different content (or, declaring known-good: a rejected one)")
 }

@@ -72,8 +72,35 @@ def analysis_pass(
     model is chunked by `MONITOR_CHUNK_SIZE` rows.
     """
     fitted = cache if cache is not None else VersionCache(store, settings.chunk_size)
-    plans = _PlanReader(build_target(settings, store) if settings.operator else None)
+    plans = plan_reader(settings, store)
     return lambda: run_cycle(store, settings, fitted, metrics.METRICS, plans())
+
+
+def plan_reader(settings: MonitorSettings, store: Any) -> Callable[[], dict[str, ChunkPlan]]:
+    """model -> ChunkPlan from the ModelMonitors at each call (none with the operator off)."""
+    return _PlanReader(build_target(settings, store) if settings.operator else None)
+
+
+def retention_pass(store: Any, settings: MonitorSettings) -> Callable[[], Any] | None:
+    """A callable deleting what is older than `MONITOR_RETENTION_DAYS` in bounded batches
+    (`Store.expire`); None when retention is off (0 days)."""
+    if settings.retention_days <= 0:
+        log.info("MONITOR_RETENTION_DAYS=0: records and labels are kept forever")
+        return None
+    max_age = settings.retention_days * 86_400
+
+    def run() -> Any:
+        done = store.expire(max_age, batch_rows=settings.retention_batch_rows)
+        if done.records or done.orphan_labels:
+            log.info(
+                "retention: deleted %d records, %d of their labels, %d orphan labels",
+                done.records,
+                done.labels,
+                done.orphan_labels,
+            )
+        return done
+
+    return run
 
 
 def reconcile_pass(
