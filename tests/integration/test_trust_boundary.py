@@ -213,7 +213,9 @@ def test_self_declared_holdout_metrics_decide_nothing(
     assert live is not None and known_good is not None
     assert live["roc_auc"] == pytest.approx(own, abs=0.02)
     assert known_good["roc_auc"] == pytest.approx(good.metrics["reference"]["roc_auc"], abs=1e-6)
-    assert known_good["roc_auc"] - live["roc_auc"] > 0.02  # the gate's default shortfall
+    live_auc, known_good_auc = live["roc_auc"], known_good["roc_auc"]
+    assert live_auc is not None and known_good_auc is not None
+    assert known_good_auc - live_auc > 0.02  # the gate's default shortfall
 
 
 @pytest.mark.parametrize(
@@ -276,10 +278,10 @@ def test_truncated_and_fuzzed_boosters_are_refused_and_the_monitor_stays_up(
     rng = random.Random(15)
     broken: list[tuple[str, bytes]] = [(f"truncated-{n}", raw[: len(raw) * n // 100]) for n in CUTS]
     for i in range(8):
-        data = bytearray(raw)
+        flipped = bytearray(raw)
         for _ in range(rng.choice((1, 8, 64))):
-            data[rng.randrange(len(data))] = rng.randrange(256)
-        broken.append((f"fuzzed-{i}", bytes(data)))
+            flipped[rng.randrange(len(flipped))] = rng.randrange(256)
+        broken.append((f"fuzzed-{i}", bytes(flipped)))
     body = reg.model_dump(by_alias=True, mode="json")
     answers = {}
     for name, data in broken:
