@@ -91,7 +91,9 @@ def report(
 def audit(
     model: str | None = typer.Option(None, "--model", "-m", help="Only this model"),
     db: Path | None = typer.Option(None, help="Database (default MONITOR_DB_PATH)"),
-    url: str | None = typer.Option(None, help="Read from a running monitor instead"),
+    url: str | None = typer.Option(
+        None, help="Read from a running monitor instead (MONITOR_READER_TOKEN sent when set)"
+    ),
     limit: int = typer.Option(50, help="Newest N records"),
 ) -> None:
     """Print the audit log (registrations, decisions, rollbacks, cleared rejections)."""
@@ -99,7 +101,10 @@ def audit(
         import httpx
 
         params: dict[str, Any] = {"limit": limit, **({"model": model} if model else {})}
-        resp = httpx.get(f"{url.rstrip('/')}/v1/audit", params=params, timeout=30)
+        settings = MonitorSettings()  # the reader's (or operator's) token, when set
+        token = settings.token("reader") or settings.token("operator")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        resp = httpx.get(f"{url.rstrip('/')}/v1/audit", params=params, headers=headers, timeout=30)
         resp.raise_for_status()
         entries = resp.json()
     else:
