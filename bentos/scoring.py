@@ -6,6 +6,7 @@ Kept apart from the service so a unit test can hold `matrix_builder` equal to th
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import uuid
@@ -13,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import xgboost as xgb
 
 from contract.schema import ModelSchema
 
@@ -57,3 +59,39 @@ def new_prediction_ids(n: int) -> list[str]:
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
     text = raw.tobytes().hex()
     return [text[i : i + 32] for i in range(0, 32 * n, 32)]
+
+
+def explainer(booster: xgb.Booster, names: Sequence[str]) -> Callable[[np.ndarray, int], list[str]]:
+    """Per record, its top-k contributions in log-odds as a JSON object (opt-in: `?explain=k`).
+
+    XGBoost's exact TreeSHAP (`pred_contribs=True`): one column per feature plus the bias
+    (the base value). For every record `base_value + sum of all contributions` is the
+    model's margin (the log-odds whose sigmoid is the served probability); the top-k are the
+    k largest by absolute value, largest first (ties in feature order), and `others` is the
+    sum of the rest, so `base_value + sum(top-k) + others` is the margin as well.
+    """
+    quoted = [json.dumps(n) for n in names]
+    n_features = len(names)
+
+    def explain(x: np.ndarray, k: int) -> list[str]:
+        contribs = np.asarray(
+            booster.predict(
+                xgb.DMatrix(x, missing=np.nan), pred_contribs=True, validate_features=False
+            ),
+            dtype=np.float64,
+        )
+        features, base = contribs[:, :n_features], contribs[:, n_features]
+        order = np.argsort(-np.abs(features), axis=1, kind="stable")[:, :k]
+        top = np.take_along_axis(features, order, axis=1)
+        others = features.sum(axis=1) - top.sum(axis=1)
+        out = []
+        for idx, vals, b, rest in zip(
+            order.tolist(), top.tolist(), base.tolist(), others.tolist(), strict=True
+        ):
+            items = ",".join(
+                f'{{"feature":{quoted[j]},"value":{v!r}}}' for j, v in zip(idx, vals, strict=True)
+            )
+            out.append(f'{{"base_value":{b!r},"contributions":[{items}],"others":{rest!r}}}')
+        return out
+
+    return explain
