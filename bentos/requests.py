@@ -75,11 +75,39 @@ LOG_HEADER = "x-modelguard-log"
 EVENT_TIME_HEADER = "x-modelguard-event-time"
 
 
+EXPLAIN_PARAM = "explain"
+EXPLAIN_DEFAULT_K = 5  # `?explain=true`
+
+
 class RequestRecords(list[Any]):
-    """A request's validated records, with what its headers say about logging them."""
+    """A request's validated records, with what its headers say about logging them, and how
+    many contributions per record `?explain=k` asks for (0: no explanation)."""
 
     log: bool = True
     event_time: str | None = None
+    explain: int = 0
+
+
+def explain_param(query: Mapping[str, str], n_features: int) -> int | Rejected:
+    """`?explain=k` (1 to the number of features) or `?explain=true` (5, or all features if
+    fewer); absent or `false`: 0, no explanation. Anything else is a 400 naming `explain`."""
+    raw = query.get(EXPLAIN_PARAM)
+    if raw is None:
+        return 0
+    value = raw.strip().lower()
+    if value == "false":
+        return 0
+    if value == "true":
+        return min(EXPLAIN_DEFAULT_K, n_features)
+    if value.isdigit() and 1 <= int(value) <= n_features:
+        return int(value)
+    return Rejected(
+        400,
+        ErrorBody.about(
+            f"must be true, false or an integer from 1 to {n_features}, got {raw!r}",
+            loc=EXPLAIN_PARAM,
+        ),
+    )
 
 
 def logging_headers(headers: Mapping[str, str]) -> tuple[bool, str | None] | Rejected:
@@ -137,6 +165,9 @@ class _RecordsRequest(bentoml.IODescriptor):
         steering = logging_headers(request.headers)
         if isinstance(steering, Rejected):
             return cls.model_construct(records=steering)
+        explain = explain_param(request.query_params, len(cls.schema.feature_names))
+        if isinstance(explain, Rejected):
+            return cls.model_construct(records=explain)
         limit = cls.body_limit()
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -167,6 +198,7 @@ class _RecordsRequest(bentoml.IODescriptor):
         except _RefusedError as refused:
             return cls.model_construct(records=refused.rejected)
         records.log, records.event_time = steering
+        records.explain = explain
         return cls.model_construct(records=records)
 
     @classmethod
