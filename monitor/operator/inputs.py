@@ -82,13 +82,15 @@ def gate_holdouts(
     """(live, known-good) hold-out metrics for the release gate, both computed by the
     monitor (never a registration's own `metrics`): the known-good's on its reference rows
     (stored at registration, `monitor_holdout`), the live version's re-scored by its
-    artifact on those same rows (`monitor.analysis.holdout.gate_holdout`). None: unknown."""
+    artifact on those same rows (`monitor.analysis.holdout.gate_holdout`; when that cannot be
+    done, its own `monitor_holdout`). None: unknown."""
     kg_reg = _registration(store, model, known_good)
     live_reg = _registration(store, model, live)
     if live_reg is None or kg_reg is None:
         return None, None
     kg_metrics = kg_reg.get("monitor_holdout") or _scored(store, model, known_good, kg_reg, None)
-    return _scored(store, model, live, live_reg, kg_reg), kg_metrics
+    live_metrics = _scored(store, model, live, live_reg, kg_reg) or live_reg.get("monitor_holdout")
+    return live_metrics, kg_metrics
 
 
 _SCORED: dict[tuple[str, ...], dict[str, float | None] | None] = {}

@@ -95,15 +95,18 @@ class Cluster:
 
 
 def register(store: Store, version: str, roc_auc: float, learner: str = "xgboost") -> None:
+    """A registration whose hold-out ROC AUC, as the monitor computed it at registration
+    (`monitor_holdout`: the release gate reads that, never the registration's `metrics`)."""
     store.register(
         {
             "model": MODEL,
             "version": version,
             "learner": learner,
-            "metrics": {"reference": {"roc_auc": roc_auc}},
+            "metrics": {"reference": {"roc_auc": 0.99}},  # self-declared: decides nothing
             "reference": [],
             "artifact": base64.b64encode(b"not-used-here").decode(),
-        }
+        },
+        holdout={"roc_auc": roc_auc},
     )
 
 
