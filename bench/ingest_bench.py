@@ -35,7 +35,7 @@ os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
-from tests.support.monitor import running_monitor  # noqa: E402
+from tests.support.monitor import register_as, running_monitor  # noqa: E402
 
 BATCH = 500
 ORIGINS = ("EWR", "JFK", "LGA")
@@ -65,7 +65,9 @@ def record(version: str = "v-bench") -> dict[str, Any]:
     }
 
 
-def ingest(url: str, senders: int, total: int, server_pid: int) -> dict[str, Any]:
+def ingest(
+    url: str, senders: int, total: int, server_pid: int, headers: dict[str, str]
+) -> dict[str, Any]:
     per_sender = total // senders // BATCH
     bodies = [
         [json.dumps({"records": [record() for _ in range(BATCH)]}).encode() for _ in range(n)]
@@ -78,7 +80,9 @@ def ingest(url: str, senders: int, total: int, server_pid: int) -> dict[str, Any
         with httpx.Client(base_url=url, timeout=60) as client:
             for body in bodies[i]:
                 resp = client.post(
-                    "/v1/records", content=body, headers={"content-type": "application/json"}
+                    "/v1/records",
+                    content=body,
+                    headers={"content-type": "application/json", **headers},
                 )
                 if resp.status_code == 202:
                     acked[i] += resp.json()["accepted"]
@@ -227,9 +231,21 @@ def main() -> None:
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "ingest": [], "read": []}
     with tempfile.TemporaryDirectory() as tmp, running_monitor(Path(tmp)) as monitor:
         pid = monitor.popen.pid
-        ingest(monitor.url, 2, 10_000, pid)  # warm-up (imports, first pages)
+        # Records are stored only for a registered version: the trained model (make train)
+        # under the bench's version name; records carry the predictor token.
+        import bentoml
+
+        from bentos.packaging import registration_from_bento_model
+
+        register_as(
+            monitor,
+            registration_from_bento_model(bentoml.models.get("rain_forecast:latest")),
+            "v-bench",
+        )
+        auth = monitor.headers("predictor")
+        ingest(monitor.url, 2, 10_000, pid, auth)  # warm-up (imports, first pages)
         for senders in (1, 2, 4):
-            row = ingest(monitor.url, senders, total, pid)
+            row = ingest(monitor.url, senders, total, pid, auth)
             results["ingest"].append(row)
             print(
                 f"ingest  senders={senders}  {row['records']:>7,} records"
