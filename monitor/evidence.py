@@ -88,8 +88,18 @@ class ChunkEvidence:
     multivariate_alert: bool = False
     missing_ratio: dict[str, float] = field(default_factory=dict)
     out_of_range_ratio: dict[str, float] = field(default_factory=dict)
-    # Features ranked by how their drift tracks the estimated drop, importance-weighted.
+    # Features ranked by how their drift tracks the estimated drop, weighted by the model's
+    # reliance on them in this chunk (its feature importance when there are no attributions).
     drift_ranking: list[tuple[str, float]] = field(default_factory=list)
+    # Attributions (monitor/analysis/attribution.py): mean |TreeSHAP contribution| per
+    # feature in log-odds on `attribution_rows` sampled rows of the chunk, the same on the
+    # version's reference, and the shift between them (share of the total reference reliance).
+    reliance: dict[str, float] = field(default_factory=dict)
+    reference_reliance: dict[str, float] = field(default_factory=dict)
+    attribution_shift: dict[str, float] = field(default_factory=dict)
+    attribution_rows: int = 0
+    # Mean estimated ROC AUC of the version's reference chunks: what a change is measured from.
+    reference_roc_auc: float | None = None
     segments: list[SegmentEvidence] = field(default_factory=list)
     # Shadow re-scoring with the version's own artifact: training/serving skew.
     parity_violation_ratio: float | None = None  # share of rows whose |served - own| > tol

@@ -161,7 +161,23 @@ class MonitorMetrics:
         )
         self.feature_drift_importance = g(
             "modelguard_feature_drift_importance",
-            "Rank score: drift tracking the estimated drop, weighted by feature importance",
+            "Rank score: drift tracking the estimated drop, weighted by the model's reliance"
+            " on the feature (feature importance without attributions)",
+            (*MV, "feature"),
+        )
+        self.attribution = g(
+            "modelguard_feature_attribution",
+            "Mean |TreeSHAP contribution| (log-odds) of the feature on the latest chunk",
+            (*MV, "feature"),
+        )
+        self.attribution_reference = g(
+            "modelguard_feature_attribution_reference",
+            "Mean |TreeSHAP contribution| (log-odds) of the feature on the version's reference",
+            (*MV, "feature"),
+        )
+        self.attribution_shift = g(
+            "modelguard_feature_attribution_shift",
+            "(latest - reference attribution) / the reference's total attribution",
             (*MV, "feature"),
         )
         self.multivariate_error = g(
@@ -319,6 +335,12 @@ class MonitorMetrics:
             self.child(self.feature_drift_alert, *mv, d.feature, d.method).set(int(d.alert))
         for feature, score in ev.drift_ranking:
             self.child(self.feature_drift_importance, *mv, feature).set(score)
+        for feature, value in ev.reliance.items():
+            self.child(self.attribution, *mv, feature).set(value)
+        for feature, value in ev.reference_reliance.items():
+            self.child(self.attribution_reference, *mv, feature).set(value)
+        for feature, value in ev.attribution_shift.items():
+            self.child(self.attribution_shift, *mv, feature).set(value)
         self.set_or_clear(self.multivariate_error, ev.multivariate_error, *mv)
         self.set_or_clear(self.multivariate_threshold, ev.multivariate_threshold, *mv)
         self.child(self.multivariate_alert, *mv).set(int(ev.multivariate_alert))

@@ -1,7 +1,8 @@
 """Analysis of one model version's chunks: label-free estimates, drift, quality, shadow scores.
 
 `FittedVersion` is everything that needs the version's reference set -- NannyML CBPE,
-drift references and thresholds, the reconstruction PCA, the booster -- fitted once per
+drift references and thresholds, the reconstruction PCA, the booster, the reference's
+TreeSHAP reliance per feature (attribution.py) -- fitted once per
 registered version and then reused every cycle (fitting is the expensive part; applying
 is linear in rows). `analyse_chunks` analyses a batch of consecutive chunks with one
 NannyML call per calculator (see estimation.KeyChunker); `analyse_chunk` is the one-chunk
@@ -21,7 +22,7 @@ import pandas as pd
 import xgboost as xgb
 
 from contract.registration import Registration
-from monitor.analysis import shadow
+from monitor.analysis import attribution, shadow
 from monitor.analysis.drift import (
     MultivariateDrift,
     correlation_weights,
@@ -68,6 +69,8 @@ class FittedVersion:
     # Estimated ROC AUC on the reference chunks, kept from fitting: the NannyML objects'
     # `result` changes whenever the report draws NannyML's figures.
     reference_auc: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # Mean |TreeSHAP contribution| per feature on the reference (attribution.py), fitted once.
+    reference_reliance: dict[str, float] = field(default_factory=dict)
     _floors: dict[str, float | None] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -96,6 +99,7 @@ class FittedVersion:
             multivariate=MultivariateDrift.fit(reference, schema, chunk_size),
             intervals=IntervalCalibrator.fit(estimator, reference, chunk_size, interval_level),
             reference_auc=reference_chunks[("roc_auc", "value")].to_numpy(dtype=float),
+            reference_reliance=attribution.reliance(booster, schema, reference),
         )
 
     @property
@@ -187,6 +191,8 @@ def analyse_chunks(
     )
 
     own = live.score(frame)
+    attributions = attribution.chunk_reliance(live.booster, schema, frame, starts.tolist())
+    reference_auc = float(np.nanmean(live.reference_auc)) if len(live.reference_auc) else None
     kg_scores = known_good.score(frame) if known_good is not None else None
     kg_estimates: dict[int, dict[str, Estimate]] = {}
     floor = None
@@ -214,6 +220,7 @@ def analyse_chunks(
             nowcasts.get(i),
             realized if labelled >= LABELLED_SHARE * len(chunk) else {},
         )
+        reliance, explained_rows = attributions[i]
         evidence: dict[str, Any] = {}
         if known_good is not None and kg_scores is not None:
             kg_chunk = chunk.assign(**{PROBA: kg_scores[mask].astype(float)})
@@ -251,8 +258,13 @@ def analyse_chunks(
                 missing_ratio=missing,
                 out_of_range_ratio=out_of_range,
                 drift_ranking=drift_ranking(
-                    univariate[i], live.registration.feature_importance, weights
+                    univariate[i], live.registration.feature_importance, weights, reliance
                 ),
+                reliance=reliance,
+                reference_reliance=live.reference_reliance,
+                attribution_shift=attribution.attribution_shift(reliance, live.reference_reliance),
+                attribution_rows=explained_rows,
+                reference_roc_auc=reference_auc,
                 segments=_segments(seg_keys.get(i, []), seg_parts, live_estimates, threshold),
                 parity_violation_ratio=shadow.parity_violation_ratio(
                     chunk[PROBA].to_numpy(), own[mask]

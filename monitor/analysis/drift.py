@@ -9,8 +9,10 @@ own reference fires for the good model whenever the season changes); it explains
 - Ranking ("which features are to blame"): each feature's Jensen-Shannon drift is
   correlated with the change of the estimated ROC AUC over reference and analysed chunks
   (NannyML's CorrelationRanker formula); a feature's score in one chunk is
-  `importance x max(correlation, 0) x JS drift in this chunk`, so a drifting feature the
-  model leans on and whose drift tracks the performance change comes first.
+  `reliance share x max(correlation, 0) x JS drift in this chunk` (the reliance share from
+  the chunk's TreeSHAP attributions, attribution.py; feature importance without them), so a
+  drifting feature the model leans on and whose drift tracks the performance change comes
+  first, and one the model does not use does not rank at all.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from contract.schema import ModelSchema
+from monitor.analysis.attribution import reliance_share
 from monitor.analysis.estimation import CHUNK_KEY, KeyChunker
 from monitor.evidence import FeatureDrift
 
@@ -190,18 +193,28 @@ def correlation_weights(
 
 
 def drift_ranking(
-    drift: list[FeatureDrift], importance: dict[str, float], correlation: dict[str, float]
+    drift: list[FeatureDrift],
+    importance: dict[str, float],
+    correlation: dict[str, float],
+    reliance: dict[str, float] | None = None,
 ) -> list[tuple[str, float]]:
-    """Features by importance x correlation x JS drift in this chunk, highest first, zeros dropped.
+    """Features by weight x correlation x JS drift in this chunk, highest first, zeros dropped.
 
-    Where no correlation could be computed, the feature counts fully, so the ranking
-    degrades to importance-weighted drift rather than disappearing.
+    The weight is the feature's share of the model's reliance on this chunk's rows (mean
+    |TreeSHAP contribution|, attribution.py) when given, else its feature importance: a
+    feature the model does not rely on scores 0 and is left out, below every listed one,
+    however much it drifts. Where no correlation could be computed, the feature counts
+    fully, so the ranking degrades to reliance-weighted drift rather than disappearing.
     """
+    share = reliance_share(reliance or {})
     scores: list[tuple[str, float]] = []
     for d in drift:
         if d.method != "jensen_shannon":
             continue
-        weight = importance.get(d.feature, 0.0) if importance else 1.0
+        if share:
+            weight = share.get(d.feature, 0.0)
+        else:
+            weight = importance.get(d.feature, 0.0) if importance else 1.0
         corr = correlation.get(d.feature, 1.0)
         score = float(weight * corr * d.value)
         if np.isfinite(score) and score > 0:

@@ -2,7 +2,8 @@
 
 Self-contained on purpose: plotly.js is inlined once (the cluster has no internet, so no
 CDN), every figure is a plotly div. Figures come from the stored ChunkEvidence (every
-version, every chunk ever analysed), and NannyML's own
+version, every chunk ever analysed) -- the model's reliance per feature over chunks among
+them, and a table explaining the newest degraded or drifting chunk -- and NannyML's own
 `.plot()` figures (CBPE estimated vs realized, reconstruction drift) are added for the
 newest chunks of each version, recomputed from the stored records with the fitted
 calculators of a `VersionCache`.
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 import plotly.offline
 
@@ -129,6 +131,7 @@ def _version_section(chunks: list[ChunkEvidence]) -> list[str]:
     out = [_performance_figure(chunks, x), _estimate_error_figure(chunks, x)]
     out.append(_shadow_figure(chunks, x))
     out.append(_drift_heatmap(chunks, x))
+    out.append(_reliance_figure(chunks, x))
     out.append(_multivariate_figure(chunks, x))
     out.append(_quality_figure(chunks, x))
     if any(c.segments for c in chunks):
@@ -136,13 +139,136 @@ def _version_section(chunks: list[ChunkEvidence]) -> list[str]:
     last = chunks[-1]
     ranking = "".join(f"<tr><td>{_e(f)}</td><td>{s:.4f}</td></tr>" for f, s in last.drift_ranking)
     drifted = ", ".join(last.drifted_features) or "none"
+    weight = "reliance share" if last.reliance else "importance"
     out.append(
         f"<h3>Latest chunk ({last.chunk_index}, {_e(last.start_time[:16])})</h3>"
-        f"<p>Drifting features: {_e(drifted)}. Ranking (importance x correlation with the "
+        f"<p>Drifting features: {_e(drifted)}. Ranking ({weight} x correlation with the "
         f"estimated change x drift):</p><table><tr><th>feature</th><th>score</th></tr>"
         f"{ranking}</table>"
     )
+    out.append(explain_chunk(chunks))
     return out
+
+
+# A feature whose reliance moved by this share of the reference's total counts as moved.
+RELIANCE_MOVED = 0.05
+
+
+def _moved(c: ChunkEvidence) -> bool:
+    """Degraded (the ROC AUC estimate alerts) or drifting (univariate or multivariate)."""
+    roc = c.estimated.get("roc_auc")
+    return bool((roc is not None and roc.alert) or c.drifted_features or c.multivariate_alert)
+
+
+def explain_chunk(chunks: list[ChunkEvidence]) -> str:
+    """One table for the newest degraded or drifting chunk: the features that moved, how much
+    the model relies on them (reference vs now) and the estimated-performance change."""
+    chunk = next((c for c in reversed(chunks) if _moved(c)), None)
+    if chunk is None:
+        return "<h3>Why a chunk moved</h3><p class=note>No degraded or drifting chunk.</p>"
+    roc = chunk.estimated.get("roc_auc")
+    est = None if roc is None else roc.value
+    ref = chunk.reference_roc_auc
+    change = None if est is None or ref is None else est - ref
+    kg = chunk.known_good_estimated.get("roc_auc")
+    parts = [
+        f"estimated ROC AUC {_plain(est)} against {_plain(ref)} on the reference "
+        f"(change {_num(change)}{', below its threshold' if roc is not None and roc.alert else ''})"
+    ]
+    if kg is not None and kg.value is not None and est is not None:
+        parts.append(
+            f"the known-good version on the same rows {_plain(kg.value)} "
+            f"(live - known-good {_num(est - kg.value)})"
+        )
+    if chunk.multivariate_alert:
+        parts.append("multivariate drift past its threshold")
+    score = dict(chunk.drift_ranking)
+    alerts: dict[str, list[str]] = {}
+    js: dict[str, float] = {}
+    for d in chunk.drift:
+        if d.alert:
+            alerts.setdefault(d.feature, []).append(d.method)
+        if d.method == "jensen_shannon":
+            js[d.feature] = d.value
+    shift = chunk.attribution_shift
+    features = sorted(
+        set(alerts) | {f for f, v in shift.items() if abs(v) >= RELIANCE_MOVED},
+        key=lambda f: (-score.get(f, 0.0), -abs(shift.get(f, 0.0)), f),
+    )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "feature",
+            "drift (JS)",
+            "drift alerts",
+            "reliance on the reference",
+            "reliance now",
+            "reliance change",
+            "rank score",
+        )
+    )
+    rows = []
+    for f in features:
+        ref_r, now_r = chunk.reference_reliance.get(f), chunk.reliance.get(f)
+        unused = ref_r == 0 and now_r == 0
+        cells = (
+            f,
+            _plain(js.get(f)),
+            ", ".join(alerts.get(f, [])) or "-",
+            "not used by the model" if unused else _plain(ref_r),
+            "not used by the model" if unused else _plain(now_r),
+            _num(shift.get(f)),
+            f"{score[f]:.4f}" if f in score else "0 (not ranked)",
+        )
+        rows.append("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in cells) + "</tr>")
+    table = (
+        f"<table class=explain><tr>{head}</tr>{''.join(rows)}</table>"
+        if rows
+        else "<p class=note>No single feature moved.</p>"
+    )
+    return (
+        f"<h3>Why chunk {chunk.chunk_index} ({_e(chunk.start_time[:16])}) moved</h3>"
+        f"<p>{_e('; '.join(parts))}. Reliance: mean |TreeSHAP contribution| in log-odds on "
+        f"{chunk.attribution_rows} sampled rows of the chunk and on the reference; its change "
+        "as a share of the reference's total reliance. Features the model does not rely on "
+        "do not rank, however much they drift.</p>"
+        f"{table}"
+    )
+
+
+def _plain(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _reliance_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:
+    """Reliance per feature over chunks (mean |TreeSHAP contribution|), and the reference's."""
+    fig = go.Figure()
+    features = sorted({f for c in chunks for f in c.reliance})
+    reference = chunks[-1].reference_reliance
+    palette = plotly.colors.qualitative.Plotly
+    for i, f in enumerate(features):
+        color = palette[i % len(palette)]
+        fig.add_scatter(
+            x=x,
+            y=_series(chunks, lambda c, f=f: c.reliance[f]),
+            name=f,
+            legendgroup=f,
+            line={"color": color},
+        )
+        if f in reference:
+            fig.add_scatter(
+                x=x,
+                y=[reference[f]] * len(x),
+                name=f"{f} (reference)",
+                legendgroup=f,
+                showlegend=False,
+                line={"color": color, "dash": "dot", "width": 1},
+            )
+    return _fig(
+        fig,
+        "Reliance per feature: mean |TreeSHAP contribution| (log-odds); dotted: the reference",
+        420,
+    )
 
 
 def _series(chunks: list[ChunkEvidence], get: Any) -> list[float | None]:

@@ -63,6 +63,7 @@ def test_report_is_self_contained_and_shows_every_part(tmp_path: Path, registrat
         "Estimate error per chunk, with the interval and NannyML's band",
         "Shadow re-scoring",
         "Univariate drift",
+        "Reliance per feature: mean |TreeSHAP contribution|",
         "Multivariate drift",
         "Data quality",
         "ROC AUC per slice",
@@ -74,8 +75,14 @@ def test_report_is_self_contained_and_shows_every_part(tmp_path: Path, registrat
     # The audit log is shown, escaped.
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script>alert(1)</script>" not in page
-    # One figure div per plot (7 + 2 NannyML per version with chunks).
-    assert page.count('class="plotly-graph-div"') == 2 * 9
+    # One figure div per plot (8 + 2 NannyML per version with chunks).
+    assert page.count('class="plotly-graph-div"') == 2 * 10
+    # Per version, the newest chunk that moved is explained in one table (or the page says
+    # none did); on these replay rows at least one version's chunks drift.
+    explained = page.count("<table class=explain>")
+    assert explained >= 1
+    assert explained + page.count("No degraded or drifting chunk") == 2
+    assert "reliance on the reference" in page and "reliance now" in page
 
 
 def calculator_fits(client: httpx.Client) -> float:
