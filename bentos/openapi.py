@@ -14,6 +14,9 @@ from contract import errors
 ERROR_RESPONSES = {
     400: errors.response("Malformed JSON, or records that do not match the model's schema"),
     413: errors.response("More records than the route takes, or a body over its size limit"),
+    415: errors.response(
+        "A body that is not application/json (or, for /predict_batch, JSON lines)"
+    ),
     500: errors.response("Scoring failed (see the predictor's log)"),
 }
 
@@ -88,6 +91,8 @@ class PredictorService(bentoml.Service[Any]):
         for api in self.apis.values():
             operation = spec.paths[api.route].post
             operation["responses"] = {200: operation["responses"][200], **ERROR_RESPONSES}
+            if "requestBody" in operation:  # a route without a body is a 400: required
+                operation["requestBody"]["required"] = True
             schema = getattr(api.input_spec, "schema", None)  # bentos.requests' request model
             if schema is not None:
                 operation["parameters"] = [explain_parameter(len(schema.feature_names))]

@@ -159,7 +159,19 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's and Starlette's own HTTPExceptions (404 and 405 of the router...)."""
     assert isinstance(exc, StarletteHTTPException)
     loc = "body" if isinstance(exc, BodyTooLarge) else None
-    return error_response(exc.status_code, ErrorBody.about(str(exc.detail), loc), exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # every method of every route on this path, not the first's
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return error_response(exc.status_code, ErrorBody.about(str(exc.detail), loc), headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path):
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def server_error(request: Request, exc: Exception) -> JSONResponse:
