@@ -7,6 +7,10 @@ targets. Only ratios measured in the same run mean anything on a shared 2-core m
 
     .venv/bin/python bench/serve_bench.py                 # everything, ~6 min
     .venv/bin/python bench/serve_bench.py --quick --only shipped,bare
+    .venv/bin/python bench/serve_bench.py --only shipped --output bench/results/serve_explain.json
+
+The shipped server is also measured with `?explain=5` (`--explain K`, 0 to skip), each run
+right after the explain-off run it is compared to; the ratios are in `explain_on_vs_off`.
 
 Figures go to bench/results/serve.json (see docs/performance.md for their reading).
 """
@@ -79,6 +83,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--uv-extras",
         action="store_true",
         help="also run shipped/bare with httptools + uvloop (side folder .venv-uvextras)",
+    )
+    ap.add_argument(
+        "--explain",
+        type=int,
+        default=5,
+        help="also measure the shipped server with ?explain=K, right after each explain-off run"
+        " on the same server (0: not measured)",
     )
     ap.add_argument("--output", type=Path, default=RESULTS / "serve.json")
     args = ap.parse_args(argv)
@@ -153,6 +164,8 @@ def bench_server(
     model = serve_scoring.load(args.model_tag, args.bentoml_home)
     with serve_servers.running(spec, logdir):
         check_scores(spec, bodies[(spec.protocol, "single")], model)
+        if spec.name == "shipped" and args.explain:
+            check_explained(spec, bodies[(spec.protocol, "batch100")], args.explain)
         url = f"http://127.0.0.1:{spec.port}{spec.predict_path}"
         for payload in args.payloads.split(","):
             body_file = bodies[(spec.protocol, payload)]
@@ -162,12 +175,37 @@ def bench_server(
                 res = serve_load.run_wrk(url, body_file, conns, args.duration, n_rows, spec.pid)
                 row = {"server": spec.name, "payload": payload, "connections": conns}
                 rows.append(row | res.as_dict() | {"load1": os.getloadavg()[0]})
-                console.print(
-                    f"  {spec.name:8} {payload:8} c={conns:<3} {res.req_per_s:9.1f} req/s "
-                    f"p50 {res.p50_ms:7.2f} ms  p99 {res.p99_ms:8.2f} ms  "
-                    f"cpu {res.server_cpu_ms_per_req} ms/req  non-2xx {res.non_2xx}"
-                )
+                _print(spec.name, payload, conns, res)
+                if spec.name == "shipped" and args.explain:
+                    # Explain on, same server, right after the explain-off run it is compared to.
+                    on = f"{url}?explain={args.explain}"
+                    serve_load.run_wrk(on, body_file, conns, args.warmup, n_rows)
+                    res = serve_load.run_wrk(on, body_file, conns, args.duration, n_rows, spec.pid)
+                    row = {"server": EXPLAINED, "payload": payload, "connections": conns}
+                    rows.append(row | res.as_dict() | {"load1": os.getloadavg()[0]})
+                    _print(EXPLAINED, payload, conns, res)
     return rows
+
+
+EXPLAINED = "shipped_explain"  # the shipped server with ?explain=k (see --explain)
+
+
+def _print(name: str, payload: str, conns: int, res: Any) -> None:
+    console.print(
+        f"  {name:8} {payload:8} c={conns:<3} {res.req_per_s:9.1f} req/s "
+        f"p50 {res.p50_ms:7.2f} ms  p99 {res.p99_ms:8.2f} ms  "
+        f"cpu {res.server_cpu_ms_per_req} ms/req  non-2xx {res.non_2xx}"
+    )
+
+
+def check_explained(spec: Any, body_file: Path, k: int) -> None:
+    """The explain-on body the bench measures really carries k contributions per record."""
+    body = body_file.read_text().splitlines()[0]
+    url = f"http://127.0.0.1:{spec.port}{spec.predict_path}?explain={k}"
+    resp = httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=30)
+    resp.raise_for_status()
+    if any(len(p["explanation"]["contributions"]) != k for p in resp.json()):
+        raise RuntimeError(f"{spec.name}: ?explain={k} did not explain every record")
 
 
 def find(
@@ -213,6 +251,24 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def explain_ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Explain on / explain off on the same server, same run, per payload and connections:
+    req/s (below 1: slower) and server CPU per request (above 1: costlier)."""
+    out: dict[str, Any] = {}
+    for off in [r for r in rows if r["server"] == "shipped"]:
+        on = find(rows, EXPLAINED, off["payload"], off["connections"])
+        if on is None or not off["req_per_s"]:
+            continue
+        key = f"{off['payload']}_c{off['connections']}"
+        entry: dict[str, Any] = {"req_s": round(on["req_per_s"] / off["req_per_s"], 3)}
+        cpu_on, cpu_off = on["server_cpu_ms_per_req"], off["server_cpu_ms_per_req"]
+        if cpu_on and cpu_off:
+            entry["cpu_per_req"] = round(cpu_on / cpu_off, 3)
+        entry["p99_ms_off_on"] = [off["p99_ms"], on["p99_ms"]]
+        out[key] = entry
+    return out
+
+
 def print_table(rows: list[dict[str, Any]], ratio: dict[str, Any]) -> None:
     table = Table(title="Serving benchmark (wrk, one client thread)")
     cols = ("server", "payload", "conns", "req/s", "rows/s", "p50 ms", "p99 ms", "cpu ms/req")
@@ -250,7 +306,10 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[bold]{spec.name}[/]")
             rows += bench_server(spec, args, bodies, LOGS)
     ratio = ratios(rows)
+    explain = explain_ratios(rows)
     print_table(rows, ratio)
+    if explain:
+        console.print("[bold]explain on / off[/] (same server, same run): " + json.dumps(explain))
     report = {
         "command": " ".join(
             ["bench/serve_bench.py", *(argv if argv is not None else sys.argv[1:])]
@@ -262,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": {"tag": args.model_tag, "version": model.version},
         "results": rows,
         "ratios": ratio,
+        "explain_on_vs_off": explain,
         "targets": TARGETS,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,9 @@ Hot path, kept lean on purpose (see docs/predictor.md for the measurements):
 * the float32 matrix is built directly from the validated records (no DataFrame); it is
   identical to `ModelSchema.to_matrix`, which a unit test checks;
 * the response JSON is written by hand, not through a pydantic output model;
-* inference records are only appended to the shipper's buffer (no I/O, never raises).
+* inference records are only appended to the shipper's buffer (no I/O, never raises);
+* `?explain=k` (opt-in) runs `score_explained` instead, which adds TreeSHAP contributions;
+  without it `score` runs exactly as before.
 
 Two request headers steer inference logging: `X-Modelguard-Log: off` keeps the request's
 records out of the monitor (test traffic; counted in
