@@ -533,3 +533,30 @@ def test_checkov_zero_failed_and_every_skip_has_a_reason(values: Path) -> None:
         assert len(reason) > 20, (
             f"{check['check_id']} on {check['resource']} skipped without reason"
         )
+
+
+def _bytes(quantity: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 10**3, "M": 10**6, "G": 10**9}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return int(float(quantity[: -len(suffix)]) * factor)
+    return int(quantity)
+
+
+def test_body_limits_stay_below_the_memory_limits(defaults: list[Doc]) -> None:
+    """Parsing a body takes up to ~17x its size (a 200 MB body drove a predictor worker to
+    3.4 GiB before bodies were bounded): the body limits the chart sets leave room for that
+    below each container's memory limit."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for name, factor, base in (("predictor", 17, 256 * 2**20), ("monitor", 16, 768 * 2**20)):
+        limit = _bytes(values[name]["resources"]["limits"]["memory"])
+        body = values[name]["maxBodyBytes"]
+        assert factor * body + base <= limit, (name, body, limit)
+        env = {
+            e["name"]: e.get("value")
+            for d in defaults
+            if d["kind"] == "Deployment"
+            for c in d["spec"]["template"]["spec"]["containers"]
+            for e in c.get("env", [])
+        }
+        assert env[f"{name.upper()}_MAX_BODY_BYTES"] == str(body)
