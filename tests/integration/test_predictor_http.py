@@ -204,8 +204,8 @@ def test_openapi_gives_the_error_answers_the_shared_error_body(predictor: Proces
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     for route in ("/predict", "/predict_batch"):
         responses = doc["paths"][route]["post"]["responses"]
-        assert set(responses) == {"200", "400", "413", "500"}, route
-        for status in ("400", "413", "500"):
+        assert set(responses) == {"200", "400", "413", "415", "500"}, route
+        for status in ("400", "413", "415", "500"):
             assert responses[status]["content"] == error, (route, status)
 
 
