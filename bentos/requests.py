@@ -230,13 +230,14 @@ class _RecordsRequest(bentoml.IODescriptor):
                 out.append(cls.record_adapter.validate_json(line))
             except ValidationError as exc:
                 for err in exc.errors(include_url=False, include_input=False):
-                    if err["type"] == "json_invalid":  # the line itself: one object per line
-                        err = {
+                    found: dict[str, Any] = dict(err)
+                    if found["type"] == "json_invalid":  # the line itself: one object per line
+                        found = {
                             "type": "ndjson_line",
                             "loc": (),
-                            "msg": f"line {index + 1} is not one JSON object ({err['msg']})",
+                            "msg": f"line {index + 1} is not one JSON object ({found['msg']})",
                         }
-                    errors.append({**err, "loc": ("records", index, *err.get("loc", ()))})
+                    errors.append({**found, "loc": ("records", index, *found["loc"])})
             index += 1
 
         async for part in stream:
