@@ -30,7 +30,6 @@ os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 RESULTS = ROOT / "bench" / "results" / "analysis_scaling.json"
 CHUNK = 500
@@ -39,8 +38,8 @@ CHUNK = 500
 def rows_of(n: int, live: Any) -> Any:
     import numpy as np
     import pandas as pd
-    from replay_accuracy import replay_rows
 
+    from bench.replay_accuracy import replay_rows
     from bentos.training.data import load_weather, time_split, weather_schema
 
     schema = weather_schema()
@@ -133,8 +132,7 @@ def main() -> None:
         print(json.dumps(child(int(n), mode, Path(regs))))
         return
 
-    from replay_accuracy import registration_of
-
+    from bench.replay_accuracy import registration_of
     from bentos.training.data import load_weather, time_split, weather_schema
     from bentos.training.train import RELEASES, train_release
 

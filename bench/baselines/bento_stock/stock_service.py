@@ -116,7 +116,7 @@ class StockRain:
     @bentoml.api
     async def predict_raw(self, records: list[Record]) -> list[Prediction]:
         rows = [r.model_dump() for r in records]
-        body = _PREDICTIONS.dump_json(scoring.predict(self.model, rows))  # type: ignore[arg-type]
+        body = _PREDICTIONS.dump_json(scoring.predict(self.model, rows))
         return Response(body, media_type="application/json")  # type: ignore[return-value]
 
 
