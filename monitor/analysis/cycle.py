@@ -37,6 +37,7 @@ import pandas as pd
 from contract.registration import Registration
 from monitor.analysis.chunks import FittedVersion, analyse_chunks
 from monitor.analysis.estimation import rows_for_sampling_error
+from monitor.analysis.intervals import LABELLED_SHARE, residual_of
 from monitor.analysis.shadow import cumulative_gap
 from monitor.evidence import ChunkEvidence
 from monitor.state import ChunkingStatus, OperatorState
@@ -105,9 +106,22 @@ class VersionCache:
             fitted = self._fitted.get(key)
             if fitted is None:
                 fitted = FittedVersion.fit(self._registration(model, version), size)
+                self._remember_errors(fitted, self._store.chunks(model, version))
                 self._fitted[key] = fitted
                 self.fits += 1
             return fitted
+
+    @staticmethod
+    def _remember_errors(fitted: FittedVersion, stored: list[ChunkEvidence]) -> None:
+        """Seed the intervals with the version's stored labelled chunks, so a restarted
+        monitor calibrates on the errors it had already seen instead of starting over."""
+        for chunk in stored:
+            if not chunk.rows or chunk.labelled_rows < LABELLED_SHARE * chunk.rows:
+                continue
+            for metric, est in chunk.estimated.items():
+                residual = residual_of(est, chunk.realized.get(metric))
+                if residual is not None:
+                    fitted.intervals.observe(chunk.first_seq, metric, residual)
 
     def sizing(self, model: str, version: str, max_sampling_error: float) -> Sizing:
         """The reference's size and the smallest chunk within the sampling-error bound."""

@@ -137,3 +137,27 @@ def test_known_good_falls_back_to_the_earliest_earlier_version(store, registrati
     store.put_state(f"known_good/{MODEL}", {"version": good.version})
     assert known_good_version(store, MODEL, good.version, order) is None
     assert known_good_version(store, MODEL, retrain.version, [retrain.version]) is None
+
+
+def test_a_restarted_monitor_calibrates_on_the_errors_it_had_seen(
+    store, settings, registrations, split
+):
+    good = registrations["good"]
+    store.register(good)
+    records, labels = served(split, good, 0, 3 * CHUNK, "g")
+    store.append_records(records)
+    store.append_labels(labels)
+    before = VersionCache(store, CHUNK)
+    produced = run_cycle(store, settings, before, MonitorMetrics())
+    assert [c.labelled_rows for c in produced] == [CHUNK] * 3
+
+    after = VersionCache(store, CHUNK)  # what a restart builds: nothing in memory
+    seen = before.get(MODEL, good.version).intervals.history("roc_auc")
+    seeded = after.get(MODEL, good.version).intervals.history("roc_auc")
+    assert len(seeded) == 3 and seeded == seen
+    later = produced[-1].last_seq + 1
+    half = [
+        c.get(MODEL, good.version).intervals.half_width(later, "roc_auc", 0.03)
+        for c in (before, after)
+    ]
+    assert half[0] is not None and half[0] == pytest.approx(half[1])
