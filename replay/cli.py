@@ -217,8 +217,8 @@ def print_verdict(chunks: list[dict[str, Any]], audit: list[dict[str, Any]], rel
     else:
         head = f"[bold]Verdict:[/] the monitor kept {release}."
     console.print(
-        f"{head} On the same {len(mine)} live chunks, its estimated ROC AUC trails the "
-        f"known-good version by {gaps['cumulative_estimated_gap']} on average "
+        f"{head} On the same {len(mine)} live chunks, its estimated ROC AUC minus the "
+        f"known-good version's is {gaps['cumulative_estimated_gap']} on average "
         f"(realized, once labels arrived: {gaps['cumulative_realized_gap']}); estimate MAE "
         f"vs realized: {gaps['live_estimate_mae']}."
     )

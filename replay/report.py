@@ -86,6 +86,9 @@ FULL_COLUMNS = [
     "estimated",
     "estimated_lower",
     "estimated_upper",
+    "interval_lower",
+    "interval_upper",
+    "interval_level",
     "realized",
     "known_good_version",
     "known_good_estimated",
@@ -134,8 +137,11 @@ def chunk_rows(
                 "rows": c.get("rows"),
                 "labelled_rows": c.get("labelled_rows"),
                 "estimated": _number(live),
-                "estimated_lower": _number(est.get("lower")),
+                "estimated_lower": _number(est.get("lower")),  # NannyML's +-3 sampling errors
                 "estimated_upper": _number(est.get("upper")),
+                "interval_lower": _number(est.get("interval_lower")),  # calibrated, at its level
+                "interval_upper": _number(est.get("interval_upper")),
+                "interval_level": _number(est.get("interval_level")),
                 "realized": _number(real),
                 "known_good_version": c.get("known_good_version"),
                 "known_good_estimated": _number(shadow),
@@ -158,23 +164,30 @@ def chunk_table(
     chunk_size: int = 500,
 ) -> Table:
     """The per-chunk story in at most 120 terminal columns (the rest: `write_chunk_csv`)."""
+    rows = chunk_rows(chunks, audit, sim_times, chunk_size)
+    levels = [r["interval_level"] for r in rows if r["interval_level"] is not None]
+    level = f"{levels[-1]:.0%}" if levels else "band"
     table = Table(
         title=f"Per chunk of {chunk_size} rows: ROC AUC, label-free estimate vs realized",
-        caption="known-good: the known-good version's estimate on the same rows; "
-        "gap: estimate minus known-good; drift: a feature past its drift threshold",
+        caption=f"estimate [{level}]: the label-free estimate and its interval; known-good: the "
+        "known-good version's estimate on the same rows; gap: estimate minus known-good; "
+        "drift: a feature past its drift threshold",
     )
     table.add_column("release", max_width=16, overflow="fold")
     table.add_column("#", justify="right")
-    table.add_column(escape("estimated [band]"), no_wrap=True)
+    table.add_column(escape(f"estimate [{level}]"), no_wrap=True)
     table.add_column("realized", justify="right")
     table.add_column("known-good", justify="right")
     table.add_column("gap", justify="right")
     table.add_column("drift")
     table.add_column("decision", max_width=DECISION_WIDTH, overflow="fold")
-    for row in chunk_rows(chunks, audit, sim_times, chunk_size):
+    for row in rows:
+        # The calibrated interval when the monitor has one; NannyML's band otherwise.
+        low, high = row["interval_lower"], row["interval_upper"]
+        if low is None or high is None:
+            low, high = row["estimated_lower"], row["estimated_upper"]
         band = (
-            f"{_fmt(row['estimated'])} "
-            f"[{_fmt(row['estimated_lower'], 2)},{_fmt(row['estimated_upper'], 2)}]"
+            f"{_fmt(row['estimated'])} [{_fmt(low, 2)},{_fmt(high, 2)}]"
             if row["estimated"] is not None
             else "-"
         )

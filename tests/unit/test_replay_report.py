@@ -35,7 +35,16 @@ def chunk(version: str, index: int, first_seq: int, drifting: bool = False) -> d
         last_seq=first_seq + 499,
         start_time="2013-08-15T00:00:00+00:00",
         end_time="2013-08-22T00:00:00+00:00",
-        estimated={"roc_auc": Estimate(0.8123, 0.7812, 0.8434)},
+        estimated={
+            "roc_auc": Estimate(
+                0.8123,
+                0.7812,
+                0.8434,
+                interval_lower=0.70,
+                interval_upper=0.92,
+                interval_level=0.9,
+            )
+        },
         realized={"roc_auc": 0.7987},
         labelled_rows=500,
         drift=[FeatureDrift(f, "jensen_shannon", 0.3, 0.1, drifting) for f in FEATURES],
@@ -79,9 +88,10 @@ def test_the_table_fits_120_columns() -> None:
     lines = render(120)
     assert max(len(line) for line in lines) <= 120, "\n".join(lines)
     text = "\n".join(lines)
-    for header in ("release", "estimated [band]", "realized", "known-good", "gap", "drift"):
+    assert "0.812 [0.70,0.92]" in text  # the calibrated interval, not NannyML's band
+    for header in ("release", "estimate [90%]", "realized", "known-good", "gap", "drift"):
         assert header in text
-    assert "no-key-features" in text and "0.812 [0.78,0.84]" in text
+    assert "no-key-features" in text
     assert "0.799" in text and "0.871" in text and "-0.059" in text  # realized, shadow, gap
 
 
