@@ -16,40 +16,13 @@ import sqlite3
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.ingest_bench import record  # noqa: E402  (the same synthetic record)
 from monitor.store.sqlite import Store  # noqa: E402
-
-ORIGINS = ("EWR", "JFK", "LGA")
-
-
-def record() -> dict[str, Any]:
-    r = random.random
-    return {
-        "prediction_id": uuid.uuid4().hex,
-        "model": "rain_forecast",
-        "version": "v-bench",
-        "timestamp": "2013-07-01T12:00:00+00:00",
-        "features": {
-            "origin": random.choice(ORIGINS),
-            "temp": round(50 + 40 * r(), 2),
-            "dewp": round(30 + 40 * r(), 2),
-            "humid": round(100 * r(), 2),
-            "wind_dir": float(random.randrange(0, 360, 10)),
-            "wind_speed": round(20 * r(), 3),
-            "wind_gust": None if r() < 0.7 else round(30 * r(), 3),
-            "precip": 0.0,
-            "pressure": None if r() < 0.1 else round(1000 + 30 * r(), 1),
-            "visib": 10.0,
-        },
-        "probability": r(),
-        "predicted_class": int(r() < 0.2),
-    }
 
 
 def fill(store: Store, rows: int) -> None:

@@ -214,13 +214,7 @@ class Predictor:
     def score(self, records: Sequence[Any]) -> Response:
         x = self.to_matrix(records)
         probs = self.booster.inplace_predict(x).tolist()
-        ids = new_prediction_ids(len(probs))
-        threshold = self.threshold
-        classes = [1 if p >= threshold else 0 for p in probs]
-        if not getattr(records, "log", True):
-            NOT_LOGGED.inc(len(ids))
-        elif self.shipper is not None:
-            self.shipper.submit(records, ids, probs, classes, getattr(records, "event_time", None))
+        ids, classes = self._served(records, probs)
         version = MODEL_VERSION
         body = ",".join(
             f'{{"prediction_id":"{i}","probability":{p!r},"predicted_class":{c},'
@@ -229,12 +223,9 @@ class Predictor:
         )
         return Response(f"[{body}]", media_type="application/json")
 
-    def score_explained(self, records: Sequence[Any]) -> Response:
-        """`score` plus, per prediction, its top-k contributions (`?explain=k`); off the hot
-        path on purpose: `score` is what a request without `explain` runs, unchanged."""
-        x = self.to_matrix(records)
-        probs = self.booster.inplace_predict(x).tolist()
-        explained = self.explain(x, getattr(records, "explain", 0))
+    def _served(self, records: Sequence[Any], probs: list[float]) -> tuple[list[str], list[int]]:
+        """Ids and classes for scored records, which are handed to the shipper (or counted
+        as not logged when the request opted out)."""
         ids = new_prediction_ids(len(probs))
         threshold = self.threshold
         classes = [1 if p >= threshold else 0 for p in probs]
@@ -242,6 +233,15 @@ class Predictor:
             NOT_LOGGED.inc(len(ids))
         elif self.shipper is not None:
             self.shipper.submit(records, ids, probs, classes, getattr(records, "event_time", None))
+        return ids, classes
+
+    def score_explained(self, records: Sequence[Any]) -> Response:
+        """`score` plus, per prediction, its top-k contributions (`?explain=k`); off the hot
+        path on purpose: `score` is what a request without `explain` runs, unchanged."""
+        x = self.to_matrix(records)
+        probs = self.booster.inplace_predict(x).tolist()
+        explained = self.explain(x, getattr(records, "explain", 0))
+        ids, classes = self._served(records, probs)
         version = MODEL_VERSION
         body = ",".join(
             f'{{"prediction_id":"{i}","probability":{p!r},"predicted_class":{c},'
