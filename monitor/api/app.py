@@ -63,6 +63,7 @@ from monitor.loops.background import (
 )
 from monitor.loops.worker import AnalysisWorker
 from monitor.settings import MonitorSettings, log_effective
+from monitor.store import open_store
 from monitor.store.sqlite import Store
 from monitor.store.types import Conflict, NotFound
 
@@ -85,7 +86,7 @@ def create_app(
         log_effective(settings)
         owned = "store" not in holder
         if owned:
-            holder["store"] = Store(settings.db_path)
+            holder["store"] = open_store(settings)
         st = holder["store"]
         cache = caches["cache"] = VersionCache(st, settings.chunk_size)
         # The analysis cycle and the reports run in a worker process (monitor/loops/worker.py)
@@ -160,7 +161,8 @@ def create_app(
     as_predictor = [Depends(guard.require("predictor"))]
     as_labels = [Depends(guard.require("labels"))]
     as_operator = [Depends(guard.require("operator"))]
-    as_reader = [Depends(guard.require("reader", "operator", open_when_unset=True))]
+    # Without a reader token reads are open, and the OpenAPI document says so (no security).
+    as_reader = [Depends(guard.require("reader", "operator"))] if guard.configured("reader") else []
     registered: dict[str, set[tuple[str, str]]] = {}  # "pairs": registered (model, version)
 
     def check_registered(batch: RecordsBatch) -> None:

@@ -67,17 +67,15 @@ class Guard:
                 found = role
         return found
 
-    def require(self, *roles: Role, open_when_unset: bool = False) -> Callable[..., Role | None]:
+    def require(self, *roles: Role) -> Callable[..., Role | None]:
         """A dependency admitting a token of one of `roles`; it answers 503 when none of
         them has a token configured, 401 without a known token, 403 with another role's
-        token. `open_when_unset`: everyone is admitted while `roles[0]` has no token."""
+        token."""
         need = " or ".join(roles)
 
         def dependency(
             credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
         ) -> Role | None:
-            if open_when_unset and not self.configured(roles[0]):
-                return None
             if not any(self.configured(r) for r in roles):
                 names = " / ".join(ENV[r] for r in roles)
                 raise ApiError(503, f"this endpoint is disabled: {names} unset")

@@ -12,6 +12,7 @@ import random
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -299,3 +300,11 @@ def test_truncated_and_fuzzed_boosters_are_refused_and_the_monitor_stays_up(
     with Store(monitor.db_path) as store:
         stored = {v.version for v in store.versions(reg.model)}
     assert not {f"truncated-{n}" for n in CUTS} & stored
+
+
+def test_without_a_reader_token_reads_are_open_and_documented_as_open(tmp_path: Path) -> None:
+    with running_monitor(tmp_path) as open_monitor:
+        doc = httpx.get(open_monitor.url + "/openapi.json").json()
+        assert httpx.get(open_monitor.url + "/v1/models").status_code == 200
+    assert "security" not in doc["paths"]["/v1/models"]["get"]
+    assert doc["paths"]["/v1/records"]["post"]["security"]  # writes always need a token
