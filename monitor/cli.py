@@ -32,13 +32,14 @@ def _settings(db: Path | None) -> MonitorSettings:
 
 
 def _store(db: Path | None) -> Any:
-    from monitor.store.sqlite import Store
+    from monitor.store import database_url, open_store
 
-    path = _settings(db).db_path
-    if not path.exists():
+    settings = _settings(db)
+    path = settings.db_path
+    if database_url(settings) is None and not path.exists():
         console.print(f"[red]no monitor database at {path}[/]")
         raise typer.Exit(2)
-    return Store(path)
+    return open_store(settings)
 
 
 def setup_logging(level: str) -> None:

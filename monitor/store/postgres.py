@@ -1,0 +1,305 @@
+"""The monitor's durable state on PostgreSQL (psycopg 3 with its connection pool).
+
+For teams that already run PostgreSQL and outgrow one pod's disk: selected by
+`MONITOR_DATABASE_URL=postgresql://...` (`monitor.store.open_store`). It is the SQLite `Store`
+with other connections: the same public methods and the same SQL where the dialects agree
+(`?` placeholders become `%s`), and its own statements where they do not (ingest, retention,
+the audit id, state read-modify-write).
+
+Same semantics as SQLite:
+- an acknowledged write survives a crash: a method returns after COMMIT, and PostgreSQL's
+  default `synchronous_commit=on` flushes the WAL before COMMIT returns;
+- each write method is one transaction (all-or-nothing per ingest request);
+- writes are serialized, like SQLite's one writer, by a transaction-scoped advisory lock
+  taken first in every write transaction. That keeps the arrival order `seq` and the label
+  clock monotonic in commit order (analysis reads "everything after seq N"; two writers
+  committing out of order would hide a record from it), also across monitor processes;
+- `update_state` locks its row (`SELECT ... FOR UPDATE`) inside that transaction.
+Reads borrow a pooled connection in autocommit mode: each statement sees committed data.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from monitor.store.postgres_schema import migrate
+from monitor.store.sqlite import Expired, Store
+from monitor.store.state import canonical_json, now_iso
+from monitor.store.types import IngestResult, features_json, to_epoch_us
+
+WRITE_LOCK = 7_212_002  # pg_advisory_xact_lock key: one write transaction at a time
+
+
+def _sql(statement: str) -> str:
+    """SQLite's `?` placeholders as psycopg's `%s` (the shared SQL has no literal % or ?)."""
+    return statement.replace("?", "%s")
+
+
+class _Rows:
+    """A read's rows, fetched whole, with the cursor methods the shared code calls."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self._rows = rows
+        self._at = 0
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        if self._at >= len(self._rows):
+            return None
+        self._at += 1
+        return self._rows[self._at - 1]
+
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        part = self._rows[self._at : self._at + size]
+        self._at += len(part)
+        return part
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.fetchmany(len(self._rows))
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.fetchall())
+
+
+class _Reader:
+    """What `_reader()` returns: each `execute` borrows a pooled connection for one query."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> _Rows:
+        with self._pool.connection() as conn:
+            cur = conn.execute(_sql(statement), tuple(params))
+            return _Rows(cur.fetchall() if cur.description is not None else [])
+
+
+class _Writer:
+    """The connection a write transaction's work runs on (the shared code's `conn`)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.raw = conn
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self.raw.execute(_sql(statement), tuple(params))
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> psycopg.Cursor[Any]:
+        cur = self.raw.cursor()
+        cur.executemany(_sql(statement), [tuple(r) for r in rows])
+        return cur
+
+
+class PostgresStore(Store):
+    """Thread-safe access to one monitor database on a PostgreSQL server."""
+
+    def __init__(self, url: str, *, pool_size: int = 8, timeout_seconds: float = 30.0) -> None:
+        self.url = url
+        self.path = None  # type: ignore[assignment]  # no file: the data is on the server
+        self._closed = False
+        self._write_lock = threading.RLock()
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            timeout=timeout_seconds,
+            kwargs={"autocommit": True},
+            open=False,
+        )
+        self._pool.open(wait=True, timeout=timeout_seconds)
+        try:
+            with self._pool.connection() as conn:
+                migrate(conn)
+        except BaseException:
+            self._pool.close()
+            raise
+        self._reads = _Reader(self._pool)
+
+    # -- connections -------------------------------------------------------------------
+
+    def _reader(self) -> Any:
+        if self._closed:
+            raise RuntimeError("store is closed")
+        return self._reads
+
+    def _write(self, work: Callable[[Any], Any]) -> Any:
+        """Run `work` in one transaction, after every other writer's: all of it or nothing."""
+        if self._closed:
+            raise RuntimeError("store is closed")
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            return work(_Writer(conn))
+
+    def _write_grouped(self, work: Callable[[Any], Any]) -> Any:
+        return self._write(work)
+
+    def close(self) -> None:
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    # -- the statements that differ from SQLite's --------------------------------------------
+
+    def append_records_detailed(self, records: Sequence[Mapping[str, Any]]) -> IngestResult:
+        groups: dict[tuple[str, str], list[list[Any]]] = {}
+        for rec in records:
+            model, version = str(rec["model"]), str(rec["version"])
+            cols = groups.setdefault((model, version), [[] for _ in range(6)])
+            cols[0].append(str(rec["prediction_id"]))
+            cols[1].append(to_epoch_us(rec["timestamp"]))
+            cols[2].append(features_json(rec["features"]))
+            cols[3].append(float(rec["probability"]))
+            cols[4].append(int(rec["predicted_class"]))
+            event = rec.get("event_time")
+            cols[5].append(to_epoch_us(event) if event is not None else None)
+
+        def work(conn: _Writer) -> IngestResult:
+            result = IngestResult()
+            for (model, version), cols in groups.items():
+                # One statement per version; a repeated prediction id (stored before, or twice
+                # in this request) is skipped; RETURNING says which rows are new.
+                added = [
+                    row[0]
+                    for row in conn.raw.execute(
+                        "INSERT INTO records (prediction_id, model, version, ts_us, features,"
+                        " probability, predicted_class, event_ts_us)"
+                        " SELECT u.pid, %s, %s, u.ts, u.f, u.p, u.c, u.ev FROM unnest("
+                        "%s::text[], %s::bigint[], %s::text[], %s::float8[], %s::int[],"
+                        " %s::bigint[]) WITH ORDINALITY AS u(pid, ts, f, p, c, ev, n)"
+                        " ORDER BY u.n ON CONFLICT (prediction_id) DO NOTHING"
+                        " RETURNING prediction_id",
+                        (model, version, *cols),
+                    ).fetchall()
+                ]
+                result.accepted += len(added)
+                result.duplicates += len(cols[0]) - len(added)
+                if not added:
+                    continue
+                result.accepted_by_version[(model, version)] = len(added)
+                # Labels that were waiting for these new records (they arrived first).
+                (joined,) = conn.raw.execute(
+                    "SELECT count(*) FROM labels WHERE prediction_id = ANY(%s)", (added,)
+                ).fetchone() or (0,)
+                if joined:
+                    by_model = result.labels_joined_by_model
+                    by_model[model] = by_model.get(model, 0) + int(joined)
+            return result
+
+        return self._write(work) if groups else IngestResult()
+
+    def update_state(
+        self, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Read-modify-write one key atomically (None from `change` deletes the key)."""
+
+        def work(conn: _Writer) -> dict[str, Any] | None:
+            row = conn.raw.execute(
+                "SELECT value FROM state WHERE key = %s FOR UPDATE", (key,)
+            ).fetchone()
+            new = change(None if row is None else json.loads(row[0]))
+            if new is None:
+                conn.raw.execute("DELETE FROM state WHERE key = %s", (key,))
+            else:
+                conn.raw.execute(
+                    "INSERT INTO state (key, value, updated_at) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+                    " updated_at = excluded.updated_at",
+                    (key, canonical_json(new), now_iso()),
+                )
+            return new
+
+        result: dict[str, Any] | None = self._write(work)
+        return result
+
+    def append_audit(self, entry: Mapping[str, Any]) -> int:
+        """Append one audit record (`model` and `kind` are indexed); returns its id."""
+        data = dict(entry)
+        data.setdefault("at", now_iso())
+        payload = json.dumps(data, separators=(",", ":"), default=str)
+
+        def work(conn: _Writer) -> int:
+            row = conn.raw.execute(
+                "INSERT INTO audit (at, model, kind, entry) VALUES (%s, %s, %s, %s) RETURNING id",
+                (data["at"], data.get("model"), data.get("kind"), payload),
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        result: int = self._write(work)
+        return result
+
+    def expire(
+        self, max_age_seconds: float, *, batch_rows: int = 5_000, now_us: int | None = None
+    ) -> Expired:
+        """As `Store.expire` (arrival marks in `seq_marks`, batched deletes)."""
+        now = int(time.time() * 1_000_000) if now_us is None else int(now_us)
+        cutoff_us = now - int(max_age_seconds * 1_000_000)
+
+        def mark(conn: _Writer) -> int:
+            (top,) = conn.raw.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone() or (
+                0,
+            )
+            conn.raw.execute(
+                "INSERT INTO seq_marks (at_us, seq) VALUES (%s, %s)"
+                " ON CONFLICT (at_us) DO UPDATE SET seq = excluded.seq",
+                (now, int(top)),
+            )
+            row = conn.raw.execute(
+                "SELECT at_us, seq FROM seq_marks WHERE at_us <= %s ORDER BY at_us DESC LIMIT 1",
+                (cutoff_us,),
+            ).fetchone()
+            if row is None:
+                return 0
+            conn.raw.execute("DELETE FROM seq_marks WHERE at_us < %s", (int(row[0]),))
+            return int(row[1])
+
+        upto = self._write(mark)
+        done = Expired()
+        while upto:
+
+            def records_batch(conn: _Writer) -> tuple[int, int]:
+                pick = "SELECT prediction_id FROM records WHERE seq <= %s ORDER BY seq LIMIT %s"
+                labels = conn.raw.execute(
+                    f"DELETE FROM labels WHERE prediction_id IN ({pick})", (upto, batch_rows)
+                ).rowcount
+                gone = conn.raw.execute(
+                    "DELETE FROM records WHERE seq IN"
+                    " (SELECT seq FROM records WHERE seq <= %s ORDER BY seq LIMIT %s)",
+                    (upto, batch_rows),
+                ).rowcount
+                return int(gone), int(labels)
+
+            gone, labels = self._write(records_batch)
+            done.records += gone
+            done.labels += labels
+            done.batches += 1
+            if gone < batch_rows:
+                break
+        received_before = datetime.fromtimestamp(cutoff_us / 1e6, UTC).isoformat(
+            timespec="microseconds"
+        )
+        while True:
+            orphans = self._write(
+                lambda conn: (
+                    conn.raw.execute(
+                        "DELETE FROM labels WHERE prediction_id IN (SELECT l.prediction_id"
+                        " FROM labels l WHERE l.received_at < %s AND NOT EXISTS (SELECT 1"
+                        " FROM records r WHERE r.prediction_id = l.prediction_id) LIMIT %s)",
+                        (received_before, batch_rows),
+                    ).rowcount
+                )
+            )
+            done.orphan_labels += int(orphans)
+            done.batches += 1
+            if orphans < batch_rows:
+                break
+        return done

@@ -1,0 +1,109 @@
+"""A throwaway PostgreSQL cluster for the tests: Debian's server binaries, no mocks.
+
+One cluster per test session (`initdb` + `pg_ctl` from /usr/lib/postgresql/*/bin) in a temp
+dir, listening only on a Unix socket in that dir, owned by the non-root `postgres` user when
+the tests run as root (the server refuses to run as root). Each test gets a database of its
+own (`pg_database_url`). Stopped at the end of the session. Without the binaries, the tests
+that need the server are skipped with the reason (scripts/install-tools.sh installs them).
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_counter = itertools.count()
+
+
+def _bindir() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    return Path(found[-1]).parent if found else None
+
+
+def _as_owner(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+class Cluster:
+    def __init__(self, bindir: Path, root: Path) -> None:
+        self.bindir = bindir
+        self.root = root
+        self.data = root / "data"
+        self.socket = root / "run"
+        self.user = "postgres"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql:///{database}?host={self.socket}&user={self.user}"
+
+    def start(self) -> None:
+        self.socket.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+            shutil.chown(self.socket, "postgres", "postgres")
+        else:
+            self.user = os.environ.get("USER", "postgres")
+        subprocess.run(
+            _as_owner(
+                [
+                    *(str(self.bindir / "initdb"), "-D", str(self.data), "-U", self.user),
+                    *("--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"),
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        options = f"-c listen_addresses='' -c unix_socket_directories={self.socket}"
+        subprocess.run(
+            _as_owner(
+                [
+                    *(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60"),
+                    *("-l", str(self.root / "server.log"), "-o", options, "start"),
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+
+    def stop(self) -> None:
+        subprocess.run(
+            _as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop"]),
+            check=False,
+            capture_output=True,
+        )
+
+    def create_database(self) -> str:
+        import psycopg
+
+        name = f"t{os.getpid()}_{next(_counter)}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    bindir = _bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not installed (scripts/install-tools.sh)")
+    root = Path(tempfile.mkdtemp(prefix="modelguard-pg-"))
+    cluster = Cluster(bindir, root)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_database_url(pg_cluster: Cluster) -> str:
+    """A fresh, empty database on the session's cluster."""
+    return pg_cluster.create_database()
