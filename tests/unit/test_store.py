@@ -504,3 +504,49 @@ def test_a_failing_ingest_request_stores_none_of_its_rows(store: Store) -> None:
         store.append_records(bad)
     assert store.count_records("m", "v1") == 0
     assert store.append_records([record(1), record(2)]) == (2, 0)
+
+
+def test_the_label_clock_marks_changed_labels_only(store: Store) -> None:
+    store.append_records([record(i) for i in range(4)])
+    store.save_chunks([evidence(0, 0.8)])
+    assert store.label_clock() == 0
+    store.append_labels([{"prediction_id": "p000000", "label": 1}])
+    first = store.label_clock()
+    assert first > 0
+    store.append_labels([{"prediction_id": "p000000", "label": 1}])  # same value: no change
+    assert store.label_clock() == first
+    store.append_labels([{"prediction_id": "p000001", "label": 0}])
+    store.append_labels([{"prediction_id": "p000000", "label": 0}])  # a corrected label
+    changed = store.label_changes("m", "v1", first)
+    assert sorted(seq for seq, _ in changed) == [1, 2]
+    assert all(stamp > first for _, stamp in changed)
+    assert store.chunk_labels_seen("m", "v1") == {0: 0}
+    mark = store.analysis_mark("m")
+    store.mark_labels_seen("m", "v1", store.label_clock())
+    assert store.chunk_labels_seen("m", "v1") == {0: store.label_clock()}
+    store.save_chunks([evidence(1, 0.7)])
+    assert store.analysis_mark("m") != mark
+
+
+def test_retention_deletes_old_records_with_their_labels_and_old_orphans(store: Store) -> None:
+    day = 86_400 * 1_000_000
+    t0 = 1_000 * day
+    store.append_records([record(i) for i in range(7)])
+    store.append_labels([{"prediction_id": f"p{i:06d}", "label": 1} for i in range(3)])
+    store.append_labels([{"prediction_id": "never-served", "label": 1}])
+    store.append_audit({"kind": "note", "model": "m"})
+    assert store.expire(86_400, batch_rows=3, now_us=t0).records == 0  # only marks the clock
+    store.append_records([record(i) for i in range(7, 10)])
+    done = store.expire(86_400, batch_rows=3, now_us=t0 + day + 1)
+    assert (done.records, done.labels, done.orphan_labels) == (7, 3, 0)
+    assert done.batches >= 3  # 7 rows in transactions of at most 3
+    assert store.count_records("m", "v1") == 3
+    assert set(store.records_frame("m", "v1")["prediction_id"]) == {
+        "p000007",
+        "p000008",
+        "p000009",
+    }
+    assert [e["kind"] for e in store.audit("m")] == ["note"]
+    late = store.expire(0, batch_rows=3)  # everything is old now (real clock)
+    assert (late.records, late.orphan_labels) == (3, 1)
+    assert store.count_records("m", "v1") == 0
