@@ -4,7 +4,8 @@ One cluster per test session (`initdb` + `pg_ctl` from /usr/lib/postgresql/*/bin
 dir, listening only on a Unix socket in that dir, owned by the non-root `postgres` user when
 the tests run as root (the server refuses to run as root). Each test gets a database of its
 own (`pg_database_url`). Stopped at the end of the session. Without the binaries, the tests
-that need the server are skipped with the reason (scripts/install-tools.sh installs them).
+that need the server are skipped with the reason (scripts/install-tools.sh installs them),
+except under CI=true (.ci/run), where that is a failure.
 """
 
 from __future__ import annotations
@@ -92,7 +93,10 @@ class Cluster:
 def pg_cluster() -> Iterator[Cluster]:
     bindir = _bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL server binaries not installed (scripts/install-tools.sh)")
+        missing = "PostgreSQL server binaries not installed (scripts/install-tools.sh)"
+        if os.environ.get("CI"):  # .ci/run installs them: their absence there is a failure
+            pytest.fail(missing)
+        pytest.skip(missing)
     root = Path(tempfile.mkdtemp(prefix="modelguard-pg-"))
     cluster = Cluster(bindir, root)
     try:
