@@ -15,7 +15,8 @@ Same semantics as SQLite:
   clock monotonic in commit order (analysis reads "everything after seq N"; two writers
   committing out of order would hide a record from it), also across monitor processes;
 - `update_state` locks its row (`SELECT ... FOR UPDATE`) inside that transaction.
-Reads borrow a pooled connection in autocommit mode: each statement sees committed data.
+Reads borrow a pooled connection in autocommit mode: each statement sees committed data;
+`records_frame` reads through a server-side cursor, a batch at a time.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from monitor.store import sqlite as sqlite_store
 from monitor.store.postgres_schema import migrate
 from monitor.store.sqlite import Expired, Store
 from monitor.store.state import canonical_json, now_iso
@@ -155,6 +157,18 @@ class PostgresStore(Store):
         return self
 
     # -- the statements that differ from SQLite's --------------------------------------------
+
+    def _row_batches(self, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of one read in batches from a server-side cursor (one snapshot): a long
+        window is never all in memory at once."""
+        with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor(name="records_frame") as cur,
+        ):
+            cur.execute(_sql(sql), tuple(params))
+            while rows := cur.fetchmany(sqlite_store._FRAME_BATCH_ROWS):
+                yield rows
 
     def append_records_detailed(self, records: Sequence[Mapping[str, Any]]) -> IngestResult:
         groups: dict[tuple[str, str], list[list[Any]]] = {}

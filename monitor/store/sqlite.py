@@ -18,7 +18,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -340,14 +340,17 @@ class Store(StateAndAudit, ModelVersions):
             sql += " LIMIT ?"
             params.append(int(limit))
         names = self._feature_names(model, version)
-        cursor = self._reader().execute(sql, params)
         # Batches bound the peak memory: Python tuples and dicts of one batch at a time.
-        parts = []
-        while rows := cursor.fetchmany(_FRAME_BATCH_ROWS):
-            parts.append(records_to_frame(rows, names))
+        parts = [records_to_frame(rows, names) for rows in self._row_batches(sql, params)]
         if len(parts) <= 1:
             return parts[0] if parts else records_to_frame([], names)
         return pd.concat(parts, ignore_index=True)
+
+    def _row_batches(self, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of one read, `_FRAME_BATCH_ROWS` at a time."""
+        cursor = self._reader().execute(sql, params)
+        while rows := cursor.fetchmany(_FRAME_BATCH_ROWS):
+            yield rows
 
     def _feature_names(self, model: str, version: str) -> list[str]:
         row = (
