@@ -183,7 +183,7 @@ def status(
 
     with _store(db) as store:
         state = OperatorState(store)
-        table = Table(title=f"monitor state in {store.path}")
+        table = Table(title=f"monitor state in {store.location}")
         for column in ("model", "version", "state", "release", "records", "chunks", "labelled"):
             table.add_column(column, justify="right" if column in {"records", "chunks"} else "left")
         chunking = Table(title="chunking: rows waiting for a complete chunk")

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from monitor.store import sqlite as sqlite_store
@@ -103,6 +104,9 @@ class PostgresStore(Store):
     def __init__(self, url: str, *, pool_size: int = 8, timeout_seconds: float = 30.0) -> None:
         self.url = url
         self.path = None  # type: ignore[assignment]  # no file: the data is on the server
+        info = conninfo_to_dict(url)
+        where = info.get("host") or "localhost"
+        self._location = f"postgresql://{info.get('user', '')}@{where}/{info.get('dbname', '')}"
         self._closed = False
         self._write_lock = threading.RLock()
         self._pool = ConnectionPool(
@@ -121,6 +125,11 @@ class PostgresStore(Store):
             self._pool.close()
             raise
         self._reads = _Reader(self._pool)
+
+    @property
+    def location(self) -> str:
+        """The server and database, without the password (settings mask the URL too)."""
+        return self._location
 
     # -- connections -------------------------------------------------------------------
 

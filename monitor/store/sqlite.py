@@ -77,6 +77,11 @@ class Store(StateAndAudit, ModelVersions):
         self._group = GroupCommit(self._writer, self._write_lock)
         self._closed = False
 
+    @property
+    def location(self) -> str:
+        """Where the data lives, safe to print (no credentials)."""
+        return str(self.path)
+
     # -- connections -------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:

@@ -550,3 +550,16 @@ def test_retention_deletes_old_records_with_their_labels_and_old_orphans(store: 
     late = store.expire(0, batch_rows=3)  # everything is old now (real clock)
     assert (late.records, late.orphan_labels) == (3, 1)
     assert store.count_records("m", "v1") == 0
+
+
+def test_a_store_says_where_its_data_is_without_credentials(
+    tmp_path: Path, pg_database_url: str
+) -> None:
+    from monitor.store.postgres import PostgresStore
+
+    with Store(tmp_path / "m.db") as lite:
+        assert lite.location == str(tmp_path / "m.db")
+    with_password = pg_database_url.replace("user=postgres", "user=postgres&password=s3cret")
+    with PostgresStore(with_password) as pg:
+        assert pg.location.startswith("postgresql://postgres@")
+        assert "s3cret" not in pg.location
