@@ -553,9 +553,11 @@ def test_retention_deletes_old_records_with_their_labels_and_old_orphans(store: 
 
 
 def test_a_store_says_where_its_data_is_without_credentials(
-    tmp_path: Path, pg_database_url: str
+    tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     from monitor.store.postgres import PostgresStore
+
+    pg_database_url = str(request.getfixturevalue("pg_database_url"))
 
     with Store(tmp_path / "m.db") as lite:
         assert lite.location == str(tmp_path / "m.db")
