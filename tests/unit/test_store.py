@@ -557,11 +557,11 @@ def test_a_store_says_where_its_data_is_without_credentials(
 ) -> None:
     from monitor.store.postgres import PostgresStore
 
-    pg_database_url = str(request.getfixturevalue("pg_database_url"))
+    url = str(request.getfixturevalue("pg_database_url"))
 
     with Store(tmp_path / "m.db") as lite:
         assert lite.location == str(tmp_path / "m.db")
-    with_password = pg_database_url.replace("user=postgres", "user=postgres&password=s3cret")
+    with_password = url.replace("user=postgres", "user=postgres&password=s3cret")
     with PostgresStore(with_password) as pg:
         assert pg.location.startswith("postgresql://postgres@")
         assert "s3cret" not in pg.location
