@@ -7,10 +7,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from monitor.store.sqlite import Store
+from monitor.store.sqlite import Store
 
 
 class StoreSettings(Protocol):
@@ -37,6 +36,5 @@ def open_store(settings: StoreSettings) -> Store:
         from monitor.store.postgres import PostgresStore
 
         return PostgresStore(url)
-    from monitor.store.sqlite import Store
 
     return Store(settings.db_path)
