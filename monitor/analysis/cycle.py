@@ -1,13 +1,14 @@
 """One analysis cycle: new chunks and newly labelled chunks of every version, stored and published.
 
-Each model is chunked as its `ChunkPlan` says (plain data the loop reads from the model's
-ModelMonitor; without one, `MONITOR_CHUNK_SIZE` rows):
+Each model is chunked as its `ChunkPlan` (`chunking.py`) says (plain data the loop reads from
+the model's ModelMonitor; without one, `MONITOR_CHUNK_SIZE` rows):
 
 - by rows: `rows` consecutive records (by store sequence) of one version; `rows=None` is the
   smallest chunk whose ROC AUC sampling error on the reference is within
   `max_sampling_error`. A chunk is analysed once complete and again when its labels changed:
   more arrived (labels come hours later, so realized performance fills in on a later cycle)
-  or a label was corrected (same count, other values: the store's label clock says which).
+  or a label was corrected (same count, other values: `relabel.py` reads the store's label
+  clock).
 - by event time: one chunk per `period` (UTC; weeks start on Monday), its `chunk_index` the
   period's number since the epoch. A period is complete once its end has passed or a later
   period has records; it is re-analysed when its rows grew (a late backfill) or its labels
@@ -27,7 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -35,39 +36,15 @@ import numpy as np
 import pandas as pd
 
 from contract.registration import Registration
+from monitor.analysis.chunking import US, ChunkPlan, Sizing, period_origin_us
 from monitor.analysis.chunks import FittedVersion, analyse_chunks
-from monitor.analysis.estimation import rows_for_sampling_error
 from monitor.analysis.intervals import LABELLED_SHARE, residual_of
+from monitor.analysis.relabel import RELABEL_LOOKBACK_CHUNKS, LabelChanges
 from monitor.analysis.shadow import cumulative_gap
 from monitor.evidence import ChunkEvidence
 from monitor.state import ChunkingStatus, OperatorState
 
 log = logging.getLogger(__name__)
-
-# Stored chunks still missing labels are re-checked this far back (in chunks) each cycle.
-# Bounded so that rows whose label never comes do not make every cycle re-read history.
-RELABEL_LOOKBACK_CHUNKS = 48
-DEFAULT_MAX_SAMPLING_ERROR = 0.025
-_US = 1_000_000
-_MONDAY_US = 4 * 86_400 * _US  # 1970-01-05, the first Monday after the epoch
-
-
-@dataclass(frozen=True)
-class ChunkPlan:
-    """How to chunk one model: by `rows` (None: derived from the reference) or by `period`."""
-
-    rows: int | None = None
-    period: timedelta | None = None
-    max_sampling_error: float = DEFAULT_MAX_SAMPLING_ERROR
-
-
-@dataclass(frozen=True)
-class Sizing:
-    """What a version's reference says about chunk sizes."""
-
-    reference_rows: int
-    derived_rows: int | None
-    problem: str | None
 
 
 class Publisher(Protocol):
@@ -130,12 +107,7 @@ class VersionCache:
             found = self._sizing.get(key)
         if found is not None:
             return found
-        reg = self._registration(model, version)
-        reference = reg.reference_frame()
-        label = reference[reg.schema.label.name].to_numpy(dtype=float, na_value=np.nan)
-        scores = reference["probability"].to_numpy(dtype=float, na_value=np.nan)
-        rows, problem = rows_for_sampling_error(label, scores, max_sampling_error)
-        found = Sizing(len(reference), rows, problem)
+        found = Sizing.of_reference(self._registration(model, version), max_sampling_error)
         with self._lock:
             self._sizing[key] = found
         return found
@@ -230,68 +202,6 @@ def _publish_label_lag(store: Any, metrics: Publisher, model: str) -> None:
     metrics.set_label_lag(model, lag)
 
 
-@dataclass
-class LabelChanges:
-    """Which stored chunks' labels changed since each was last analysed (the store's label
-    clock, `Store.label_changes`): a corrected label re-analyses its chunk even when the
-    count of labelled rows stayed the same. A store without a label clock reports none."""
-
-    model: str
-    version: str
-    clock: int = 0
-    seen: dict[int, int] | None = None
-    changes: list[tuple[int, int]] | None = None
-
-    @classmethod
-    def read(
-        cls, store: Any, model: str, version: str, stored: list[ChunkEvidence]
-    ) -> LabelChanges:
-        if not hasattr(store, "label_clock"):
-            return cls(model, version)
-        clock = int(store.label_clock())  # before the frames are read: nothing is missed
-        if not stored:  # new chunks are analysed with every label up to `clock`
-            return cls(model, version, clock, {}, [])
-        seen = store.chunk_labels_seen(model, version)
-        recent = stored[-RELABEL_LOOKBACK_CHUNKS:]
-        since = min(seen.get(c.chunk_index, 0) for c in recent)
-        changes = store.label_changes(model, version, since) if clock > since else []
-        return cls(model, version, clock, seen, changes)
-
-    def changed_chunks(self, chunks: list[ChunkEvidence]) -> set[int]:
-        """Indexes of the (row-range) chunks with a label stamped after their last look."""
-        if not self.changes or self.seen is None:
-            return set()
-        seqs = np.asarray([seq for seq, _ in self.changes])
-        stamps = np.asarray([stamp for _, stamp in self.changes])
-        out = set()
-        for c in chunks:
-            inside = (seqs >= c.first_seq) & (seqs <= c.last_seq)
-            if np.any(stamps[inside] > self.seen.get(c.chunk_index, 0)):
-                out.add(c.chunk_index)
-        return out
-
-    def changed_periods(self, frame: pd.DataFrame) -> set[int]:
-        """Periods (`frame` has `seq` and `_period`) with a label stamped after their last look."""
-        if not self.changes or self.seen is None:
-            return set()
-        stamp = dict(self.changes)
-        out = set()
-        for seq, period in zip(frame["seq"].to_numpy(), frame["_period"].to_numpy(), strict=True):
-            found = stamp.get(int(seq))
-            if found is not None and found > self.seen.get(int(period), 0):
-                out.add(int(period))
-        return out
-
-    def mark_seen(self, store: Any, saved: bool) -> None:
-        """After the version's chunks are saved: all of them are checked up to `clock`
-        (one write, only when some chunk was behind the clock or new chunks were saved)."""
-        if self.seen is None or self.clock == 0:
-            return
-        behind = self.clock > min(self.seen.values(), default=self.clock)
-        if behind or saved:
-            store.mark_labels_seen(self.model, self.version, self.clock)
-
-
 def _save(store: Any, evidence: list[ChunkEvidence]) -> None:
     """One transaction for the whole batch when the store offers it (one fsync, not 200)."""
     save_many = getattr(store, "save_chunks", None)
@@ -377,11 +287,6 @@ def _by_rows(
     return out, pending
 
 
-def period_origin_us(period: timedelta) -> int:
-    """Where period 0 starts: the epoch, or its first Monday for whole weeks."""
-    return _MONDAY_US if period % timedelta(weeks=1) == timedelta(0) else 0
-
-
 def _by_period(
     store: Any,
     cache: VersionCache,
@@ -395,7 +300,7 @@ def _by_period(
 ) -> tuple[list[ChunkEvidence], int]:
     """Complete periods (by event time) that are new or whose rows or labels grew; and the
     rows of periods still open."""
-    period_us = int(period.total_seconds() * _US)
+    period_us = int(period.total_seconds() * US)
     start = period_origin_us(period)
     since = None
     if stored:
@@ -406,7 +311,7 @@ def _by_period(
     epoch = pd.Timestamp(0, tz="UTC")
     event_us = ((rows["event_time"] - epoch) // pd.Timedelta(microseconds=1)).to_numpy()
     ordinal = (event_us - start) // period_us
-    now_ordinal = (int(time.time() * _US) - start) // period_us
+    now_ordinal = (int(time.time() * US) - start) // period_us
     cutoff = max(int(ordinal.max()), now_ordinal)
     closed = ordinal < cutoff
     pending = int((~closed).sum())

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from monitor import metrics
-from monitor.analysis.cycle import ChunkPlan, VersionCache, run_cycle
+from monitor.analysis.chunking import ChunkPlan
+from monitor.analysis.cycle import VersionCache, run_cycle
 from monitor.decision.policy import PolicyError, parse_policy
 from monitor.evidence import ChunkEvidence
 from monitor.kube.watch import start_spec_watch

@@ -34,7 +34,8 @@ from psycopg_pool import ConnectionPool
 
 from monitor.store import sqlite as sqlite_store
 from monitor.store.postgres_schema import migrate
-from monitor.store.sqlite import Expired, Store
+from monitor.store.retention import Expired
+from monitor.store.sqlite import Store
 from monitor.store.state import canonical_json, now_iso
 from monitor.store.types import IngestResult, features_json, to_epoch_us
 

@@ -8,8 +8,9 @@ own connection, so analysis reading a window never blocks ingest.
 
 The interface is the one in docs/contracts.md §4; analysis, the operator, the API and the CLI
 all use it, and a PostgreSQL store could later sit behind the same methods. This module keeps
-the connections, record/label ingest, reads and chunk evidence; registrations and the versions
-overview are in `store_versions`, operator state and audit in `store_state`.
+the connections, record/label ingest and reads; registrations and the versions overview are
+in `versions.py`, operator state and audit in `state.py`, chunk evidence in `chunks.py`,
+retention in `retention.py`.
 """
 
 from __future__ import annotations
@@ -17,19 +18,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from monitor.evidence import ChunkEvidence
+from monitor.store.chunks import ChunkStore
 from monitor.store.commit import GroupCommit
 from monitor.store.frames import records_to_frame
 from monitor.store.migrations import migrate
+from monitor.store.retention import Retention
 from monitor.store.state import StateAndAudit, now_iso
 from monitor.store.types import (
     IngestResult,
@@ -45,17 +44,7 @@ WAL_CHECKPOINT_PAGES = 16_384  # ~64 MB of 4 KiB pages
 _FRAME_BATCH_ROWS = 50_000  # rows turned into a DataFrame at a time
 
 
-@dataclass
-class Expired:
-    """What one `Store.expire` call deleted."""
-
-    records: int = 0
-    labels: int = 0  # labels of the expired records
-    orphan_labels: int = 0  # labels whose record never arrived
-    batches: int = 0
-
-
-class Store(StateAndAudit, ModelVersions):
+class Store(StateAndAudit, ModelVersions, ChunkStore, Retention):
     """Thread-safe access to one monitor database file."""
 
     def __init__(self, path: str | Path, *, busy_timeout_seconds: float = 30.0) -> None:
@@ -370,138 +359,3 @@ class Store(StateAndAudit, ModelVersions):
             return []
         schema = json.loads(row[0]).get("schema", {})
         return [f["name"] for f in schema.get("features", [])]
-
-    # -- retention ---------------------------------------------------------------------------
-
-    def expire(
-        self, max_age_seconds: float, *, batch_rows: int = 5_000, now_us: int | None = None
-    ) -> Expired:
-        """Delete records (with their labels) that arrived more than `max_age_seconds` ago,
-        and labels without a record received that long ago, in transactions of at most
-        `batch_rows` rows each (ingest interleaves between them). Chunk evidence, state
-        and the audit log are kept.
-
-        Arrival time is read from `seq_marks`: each call first records (now, highest seq),
-        so a record is old once a mark at least `max_age_seconds` old covers its seq (the
-        granularity is the interval between calls). Freed pages are reused by new rows, so
-        the file stops growing at about the retained volume.
-        """
-        now = int(time.time() * 1_000_000) if now_us is None else int(now_us)
-        cutoff_us = now - int(max_age_seconds * 1_000_000)
-
-        def mark(conn: sqlite3.Connection) -> int:
-            (top,) = conn.execute(
-                "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'records'), 0)"
-            ).fetchone()
-            conn.execute(
-                "INSERT OR REPLACE INTO seq_marks (at_us, seq) VALUES (?, ?)", (now, int(top))
-            )
-            row = conn.execute(
-                "SELECT at_us, seq FROM seq_marks WHERE at_us <= ? ORDER BY at_us DESC LIMIT 1",
-                (cutoff_us,),
-            ).fetchone()
-            if row is None:
-                return 0
-            conn.execute("DELETE FROM seq_marks WHERE at_us < ?", (int(row[0]),))
-            return int(row[1])
-
-        upto = self._write(mark)
-        done = Expired()
-        while upto:
-
-            def records_batch(conn: sqlite3.Connection) -> tuple[int, int]:
-                pick = "SELECT prediction_id FROM records WHERE seq <= ? ORDER BY seq LIMIT ?"
-                labels = conn.execute(
-                    f"DELETE FROM labels WHERE prediction_id IN ({pick})", (upto, batch_rows)
-                ).rowcount
-                gone = conn.execute(
-                    "DELETE FROM records WHERE seq IN"
-                    " (SELECT seq FROM records WHERE seq <= ? ORDER BY seq LIMIT ?)",
-                    (upto, batch_rows),
-                ).rowcount
-                return int(gone), int(labels)
-
-            gone, labels = self._write(records_batch)
-            done.records += gone
-            done.labels += labels
-            done.batches += 1
-            if gone < batch_rows:
-                break
-        received_before = datetime.fromtimestamp(cutoff_us / 1e6, UTC).isoformat(
-            timespec="microseconds"
-        )
-        while True:
-            orphans = self._write(
-                lambda conn: (
-                    conn.execute(
-                        "DELETE FROM labels WHERE rowid IN (SELECT l.rowid FROM labels l"
-                        " WHERE l.received_at < ? AND NOT EXISTS (SELECT 1 FROM records r"
-                        " WHERE r.prediction_id = l.prediction_id) LIMIT ?)",
-                        (received_before, batch_rows),
-                    ).rowcount
-                )
-            )
-            done.orphan_labels += int(orphans)
-            done.batches += 1
-            if orphans < batch_rows:
-                break
-        return done
-
-    # -- chunk evidence ----------------------------------------------------------------------
-
-    def save_chunk(self, evidence: ChunkEvidence) -> None:
-        """Insert or replace the evidence of one chunk (re-analysis overwrites)."""
-        self.save_chunks([evidence])
-
-    def save_chunks(self, evidences: Sequence[ChunkEvidence]) -> None:
-        """Upsert many chunks in one transaction (one fsync for a whole analysis cycle)."""
-        saved = now_iso()
-        rows = [
-            (
-                e.model,
-                e.version,
-                e.chunk_index,
-                json.dumps(e.to_dict(), separators=(",", ":")),
-                saved,
-            )
-            for e in evidences
-        ]
-        if not rows:
-            return
-        self._write(
-            lambda conn: conn.executemany(
-                "INSERT INTO chunks (model, version, chunk_index, evidence, saved_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, version, chunk_index)"
-                " DO UPDATE SET evidence = excluded.evidence, saved_at = excluded.saved_at",
-                rows,
-            )
-        )
-
-    def chunk_dicts(self, model: str, version: str | None = None) -> list[dict[str, Any]]:
-        """Chunk evidence as stored (plain dicts), in arrival order."""
-        sql = "SELECT evidence FROM chunks WHERE model = ?"
-        params: tuple[str, ...] = (model,)
-        if version is not None:
-            sql += " AND version = ?"
-            params = (model, version)
-        found = [json.loads(r[0]) for r in self._reader().execute(sql, params)]
-        found.sort(key=lambda d: (d.get("first_seq", 0), d.get("chunk_index", 0)))
-        return found
-
-    def analysis_mark(self, model: str) -> tuple[Any, ...]:
-        """Changes whenever what a report of `model` shows may have changed: its chunk
-        evidence, its versions, the audit log, the state (known-good, rejections). Not new
-        records: a report shows analysed chunks, so under ingest it is still reused."""
-        conn = self._reader()
-        chunks = conn.execute(
-            "SELECT count(*), max(saved_at) FROM chunks WHERE model = ?", (model,)
-        ).fetchone()
-        versions = conn.execute(
-            "SELECT count(*), max(registered_at) FROM model_versions WHERE model = ?", (model,)
-        ).fetchone()
-        (audit,) = conn.execute("SELECT max(id) FROM audit").fetchone()
-        (state,) = conn.execute("SELECT max(updated_at) FROM state").fetchone()
-        return (*chunks, *versions, audit, state)
-
-    def chunks(self, model: str, version: str | None = None) -> list[ChunkEvidence]:
-        return [ChunkEvidence.from_dict(d) for d in self.chunk_dicts(model, version)]

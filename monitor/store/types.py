@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic_core import to_json
+
+from monitor.evidence import ChunkEvidence
 
 
 class Conflict(Exception):  # noqa: N818 (the name is in the contract)
@@ -75,8 +77,8 @@ def registration_dict(reg: Any) -> dict[str, Any]:
 
 
 class Database(Protocol):
-    """What the parts of `Store` (state and audit, versions) need from the whole: the
-    connections, and the state and audit methods they call on each other."""
+    """What the parts of `Store` (state and audit, versions, chunk evidence, retention) need
+    from the whole: the connections, and the methods they call on each other."""
 
     def _reader(self) -> sqlite3.Connection: ...
     def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any: ...
@@ -86,3 +88,5 @@ class Database(Protocol):
         self, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
     ) -> dict[str, Any] | None: ...
     def append_audit(self, entry: Mapping[str, Any]) -> int: ...
+    def save_chunks(self, evidences: Sequence[ChunkEvidence]) -> None: ...
+    def chunk_dicts(self, model: str, version: str | None = None) -> list[dict[str, Any]]: ...

@@ -1,0 +1,106 @@
+"""Retention, a part of `sqlite.Store`: old records and labels are deleted in batches.
+
+Chunk evidence, state and the audit log are kept. The PostgreSQL store overrides `expire`
+(its own arrival clock and SQL) and returns the same `Expired`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from monitor.store.types import Database
+
+
+@dataclass
+class Expired:
+    """What one `Store.expire` call deleted."""
+
+    records: int = 0
+    labels: int = 0  # labels of the expired records
+    orphan_labels: int = 0  # labels whose record never arrived
+    batches: int = 0
+
+
+class Retention:
+    """Mixed into `Store`; its methods run on a `Database` (the connections)."""
+
+    def expire(
+        self: Database,
+        max_age_seconds: float,
+        *,
+        batch_rows: int = 5_000,
+        now_us: int | None = None,
+    ) -> Expired:
+        """Delete records (with their labels) that arrived more than `max_age_seconds` ago,
+        and labels without a record received that long ago, in transactions of at most
+        `batch_rows` rows each (ingest interleaves between them). Chunk evidence, state
+        and the audit log are kept.
+
+        Arrival time is read from `seq_marks`: each call first records (now, highest seq),
+        so a record is old once a mark at least `max_age_seconds` old covers its seq (the
+        granularity is the interval between calls). Freed pages are reused by new rows, so
+        the file stops growing at about the retained volume.
+        """
+        now = int(time.time() * 1_000_000) if now_us is None else int(now_us)
+        cutoff_us = now - int(max_age_seconds * 1_000_000)
+
+        def mark(conn: sqlite3.Connection) -> int:
+            (top,) = conn.execute(
+                "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'records'), 0)"
+            ).fetchone()
+            conn.execute(
+                "INSERT OR REPLACE INTO seq_marks (at_us, seq) VALUES (?, ?)", (now, int(top))
+            )
+            row = conn.execute(
+                "SELECT at_us, seq FROM seq_marks WHERE at_us <= ? ORDER BY at_us DESC LIMIT 1",
+                (cutoff_us,),
+            ).fetchone()
+            if row is None:
+                return 0
+            conn.execute("DELETE FROM seq_marks WHERE at_us < ?", (int(row[0]),))
+            return int(row[1])
+
+        upto = self._write(mark)
+        done = Expired()
+        while upto:
+
+            def records_batch(conn: sqlite3.Connection) -> tuple[int, int]:
+                pick = "SELECT prediction_id FROM records WHERE seq <= ? ORDER BY seq LIMIT ?"
+                labels = conn.execute(
+                    f"DELETE FROM labels WHERE prediction_id IN ({pick})", (upto, batch_rows)
+                ).rowcount
+                gone = conn.execute(
+                    "DELETE FROM records WHERE seq IN"
+                    " (SELECT seq FROM records WHERE seq <= ? ORDER BY seq LIMIT ?)",
+                    (upto, batch_rows),
+                ).rowcount
+                return int(gone), int(labels)
+
+            gone, labels = self._write(records_batch)
+            done.records += gone
+            done.labels += labels
+            done.batches += 1
+            if gone < batch_rows:
+                break
+        received_before = datetime.fromtimestamp(cutoff_us / 1e6, UTC).isoformat(
+            timespec="microseconds"
+        )
+        while True:
+            orphans = self._write(
+                lambda conn: (
+                    conn.execute(
+                        "DELETE FROM labels WHERE rowid IN (SELECT l.rowid FROM labels l"
+                        " WHERE l.received_at < ? AND NOT EXISTS (SELECT 1 FROM records r"
+                        " WHERE r.prediction_id = l.prediction_id) LIMIT ?)",
+                        (received_before, batch_rows),
+                    ).rowcount
+                )
+            )
+            done.orphan_labels += int(orphans)
+            done.batches += 1
+            if orphans < batch_rows:
+                break
+        return done
