@@ -78,7 +78,7 @@ def child(n: int, mode: str, registrations: Path) -> dict[str, Any]:
 
 def _cycle(frame: Any, regs: dict[str, Any], good: Any, retrain: Any) -> tuple[float, list[Any]]:
     from monitor.analysis.cycle import VersionCache, run_cycle
-    from monitor.metrics import MonitorMetrics
+    from monitor.metrics.registry import MonitorMetrics
     from monitor.store.sqlite import Store
 
     class Settings:

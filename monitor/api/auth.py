@@ -28,8 +28,8 @@ from typing import Literal
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from monitor import metrics
 from monitor.api.http import ApiError
+from monitor.metrics import process as metrics
 from monitor.settings import MonitorSettings
 
 Role = Literal["predictor", "labels", "operator", "reader"]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contract.errors import ErrorBody
-from monitor import metrics
+from monitor.metrics import process as metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

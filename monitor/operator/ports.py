@@ -78,7 +78,7 @@ class OperatorStore(StateStore, Protocol):
 
 
 class OperatorMetrics(Protocol):
-    """What the operator reports to Prometheus (monitor/metrics.py implements it)."""
+    """What the operator reports to Prometheus (monitor/metrics/registry.py implements it)."""
 
     def init_rollbacks(
         self, namespace: str, modelmonitor: str, triggers: tuple[str, ...], mode: str, /

@@ -22,7 +22,7 @@ from bentos.training.data import Split
 from monitor.cli import app
 from monitor.kube.offline import offline_target
 from monitor.loops.background import analysis_pass
-from monitor.metrics import MonitorMetrics
+from monitor.metrics.registry import MonitorMetrics
 from monitor.operator.reconciler import Operator
 from monitor.settings import MonitorSettings
 from monitor.state import OperatorState

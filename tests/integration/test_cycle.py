@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.analysis.cycle import VersionCache, known_good_version, run_cycle
 from monitor.analysis.shadow import cumulative_gap
-from monitor.metrics import MonitorMetrics
+from monitor.metrics.registry import MonitorMetrics
 from monitor.settings import MonitorSettings
 from monitor.store.sqlite import Store
 from tests.support.monitor import measuring_settings

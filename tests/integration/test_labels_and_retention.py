@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.analysis.cycle import VersionCache, run_cycle
-from monitor.metrics import MonitorMetrics
+from monitor.metrics.registry import MonitorMetrics
 from monitor.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from monitor.store.sqlite import Store
 from tests.support.monitor import measuring_settings

@@ -19,7 +19,7 @@ from monitor.analysis.chunks import FittedVersion, analyse_chunks
 from monitor.analysis.drift import drift_ranking
 from monitor.analysis.report import explain_chunk
 from monitor.evidence import ChunkEvidence, FeatureDrift
-from monitor.metrics import MonitorMetrics
+from monitor.metrics.registry import MonitorMetrics
 from tests.unit.test_analysis import replay_rows
 
 CHUNK = 500

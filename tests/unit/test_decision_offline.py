@@ -10,7 +10,7 @@ from pathlib import Path
 
 from monitor.kube.offline import offline_target
 from monitor.kube.rollout import VERSION_ANNOTATION
-from monitor.metrics import MonitorMetrics
+from monitor.metrics.registry import MonitorMetrics
 from monitor.operator.reconciler import Operator
 from monitor.store.sqlite import Store
 from tests.support.kube import MODEL, chunk

@@ -16,7 +16,7 @@ from monitor.analysis.estimation import LABEL, PROBA, PerformanceEstimator, real
 from monitor.analysis.intervals import IntervalCalibrator, residual_of
 from monitor.analysis.track_record import track_record
 from monitor.evidence import ChunkEvidence, Estimate, TrackRecord
-from monitor.metrics import MonitorMetrics
+from monitor.metrics.registry import MonitorMetrics
 
 SIZE, THRESHOLD = 500, 0.5
 

@@ -11,9 +11,9 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor import metrics as metrics_module
 from monitor.evidence import ChunkEvidence, Estimate, FeatureDrift, SegmentEvidence
-from monitor.metrics import MonitorMetrics
+from monitor.metrics import process as metrics_module
+from monitor.metrics.registry import MonitorMetrics
 
 
 def samples(m: MonitorMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

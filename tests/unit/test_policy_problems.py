@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from monitor.cli import app
 from monitor.kube.offline import offline_target
-from monitor.metrics import MonitorMetrics
+from monitor.metrics.registry import MonitorMetrics
 from monitor.operator.reconciler import Operator
 from monitor.state import ChunkingStatus, OperatorState
 from monitor.store.sqlite import Store

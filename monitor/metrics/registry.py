@@ -1,58 +1,25 @@
-"""The monitor's Prometheus metrics (docs/contracts.md §6) on its own registry.
+"""`MonitorMetrics`: every metric of the contract (docs/contracts.md §6) on its own registry.
 
 Its own `CollectorRegistry`, not the global one, so `/metrics` shows exactly the series this
-module documents and tests can build a fresh instance. Analysis, the cycle and the operator
-call the module-level functions (`publish_chunk`, `record_rollback`, ...), which write to the
-process-wide `METRICS`. Labels are bounded: model, version, metric, segment, feature, method,
-namespace, modelmonitor, reason, type; never ids or timestamps. Series of a version that is no
-longer live are removed with `forget_version`, so superseded versions do not linger.
+package documents and tests can build a fresh instance. Series of a version that is no longer
+live are removed with `forget_version`, so superseded versions do not linger.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from monitor.evidence import ChunkEvidence, Estimate
+from monitor.metrics.fits import CalculatorFits
 from monitor.state import ChunkingStatus
 
 MV = ("model", "version")
 ANALYSIS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-
-
-class CalculatorFits:
-    """`modelguard_monitor_calculator_fits_total`: model versions fitted by the analysis cache.
-
-    Read at scrape time from the server's one `VersionCache` (its `fits` count), which the
-    analysis loop and the reports share: a version is fitted once per process, so this stays
-    at the number of versions analysed or reported on. 0 until a cache is attached.
-    """
-
-    name = "modelguard_monitor_calculator_fits"
-    documentation = "Model versions whose calculators the analysis cache fitted (loop and reports)"
-
-    def __init__(self) -> None:
-        self.count: Callable[[], int] | None = None
-
-    def describe(self) -> Iterator[CounterMetricFamily]:
-        yield CounterMetricFamily(self.name, self.documentation)
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(self.name, self.documentation)
-        family.add_metric([], float(self.count() if self.count is not None else 0))
-        yield family
 
 
 class MonitorMetrics:
@@ -408,91 +375,3 @@ class MonitorMetrics:
             self.last_successful_analysis.set(time.time())
         else:
             self.analysis_failures.labels(model or "").inc()
-
-
-METRICS = MonitorMetrics()
-
-
-def publish_chunk(evidence: ChunkEvidence) -> None:
-    METRICS.publish_chunk(evidence)
-
-
-def publish_cumulative(
-    model: str, version: str, estimated_gap: float | None, realized_gap: float | None
-) -> None:
-    METRICS.publish_cumulative(model, version, estimated_gap, realized_gap)
-
-
-def record_rollback(namespace: str, modelmonitor: str, trigger: str, mode: str) -> None:
-    METRICS.record_rollback(namespace, modelmonitor, trigger, mode)
-
-
-def init_rollbacks(namespace: str, modelmonitor: str, triggers: tuple[str, ...], mode: str) -> None:
-    METRICS.init_rollbacks(namespace, modelmonitor, triggers, mode)
-
-
-def set_condition(namespace: str, modelmonitor: str, type: str, status: bool) -> None:
-    METRICS.set_condition(namespace, modelmonitor, type, status)
-
-
-def observe_analysis(duration_seconds: float, ok: bool, model: str | None = None) -> None:
-    METRICS.observe_analysis(duration_seconds, ok, model)
-
-
-def forget_version(model: str, version: str) -> int:
-    return METRICS.forget_version(model, version)
-
-
-def reconcile_error(namespace: str, modelmonitor: str) -> None:
-    METRICS.reconcile_error(namespace, modelmonitor)
-
-
-def set_label_lag(model: str, seconds: float) -> None:
-    METRICS.set_label_lag(model, seconds)
-
-
-def records_ingested(model: str, version: str, count: int) -> None:
-    METRICS.child(METRICS.records_ingested, model, version).inc(count)
-    METRICS.last_record_timestamp.labels(model).set(time.time())
-
-
-def records_rejected(reason: str, count: int) -> None:
-    METRICS.records_rejected.labels(reason).inc(count)
-
-
-def auth_refused(role: str, code: int) -> None:
-    METRICS.auth_refused.labels(role, str(code)).inc()
-
-
-def labels_ingested(model: str, count: int) -> None:
-    METRICS.labels_ingested.labels(model).inc(count)
-
-
-def labels_joined(model: str, count: int) -> None:
-    METRICS.labels_joined.labels(model).inc(count)
-
-
-def count_calculator_fits(count: Callable[[], int] | None) -> None:
-    """Report `count()` (the server's `VersionCache.fits`) as the fits counter; None detaches."""
-    METRICS.calculator_fits.count = count
-
-
-__all__ = [
-    "CONTENT_TYPE_LATEST",
-    "METRICS",
-    "MonitorMetrics",
-    "auth_refused",
-    "count_calculator_fits",
-    "forget_version",
-    "labels_ingested",
-    "labels_joined",
-    "observe_analysis",
-    "publish_chunk",
-    "publish_cumulative",
-    "reconcile_error",
-    "record_rollback",
-    "records_ingested",
-    "records_rejected",
-    "set_condition",
-    "set_label_lag",
-]

@@ -1,0 +1,206 @@
+"""The report's plotly figures of a version's stored ChunkEvidence, one builder per figure.
+
+Each builder takes the version's chunks and their x labels (one evenly spaced point per chunk)
+and returns a plotly div without plotly.js (the page inlines it once: monitor/analysis/report.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import plotly.colors
+import plotly.graph_objects as go
+
+from monitor.analysis.shadow import cumulative_gap
+from monitor.evidence import ChunkEvidence
+
+
+def figure_html(fig: go.Figure, title: str, height: int = 360) -> str:
+    fig.update_layout(title=title, height=height, margin={"l": 50, "r": 20, "t": 50, "b": 40})
+    return str(fig.to_html(full_html=False, include_plotlyjs=False))
+
+
+def _series(chunks: list[ChunkEvidence], get: Any) -> list[float | None]:
+    out = []
+    for c in chunks:
+        try:
+            value = get(c)
+        except (KeyError, AttributeError):
+            value = None
+        out.append(None if value is None or not np.isfinite(value) else float(value))
+    return out
+
+
+def performance_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:
+    fig = go.Figure()
+    upper = _series(chunks, lambda c: c.estimated["roc_auc"].upper)
+    lower = _series(chunks, lambda c: c.estimated["roc_auc"].lower)
+    fig.add_scatter(x=x, y=upper, line={"width": 0}, showlegend=False, hoverinfo="skip")
+    fig.add_scatter(
+        x=x, y=lower, fill="tonexty", line={"width": 0}, name="CBPE band (3 sampling errors)"
+    )
+    fig.add_scatter(
+        x=x, y=_series(chunks, lambda c: c.estimated["roc_auc"].value), name="estimated"
+    )
+    fig.add_scatter(
+        x=x,
+        y=_series(chunks, lambda c: c.realized["roc_auc"]),
+        name="realized",
+        mode="lines+markers",
+    )
+    fig.add_scatter(
+        x=x,
+        y=_series(chunks, lambda c: c.known_good_estimated["roc_auc"].value),
+        name="known-good, estimated (shadow)",
+        line={"dash": "dot"},
+    )
+    fig.add_scatter(
+        x=x,
+        y=_series(chunks, lambda c: c.known_good_realized["roc_auc"]),
+        name="known-good, realized (shadow)",
+        line={"dash": "dash"},
+    )
+    threshold = _series(chunks, lambda c: c.estimated["roc_auc"].lower_threshold)
+    fig.add_scatter(x=x, y=threshold, name="lower threshold", line={"color": "red", "width": 1})
+    return figure_html(fig, "ROC AUC per chunk: estimated vs realized, with the known-good shadow")
+
+
+def estimate_error_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:
+    """The monitor's own track record: how wrong the estimate was, chunk by chunk."""
+    fig = go.Figure()
+
+    def off(c: ChunkEvidence, bound: str) -> float | None:
+        e = c.estimated["roc_auc"]
+        end = getattr(e, bound)
+        return None if end is None or e.value is None else end - e.value
+
+    def minus(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else a - b
+
+    error = _series(chunks, lambda c: minus(c.realized["roc_auc"], c.estimated["roc_auc"].value))
+    fig.add_scatter(x=x, y=_series(chunks, lambda c: off(c, "interval_upper")), name="interval")
+    fig.add_scatter(
+        x=x, y=_series(chunks, lambda c: off(c, "interval_lower")), name="interval (low)"
+    )
+    fig.add_scatter(
+        x=x, y=_series(chunks, lambda c: off(c, "upper")), name="NannyML band", line={"dash": "dot"}
+    )
+    fig.add_scatter(x=x, y=_series(chunks, lambda c: off(c, "lower")), line={"dash": "dot"})
+    fig.add_scatter(x=x, y=error, name="realized - estimated", mode="lines+markers")
+    nowcast = _series(
+        chunks, lambda c: minus(c.nowcast["roc_auc"].value, c.estimated["roc_auc"].value)
+    )
+    fig.add_scatter(x=x, y=nowcast, name="nowcast - estimated", line={"dash": "dash"})
+    record = chunks[-1].track_record.get("roc_auc")
+    note = ""
+    if record is not None and record.interval_coverage is not None:
+        note = (
+            f" (last {record.chunks} labelled: MAE {record.mae:.3f}, bias {record.bias:+.3f},"
+            f" {record.interval_coverage:.0%} inside the {record.level:.0%} interval)"
+        )
+    return figure_html(fig, "Estimate error per chunk, with the interval and NannyML's band" + note)
+
+
+def shadow_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:
+    fig = go.Figure()
+    fig.add_scatter(x=x, y=_series(chunks, lambda c: c.rank_correlation), name="rank correlation")
+    fig.add_scatter(
+        x=x, y=_series(chunks, lambda c: c.rank_correlation_floor), name="rank correlation floor"
+    )
+    fig.add_scatter(
+        x=x, y=_series(chunks, lambda c: c.parity_violation_ratio), name="score parity violations"
+    )
+    est = [cumulative_gap(chunks[: i + 1], "estimated") for i in range(len(chunks))]
+    real = [cumulative_gap(chunks[: i + 1], "realized") for i in range(len(chunks))]
+    fig.add_scatter(x=x, y=est, name="cumulative estimated gap (live - known-good)")
+    fig.add_scatter(x=x, y=real, name="cumulative realized gap")
+    return figure_html(
+        fig, "Shadow re-scoring: same rows, live vs known-good and vs its own artifact"
+    )
+
+
+def drift_heatmap(chunks: list[ChunkEvidence], x: list[str]) -> str:
+    features = sorted({d.feature for c in chunks for d in c.drift})
+    z, text = [], []
+    for feature in features:
+        row, labels = [], []
+        for c in chunks:
+            js = [d for d in c.drift if d.feature == feature and d.method == "jensen_shannon"]
+            alerts = [d.method for d in c.drift if d.feature == feature and d.alert]
+            row.append(js[0].value if js else None)
+            labels.append("alert: " + ", ".join(alerts) if alerts else "")
+        z.append(row)
+        text.append(labels)
+    fig = go.Figure(go.Heatmap(z=z, x=x, y=features, text=text, colorscale="Reds"))
+    return figure_html(
+        fig, "Univariate drift: Jensen-Shannon distance per feature (hover: alerts)", 420
+    )
+
+
+def multivariate_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:
+    fig = go.Figure()
+    fig.add_scatter(x=x, y=_series(chunks, lambda c: c.multivariate_error), name="error")
+    fig.add_scatter(
+        x=x, y=_series(chunks, lambda c: c.multivariate_threshold), name="upper threshold"
+    )
+    return figure_html(fig, "Multivariate drift: PCA data-reconstruction error")
+
+
+def quality_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:
+    fig = go.Figure()
+    features = sorted({f for c in chunks for f in c.missing_ratio})
+    for f in features:
+        missing = _series(chunks, lambda c, f=f: c.missing_ratio[f])
+        if any(v for v in missing):
+            fig.add_scatter(x=x, y=missing, name=f"{f} missing")
+        outside = _series(chunks, lambda c, f=f: c.out_of_range_ratio[f])
+        if any(v for v in outside):
+            fig.add_scatter(x=x, y=outside, name=f"{f} out of range", line={"dash": "dot"})
+    return figure_html(fig, "Data quality: missing and out-of-range shares per feature")
+
+
+def segment_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:
+    fig = go.Figure()
+    names = sorted({s.segment for c in chunks for s in c.segments})
+    for name in names:
+        est, real = [], []
+        for c in chunks:
+            seg = next((s for s in c.segments if s.segment == name), None)
+            e = seg.estimated.get("roc_auc") if seg else None
+            est.append(e.value if e else None)
+            real.append(seg.realized.get("roc_auc") if seg else None)
+        fig.add_scatter(x=x, y=est, name=f"{name} estimated")
+        fig.add_scatter(x=x, y=real, name=f"{name} realized", line={"dash": "dot"})
+    return figure_html(fig, "ROC AUC per slice (segment column)")
+
+
+def reliance_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:
+    """Reliance per feature over chunks (mean |TreeSHAP contribution|), and the reference's."""
+    fig = go.Figure()
+    features = sorted({f for c in chunks for f in c.reliance})
+    reference = chunks[-1].reference_reliance
+    palette = plotly.colors.qualitative.Plotly
+    for i, f in enumerate(features):
+        color = palette[i % len(palette)]
+        fig.add_scatter(
+            x=x,
+            y=_series(chunks, lambda c, f=f: c.reliance[f]),
+            name=f,
+            legendgroup=f,
+            line={"color": color},
+        )
+        if f in reference:
+            fig.add_scatter(
+                x=x,
+                y=[reference[f]] * len(x),
+                name=f"{f} (reference)",
+                legendgroup=f,
+                showlegend=False,
+                line={"color": color, "dash": "dot", "width": 1},
+            )
+    return figure_html(
+        fig,
+        "Reliance per feature: mean |TreeSHAP contribution| (log-odds); dotted: the reference",
+        420,
+    )

@@ -1,0 +1,124 @@
+"""Ingest: `POST /v1/records` (predictor token) and `POST /v1/labels` (labels token).
+
+A bad payload is refused before anything is written: the whole body is validated first, then
+stored in one transaction. Records of an unregistered version are a 425 (retry later).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+
+from contract.records import LabelsBatch, RecordsBatch
+from monitor.api.context import AppContext
+from monitor.api.http import ApiError, json_body, parse_body
+from monitor.api.models import (
+    AUTH_ERRORS,
+    BODY_ERRORS,
+    NOT_REGISTERED,
+    LabelsAccepted,
+    RecordsAccepted,
+)
+from monitor.metrics import process as metrics
+
+
+def add_routes(app: FastAPI, ctx: AppContext) -> None:
+    settings = ctx.settings
+    as_predictor = ctx.as_role("predictor")
+    as_labels = ctx.as_role("labels")
+    registered: dict[str, set[tuple[str, str]]] = {}  # "pairs": registered (model, version)
+
+    def check_registered(batch: RecordsBatch) -> None:
+        """425 (retry later) unless every record names a registered version of a registered
+        model: no forged version is stored and no metric series is made for one."""
+        pairs = registered.get("pairs", set())
+        if all((r.model, r.version) in pairs for r in batch.records):
+            return
+        pairs = registered["pairs"] = ctx.store().registered_pairs()
+        models = {m for m, _ in pairs}
+        for i, r in enumerate(batch.records):
+            if (r.model, r.version) not in pairs:
+                metrics.records_rejected("unregistered", len(batch.records))
+                field = "version" if r.model in models else "model"
+                raise ApiError(
+                    425,
+                    f"{r.model}:{r.version} is not registered (yet): a predictor registers"
+                    " its version before its records are stored; retry later",
+                    f"records[{i}].{field}",
+                    headers={"Retry-After": "5"},
+                )
+
+    def store_records(batch: RecordsBatch) -> RecordsAccepted:
+        n = len(batch.records)
+        if n > settings.max_records_per_request:
+            metrics.records_rejected("too_many", n)
+            raise ApiError(
+                413, f"{n} records, at most {settings.max_records_per_request} allowed", "records"
+            )
+        check_registered(batch)
+        rows = [
+            {
+                "prediction_id": r.prediction_id,
+                "model": r.model,
+                "version": r.version,
+                "timestamp": r.timestamp,
+                "event_time": r.event_time,
+                "features": r.features,
+                "probability": r.probability,
+                "predicted_class": r.predicted_class,
+            }
+            for r in batch.records
+        ]
+        result = ctx.store().append_records_detailed(rows)
+        for (model, version), count in result.accepted_by_version.items():
+            metrics.records_ingested(model, version, count)
+        for model, count in result.labels_joined_by_model.items():
+            metrics.labels_joined(model, count)
+        return RecordsAccepted(accepted=result.accepted, duplicates=result.duplicates)
+
+    @app.post(
+        "/v1/records",
+        status_code=202,
+        response_model=RecordsAccepted,
+        responses={**BODY_ERRORS, **AUTH_ERRORS, **NOT_REGISTERED},
+        openapi_extra=json_body(RecordsBatch),
+        dependencies=as_predictor,
+    )
+    async def post_records(request: Request) -> RecordsAccepted:
+        """Store inference records of registered versions (predictor token); a
+        `prediction_id` seen before is ignored (retries).
+
+        The body is parsed and validated in one pass by pydantic-core (no `json.loads`
+        first): the hot path of ingest. Then stored in one transaction.
+        """
+        batch = parse_body(RecordsBatch, await request.body())
+        return await run_in_threadpool(store_records, batch)
+
+    def store_labels(batch: LabelsBatch) -> LabelsAccepted:
+        n = len(batch.labels)
+        if n > settings.max_records_per_request:
+            raise ApiError(
+                413, f"{n} labels, at most {settings.max_records_per_request} allowed", "labels"
+            )
+        result = ctx.store().append_labels_detailed([lab.model_dump() for lab in batch.labels])
+        joined = sum(result.joined_by_model.values())
+        for model, count in result.joined_by_model.items():
+            metrics.labels_ingested(model, count)
+            metrics.labels_joined(model, count)
+        if result.accepted > joined:  # the record has not arrived (yet): model unknown
+            metrics.labels_ingested("unknown", result.accepted - joined)
+        return LabelsAccepted(accepted=result.accepted)
+
+    @app.post(
+        "/v1/labels",
+        status_code=202,
+        response_model=LabelsAccepted,
+        responses={**BODY_ERRORS, **AUTH_ERRORS},
+        openapi_extra=json_body(LabelsBatch),
+        dependencies=as_labels,
+    )
+    async def post_labels(request: Request) -> LabelsAccepted:
+        """Store ground truth by prediction id (labels token): before or after its record; a
+        repeat overwrites."""
+        batch = parse_body(LabelsBatch, await request.body())
+        return await run_in_threadpool(store_labels, batch)

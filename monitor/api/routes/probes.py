@@ -1,0 +1,26 @@
+"""`/metrics` (the monitor's own registry), `/livez` and `/readyz` (the store is open)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from monitor.api.context import AppContext
+from monitor.api.models import Health
+from monitor.metrics import process as metrics
+
+
+def add_routes(app: FastAPI, ctx: AppContext) -> None:
+    @app.get("/metrics", response_class=Response)
+    def get_metrics() -> Response:
+        return Response(metrics.METRICS.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/livez", response_model=Health)
+    def livez() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+    def readyz() -> Response:
+        ready = "store" in ctx.holder
+        return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)
