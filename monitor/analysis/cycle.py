@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 
 class Publisher(Protocol):
-    """What `run_cycle` publishes to (monitor/metrics.py's `MonitorMetrics` implements it)."""
+    """What `run_cycle` publishes to (`monitor.metrics.registry.MonitorMetrics` implements it)."""
 
     def publish_chunk(self, evidence: ChunkEvidence) -> None: ...
 
