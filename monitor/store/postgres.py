@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -34,7 +32,6 @@ from psycopg_pool import ConnectionPool
 
 from monitor.store import sqlite as sqlite_store
 from monitor.store.postgres_schema import migrate
-from monitor.store.retention import Expired
 from monitor.store.sqlite import Store
 from monitor.store.state import canonical_json, now_iso
 from monitor.store.types import IngestResult, features_json, to_epoch_us
@@ -101,6 +98,8 @@ class _Writer:
 
 class PostgresStore(Store):
     """Thread-safe access to one monitor database on a PostgreSQL server."""
+
+    top_seq_sql = "SELECT coalesce(max(seq), 0) FROM records"
 
     def __init__(self, url: str, *, pool_size: int = 8, timeout_seconds: float = 30.0) -> None:
         self.url = url
@@ -266,70 +265,3 @@ class PostgresStore(Store):
 
         result: int = self._write(work)
         return result
-
-    def expire(
-        self, max_age_seconds: float, *, batch_rows: int = 5_000, now_us: int | None = None
-    ) -> Expired:
-        """As `Store.expire` (arrival marks in `seq_marks`, batched deletes)."""
-        now = int(time.time() * 1_000_000) if now_us is None else int(now_us)
-        cutoff_us = now - int(max_age_seconds * 1_000_000)
-
-        def mark(conn: _Writer) -> int:
-            (top,) = conn.raw.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone() or (
-                0,
-            )
-            conn.raw.execute(
-                "INSERT INTO seq_marks (at_us, seq) VALUES (%s, %s)"
-                " ON CONFLICT (at_us) DO UPDATE SET seq = excluded.seq",
-                (now, int(top)),
-            )
-            row = conn.raw.execute(
-                "SELECT at_us, seq FROM seq_marks WHERE at_us <= %s ORDER BY at_us DESC LIMIT 1",
-                (cutoff_us,),
-            ).fetchone()
-            if row is None:
-                return 0
-            conn.raw.execute("DELETE FROM seq_marks WHERE at_us < %s", (int(row[0]),))
-            return int(row[1])
-
-        upto = self._write(mark)
-        done = Expired()
-        while upto:
-
-            def records_batch(conn: _Writer) -> tuple[int, int]:
-                pick = "SELECT prediction_id FROM records WHERE seq <= %s ORDER BY seq LIMIT %s"
-                labels = conn.raw.execute(
-                    f"DELETE FROM labels WHERE prediction_id IN ({pick})", (upto, batch_rows)
-                ).rowcount
-                gone = conn.raw.execute(
-                    "DELETE FROM records WHERE seq IN"
-                    " (SELECT seq FROM records WHERE seq <= %s ORDER BY seq LIMIT %s)",
-                    (upto, batch_rows),
-                ).rowcount
-                return int(gone), int(labels)
-
-            gone, labels = self._write(records_batch)
-            done.records += gone
-            done.labels += labels
-            done.batches += 1
-            if gone < batch_rows:
-                break
-        received_before = datetime.fromtimestamp(cutoff_us / 1e6, UTC).isoformat(
-            timespec="microseconds"
-        )
-        while True:
-            orphans = self._write(
-                lambda conn: (
-                    conn.raw.execute(
-                        "DELETE FROM labels WHERE prediction_id IN (SELECT l.prediction_id"
-                        " FROM labels l WHERE l.received_at < %s AND NOT EXISTS (SELECT 1"
-                        " FROM records r WHERE r.prediction_id = l.prediction_id) LIMIT %s)",
-                        (received_before, batch_rows),
-                    ).rowcount
-                )
-            )
-            done.orphan_labels += int(orphans)
-            done.batches += 1
-            if orphans < batch_rows:
-                break
-        return done

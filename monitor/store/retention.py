@@ -1,7 +1,8 @@
 """Retention, a part of `sqlite.Store`: old records and labels are deleted in batches.
 
-Chunk evidence, state and the audit log are kept. The PostgreSQL store overrides `expire`
-(its own arrival clock and SQL) and returns the same `Expired`.
+Chunk evidence, state and the audit log are kept. The same code serves the PostgreSQL store
+(its writer translates the `?` placeholders); only how the highest sequence is read differs by
+dialect (`Database.top_seq_sql`).
 """
 
 from __future__ import annotations
@@ -48,11 +49,11 @@ class Retention:
         cutoff_us = now - int(max_age_seconds * 1_000_000)
 
         def mark(conn: sqlite3.Connection) -> int:
-            (top,) = conn.execute(
-                "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'records'), 0)"
-            ).fetchone()
+            (top,) = conn.execute(self.top_seq_sql).fetchone() or (0,)
             conn.execute(
-                "INSERT OR REPLACE INTO seq_marks (at_us, seq) VALUES (?, ?)", (now, int(top))
+                "INSERT INTO seq_marks (at_us, seq) VALUES (?, ?)"
+                " ON CONFLICT (at_us) DO UPDATE SET seq = excluded.seq",
+                (now, int(top)),
             )
             row = conn.execute(
                 "SELECT at_us, seq FROM seq_marks WHERE at_us <= ? ORDER BY at_us DESC LIMIT 1",
@@ -92,9 +93,9 @@ class Retention:
             orphans = self._write(
                 lambda conn: (
                     conn.execute(
-                        "DELETE FROM labels WHERE rowid IN (SELECT l.rowid FROM labels l"
-                        " WHERE l.received_at < ? AND NOT EXISTS (SELECT 1 FROM records r"
-                        " WHERE r.prediction_id = l.prediction_id) LIMIT ?)",
+                        "DELETE FROM labels WHERE prediction_id IN (SELECT l.prediction_id"
+                        " FROM labels l WHERE l.received_at < ? AND NOT EXISTS (SELECT 1"
+                        " FROM records r WHERE r.prediction_id = l.prediction_id) LIMIT ?)",
                         (received_before, batch_rows),
                     ).rowcount
                 )

@@ -47,6 +47,9 @@ _FRAME_BATCH_ROWS = 50_000  # rows turned into a DataFrame at a time
 class Store(StateAndAudit, ModelVersions, ChunkStore, Retention):
     """Thread-safe access to one monitor database file."""
 
+    # AUTOINCREMENT keeps the highest sequence ever assigned, also once its rows are deleted.
+    top_seq_sql = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'records'), 0)"
+
     def __init__(self, path: str | Path, *, busy_timeout_seconds: float = 30.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
