@@ -36,12 +36,14 @@ import numpy as np
 import pandas as pd
 
 from contract.registration import Registration
+from monitor.analysis.candidates import score_candidates
 from monitor.analysis.chunking import US, ChunkPlan, Sizing, period_origin_us
 from monitor.analysis.chunks import FittedVersion, analyse_chunks
 from monitor.analysis.intervals import LABELLED_SHARE, residual_of
 from monitor.analysis.relabel import RELABEL_LOOKBACK_CHUNKS, LabelChanges
 from monitor.analysis.shadow import cumulative_gap
 from monitor.evidence import ChunkEvidence
+from monitor.gaps import GapSummary, summarize
 from monitor.state import ChunkingStatus, OperatorState
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ class Publisher(Protocol):
     def publish_chunk(self, evidence: ChunkEvidence) -> None: ...
 
     def publish_cumulative(
-        self, model: str, version: str, estimated_gap: float | None, realized_gap: float | None
+        self, model: str, version: str, estimated: GapSummary, realized_gap: float | None
     ) -> None: ...
 
     def observe_analysis(
@@ -186,13 +188,44 @@ def run_cycle(
                 metrics.publish_cumulative(
                     model,
                     info.version,
-                    cumulative_gap(history, "estimated"),
+                    estimated_gap_summary(history, settings),
                     cumulative_gap(history, "realized"),
                 )
             metrics.observe_analysis(time.perf_counter() - started, True, model)
             produced.extend(evidence)
+        _score_candidates(store, cache, model)
         _publish_label_lag(store, metrics, model)
     return produced
+
+
+def estimated_gap_summary(history: list[ChunkEvidence], settings: Any) -> GapSummary:
+    """The cumulative same-rows estimated gap (live - known-good) with its band over the
+    chunks: what the progressive-delivery templates read, with its rows and chunks."""
+    level = float(getattr(settings, "estimate_interval_level", 0.9))
+    return summarize(
+        (
+            (
+                _gap(c.estimated.get("roc_auc"), c.known_good_estimated.get("roc_auc")),
+                float(c.rows),
+            )
+            for c in history
+        ),
+        level,
+    )
+
+
+def _gap(live: Any, good: Any) -> float | None:
+    if live is None or good is None or live.value is None or good.value is None:
+        return None
+    return float(live.value) - float(good.value)
+
+
+def _score_candidates(store: Any, cache: VersionCache, model: str) -> None:
+    """Candidates of `model` scored on its baseline's new chunks (never fails the cycle)."""
+    try:
+        score_candidates(store, cache, model)
+    except Exception:
+        log.exception("candidate scoring of %s failed", model)
 
 
 def _publish_label_lag(store: Any, metrics: Publisher, model: str) -> None:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from monitor.evidence import ChunkEvidence
+from monitor.gaps import GapSummary
 from monitor.metrics.registry import MonitorMetrics
 
 METRICS = MonitorMetrics()
@@ -20,9 +21,9 @@ def publish_chunk(evidence: ChunkEvidence) -> None:
 
 
 def publish_cumulative(
-    model: str, version: str, estimated_gap: float | None, realized_gap: float | None
+    model: str, version: str, estimated: GapSummary, realized_gap: float | None
 ) -> None:
-    METRICS.publish_cumulative(model, version, estimated_gap, realized_gap)
+    METRICS.publish_cumulative(model, version, estimated, realized_gap)
 
 
 def record_rollback(namespace: str, modelmonitor: str, trigger: str, mode: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from monitor.evidence import ChunkEvidence, Estimate
+from monitor.gaps import GapSummary
 from monitor.metrics.fits import CalculatorFits
 from monitor.state import ChunkingStatus
 
@@ -104,6 +105,22 @@ class MonitorMetrics:
             "modelguard_estimated_gap_cumulative",
             "Cumulative estimated gap (live - known-good) since the release",
             MV,
+        )
+        self.estimated_gap_lower = g(
+            "modelguard_estimated_gap_cumulative_lower",
+            "Lower end of the cumulative estimated gap's band (t interval over its chunks)",
+            MV,
+        )
+        self.estimated_gap_upper = g(
+            "modelguard_estimated_gap_cumulative_upper",
+            "Upper end of the cumulative estimated gap's band (t interval over its chunks)",
+            MV,
+        )
+        self.estimated_gap_rows = g(
+            "modelguard_estimated_gap_rows", "Rows behind the cumulative estimated gap", MV
+        )
+        self.estimated_gap_chunks = g(
+            "modelguard_estimated_gap_chunks", "Chunks behind the cumulative estimated gap", MV
         )
         self.realized_gap = g(
             "modelguard_realized_gap_cumulative",
@@ -338,9 +355,20 @@ class MonitorMetrics:
             self.child(self.track_record_chunks, *mv, metric).set(t.interval_chunks)
 
     def publish_cumulative(
-        self, model: str, version: str, estimated_gap: float | None, realized_gap: float | None
+        self, model: str, version: str, estimated: GapSummary, realized_gap: float | None
     ) -> None:
-        self.set_or_clear(self.estimated_gap, estimated_gap, model, version)
+        """The same-rows gaps since the release; the estimated one with its band and the
+        rows and chunks behind it (what the progressive-delivery templates gate on)."""
+        known = estimated.gap is not None
+        self.set_or_clear(self.estimated_gap, estimated.gap, model, version)
+        self.set_or_clear(self.estimated_gap_lower, estimated.lower, model, version)
+        self.set_or_clear(self.estimated_gap_upper, estimated.upper, model, version)
+        self.set_or_clear(
+            self.estimated_gap_rows, estimated.rows if known else None, model, version
+        )
+        self.set_or_clear(
+            self.estimated_gap_chunks, estimated.chunks if known else None, model, version
+        )
         self.set_or_clear(self.realized_gap, realized_gap, model, version)
 
     def publish_chunking(self, model: str, version: str, status: ChunkingStatus) -> None:

@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.evidence import ChunkEvidence, Estimate, FeatureDrift, SegmentEvidence
+from monitor.gaps import summarize
 from monitor.metrics import process as metrics_module
 from monitor.metrics.registry import MonitorMetrics
 
@@ -106,7 +107,7 @@ def test_an_unknown_value_removes_the_previous_one() -> None:
 
 def test_operator_and_ingest_series() -> None:
     m = MonitorMetrics()
-    m.publish_cumulative("rain", "v1", -0.04, None)
+    m.publish_cumulative("rain", "v1", summarize([(-0.05, 500), (-0.03, 500)]), None)
     m.record_rollback("ml", "rain", "estimated_gap", "auto")
     m.record_rollback("ml", "rain", "estimated_gap", "auto")
     m.set_condition("ml", "rain", "Degraded", True)
@@ -114,7 +115,12 @@ def test_operator_and_ingest_series() -> None:
     m.observe_analysis(1.5, ok=True)
     m.observe_analysis(0.2, ok=False, model="rain")
     mv = {"model": "rain", "version": "v1"}
-    assert value(m, "modelguard_estimated_gap_cumulative", **mv) == -0.04
+    assert value(m, "modelguard_estimated_gap_cumulative", **mv) == pytest.approx(-0.04)
+    lower = value(m, "modelguard_estimated_gap_cumulative_lower", **mv)
+    upper = value(m, "modelguard_estimated_gap_cumulative_upper", **mv)
+    assert lower is not None and upper is not None and lower < -0.04 < upper
+    assert value(m, "modelguard_estimated_gap_rows", **mv) == 1000
+    assert value(m, "modelguard_estimated_gap_chunks", **mv) == 2
     assert value(m, "modelguard_realized_gap_cumulative", **mv) is None
     rb = {"namespace": "ml", "modelmonitor": "rain", "trigger": "estimated_gap", "mode": "auto"}
     assert value(m, "modelguard_rollbacks_total", **rb) == 2
@@ -130,7 +136,7 @@ def test_forget_version_removes_only_that_versions_series() -> None:
     m = MonitorMetrics()
     m.publish_chunk(chunk("v1"))
     m.publish_chunk(chunk("v2"))
-    m.publish_cumulative("rain", "v1", -0.01, -0.02)
+    m.publish_cumulative("rain", "v1", summarize([(-0.01, 500)]), -0.02)
     assert m.forget_version("rain", "v1") > 20
     left = {dict(labels).get("version") for (_, labels) in samples(m)}
     assert "v1" not in left and "v2" in left
