@@ -4,15 +4,17 @@ The emulator is kmock's `KubernetesEmulator` served over real HTTP on loopback, 
 background thread with its own event loop so that the synchronous official `kubernetes`
 client (what the monitor uses) can talk to it from ordinary tests. kmock has gaps
 (docs/design.md): no resourceVersion, no 409 on stale writes, no PUT, label selectors ignored,
-no Deployment controller. This module closes the two the operator depends on:
-`resourceVersion` is bumped on every write and a failed JSON-patch `test` op answers 422
-like a real API server; `simulate_controller` does what the Deployment controller would
+no Deployment controller. This module closes the ones the operator and the leader election
+depend on: `resourceVersion` is set on every create and bumped on every write, a failed
+JSON-patch `test` op answers 422 and a merge patch carrying a stale
+`metadata.resourceVersion` answers 409, like a real API server; `simulate_controller` does what the Deployment controller would
 after a rollout (bump the matching ReplicaSet's revision).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import itertools
@@ -133,6 +135,19 @@ class ModelguardEmulator(kmock.KubernetesEmulator):
         obj.patch({"metadata": {"resourceVersion": str(next(self._versions))}})
 
     async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
+        if request.resource is not None and request.action == kmock.action.CREATE:
+            response = await super()._handle(request)
+            meta = request.data.get("metadata") or {}
+            res = request.resource
+            key = (
+                f"{res.group}/{res.version}/{res.plural}".lstrip("/"),
+                request.namespace or meta.get("namespace"),
+                meta.get("name"),
+            )
+            if response.status < 300:
+                with contextlib.suppress(KeyError):
+                    self.bump(key)  # a created object has a resourceVersion too
+            return response
         if request.resource is None or request.action != kmock.action.UPDATE or not request.name:
             return await super()._handle(request)
         plural = request.resource.plural
@@ -160,6 +175,22 @@ class ModelguardEmulator(kmock.KubernetesEmulator):
             if fault is not None and fault.delay_seconds:
                 await asyncio.sleep(fault.delay_seconds)
             return aiohttp.web.json_response(updated)
+        meta = request.data.get("metadata") if isinstance(request.data, dict) else None
+        expected = (meta or {}).get("resourceVersion")
+        if expected is not None:
+            # A patch carrying a resourceVersion is conditional on a real API server: 409 when
+            # the object moved on (kmock checks none). Checked and applied without an await.
+            try:
+                obj = self.objects[key]
+            except KeyError:
+                return _status_body(404, "NotFound", f"{request.name} not found")
+            if obj.deleted:
+                return _status_body(404, "NotFound", f"{request.name} not found")
+            if (obj.raw.get("metadata") or {}).get("resourceVersion") != expected:
+                return _status_body(409, "Conflict", "the object has been modified")
+            obj.patch(request.data)
+            self.bump(key)
+            return aiohttp.web.json_response(obj.raw)
         response = await super()._handle(request)
         if request.subresource is None:
             self.bump(key)  # status writes leave the object's spec version alone here
