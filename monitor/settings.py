@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TELEMETRY_OFF = {"NML_DISABLE_USAGE_LOGGING": "1", "BENTOML_DO_NOT_TRACK": "true"}
@@ -38,6 +39,12 @@ def pod_namespace() -> str:
         return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
     except OSError:
         return "default"
+
+
+def pod_name() -> str:
+    """This replica's name: `POD_NAME` (from the downward API), else the
+    hostname (a pod's hostname is its name)."""
+    return os.environ.get("POD_NAME") or socket.gethostname()
 
 
 class MonitorSettings(BaseSettings):
@@ -178,6 +185,62 @@ class MonitorSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the monitor's loggers"
     )
+    # Several replicas on one PostgreSQL store (docs/monitor.md#several-replicas): every
+    # replica serves the API, only the holder of a coordination.k8s.io/v1 Lease runs the
+    # analysis cycle, the reconcile loop and retention.
+    leader_election: bool = Field(
+        default=False,
+        description="Elect one leader among the replicas with a Lease (needs an API server"
+        " and MONITOR_DATABASE_URL); only the leader analyses, reconciles and deletes expired"
+        " rows. Off: this process always does (one replica)",
+    )
+    lease_name: str = Field(
+        default="modelguard-monitor",
+        min_length=1,
+        max_length=253,
+        description="Name of the Lease the replicas compete for",
+    )
+    lease_namespace: str | None = Field(
+        default=None,
+        description="Namespace of the Lease (default: `namespace`, the pod's own)",
+    )
+    lease_duration_seconds: float = Field(
+        default=15.0,
+        ge=1.0,
+        description="How long a Lease stays valid after its last renewal: a dead leader is"
+        " replaced within about this long",
+    )
+    lease_renew_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Pause between renewals by the leader (and tries by the others); must"
+        " be below lease_duration_seconds. A leader that could not renew for"
+        " duration - renew stops acting",
+    )
+    leader_identity: str = Field(
+        default_factory=pod_name,
+        min_length=1,
+        description="This replica's holderIdentity in the Lease (default: POD_NAME, else the"
+        " hostname); must differ between replicas",
+    )
+
+    @model_validator(mode="after")
+    def _leader_election_needs_a_shared_store(self) -> MonitorSettings:
+        if self.leader_election and self.database_url is None:
+            raise ValueError(
+                "MONITOR_LEADER_ELECTION=true needs MONITOR_DATABASE_URL (PostgreSQL): replicas"
+                " cannot share the SQLite file MONITOR_DB_PATH"
+            )
+        if self.lease_renew_seconds >= self.lease_duration_seconds:
+            raise ValueError(
+                "MONITOR_LEASE_RENEW_SECONDS must be below MONITOR_LEASE_DURATION_SECONDS"
+                f" ({self.lease_renew_seconds:g} >= {self.lease_duration_seconds:g})"
+            )
+        return self
+
+    @property
+    def effective_lease_namespace(self) -> str:
+        return self.lease_namespace or self.namespace
 
     def effective(self) -> dict[str, Any]:
         """The settings as loggable JSON values, secrets masked."""

@@ -30,6 +30,7 @@ from monitor.loops.background import (
     retention_pass,
     waking,
 )
+from monitor.loops.leadership import leader_of, leading
 from monitor.loops.worker import AnalysisWorker
 from monitor.metrics import process as metrics
 from monitor.settings import MonitorSettings, log_effective
@@ -65,30 +66,42 @@ def create_app(
         fits = worker if worker is not None else cache
         metrics.count_calculator_fits(lambda: fits.fits)
         loops = BackgroundLoops()
+        # Every replica serves the API; only the leader (the Lease's holder with
+        # MONITOR_LEADER_ELECTION, else this process) analyses, deletes and reconciles.
+        leader = leader_of(settings, on_acquired=loops.waker("reconcile"))
         if background:
+            leader.start()
+            lead = leader.is_leader
             loops.start(
                 "analysis",
-                lambda: waking(
-                    worker.cycle if worker is not None else analysis_pass(st, settings, cache),
-                    loops.waker("reconcile"),
+                lambda: leading(
+                    waking(
+                        worker.cycle if worker is not None else analysis_pass(st, settings, cache),
+                        loops.waker("reconcile"),
+                    ),
+                    lead,
                 ),
                 settings.analysis_interval_seconds,
             )
             loops.start(
                 "retention",
-                lambda: retention_pass(st, settings),
+                lambda: leading(retention_pass(st, settings), lead),
                 settings.retention_interval_seconds,
             )
             loops.start(
                 "reconcile",
-                lambda: reconcile_pass(st, settings, loops.waker("reconcile"), loops.stop_event),
+                lambda: leading(
+                    reconcile_pass(st, settings, loops.waker("reconcile"), loops.stop_event), lead
+                ),
                 settings.reconcile_interval_seconds,
             )
         app.state.loops = loops
+        app.state.leader = leader
         try:
             yield
         finally:
             loops.stop()
+            leader.stop()  # after the loops: a pass in progress finished under the Lease
             if worker is not None:
                 worker.close()
             ctx.workers.clear()

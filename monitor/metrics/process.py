@@ -54,6 +54,11 @@ def set_label_lag(model: str, seconds: float) -> None:
     METRICS.set_label_lag(model, seconds)
 
 
+def set_leader(leading: bool) -> None:
+    """`modelguard_monitor_leader`: 1 while this replica does the periodic work."""
+    METRICS.leader.set(1 if leading else 0)
+
+
 def records_ingested(model: str, version: str, count: int) -> None:
     METRICS.child(METRICS.records_ingested, model, version).inc(count)
     METRICS.last_record_timestamp.labels(model).set(time.time())

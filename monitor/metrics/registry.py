@@ -245,6 +245,11 @@ class MonitorMetrics:
         self.reconcile_errors = c(
             "modelguard_reconcile_errors", "Failed reconciliations", ("namespace", "modelmonitor")
         )
+        self.leader = Gauge(
+            "modelguard_monitor_leader",
+            "1 while this replica holds the leader Lease (always 1 without leader election)",
+            registry=r,
+        )
         self.calculator_fits = CalculatorFits()
         r.register(self.calculator_fits)
 
