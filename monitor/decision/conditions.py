@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from monitor.decision.candidates import CandidateVerdict
 from monitor.decision.policy import Policy, PolicyProblem
 from monitor.decision.types import Condition
 from monitor.evidence import ChunkEvidence
@@ -142,3 +143,21 @@ def merge_conditions(
             entry["observedGeneration"] = generation
         merged.append(entry)
     return merged
+
+
+def candidate_condition(verdicts: Sequence[CandidateVerdict]) -> Condition:
+    """`CandidateEvaluated`: True once a candidate is declared; the reason says the worst
+    verdict, the message every candidate's."""
+    if not verdicts:
+        return Condition("CandidateEvaluated", "False", "NoCandidates", "no candidate declared")
+    found = {v.verdict for v in verdicts}
+    if "Worse" in found:
+        reason = "CandidateWorse"
+    elif "Incompatible" in found:
+        reason = "CandidateIncompatible"
+    elif "Inconclusive" in found:
+        reason = "Evaluating"
+    else:
+        reason = "AllDecided"
+    message = "; ".join(f"{v.version}={v.verdict}: {v.evidence()}" for v in verdicts)
+    return Condition("CandidateEvaluated", "True", reason, message[:1000])

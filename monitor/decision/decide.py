@@ -45,7 +45,7 @@ from monitor.decision.types import (
 from monitor.evidence import ChunkEvidence
 
 # Triggers judged once and for all (not noisy evidence): a cooldown does not hold them back.
-_DETERMINISTIC_TRIGGERS = {"rejected", "gate"}
+_DETERMINISTIC_TRIGGERS = {"rejected", "gate", "candidate"}
 
 
 def decide(inp: DecisionInput) -> Decision:
@@ -239,7 +239,7 @@ def _judge_breach(base: _Base, trigger: str, evidence: TriggerEvidence) -> Decis
             ),
             **common,
         )
-    action: Action = "reject-and-rollback" if trigger == "gate" else "rollback"
+    action: Action = "reject-and-rollback" if trigger in ("gate", "candidate") else "rollback"
     deferred = _guard(inp, trigger)
     effect = {"auto": "patch", "dryRun": "dry-run", "off": "observe"}[policy.mode]  # type: ignore[assignment]
     if deferred is not None:

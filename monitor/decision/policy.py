@@ -56,6 +56,27 @@ class Bounds:
 
 
 @dataclass(frozen=True)
+class CandidatePolicy:
+    """`spec.candidatePolicy`: when a candidate's same-rows gap decides a verdict.
+
+    Defaults measured on the shipped data (docs/progressive-delivery.md): `margin` is the
+    estimated gap's equivalence margin (the rollback rule's -0.03), `realized_margin` the
+    realized one's (-0.05); `level` is the two-sided level of the gap's band.
+    """
+
+    min_chunks: int = 2
+    min_rows: int = 1000
+    margin: float = 0.03
+    realized_margin: float = 0.05
+    level: float = 0.9
+    backfill_chunks: int = 4
+    reject_worse: bool = True
+
+
+MAX_CANDIDATES = 8
+
+
+@dataclass(frozen=True)
 class Policy:
     """Everything the decision needs from the spec, as plain numbers."""
 
@@ -92,6 +113,8 @@ class Policy:
     chunk_period: timedelta | None = None  # chunks by event time instead of by rows
     max_sampling_error: float = 0.025  # ROC AUC sampling error a derived chunk stays within
     known_good: str | None = None  # declared baseline known-good version
+    candidates: tuple[str, ...] = ()  # spec.candidates: versions judged before they serve
+    candidate_policy: CandidatePolicy = field(default_factory=CandidatePolicy)
     # Spec fields given explicitly (camelCase paths); the rest take derived defaults.
     explicit: frozenset[str] = frozenset()
 
@@ -183,9 +206,40 @@ def parse_policy(spec: Mapping[str, Any]) -> Policy:
         chunk_period=parse_period(period) if period else None,
         max_sampling_error=reader.number("maxSamplingError", "0.025", low=0.001, high=0.5),
         known_good=known_good,
+        candidates=_candidates(spec.get("candidates")),
+        candidate_policy=_candidate_policy(reader.child("candidatePolicy")),
         explicit=explicit,
     )
     return policy
+
+
+def _candidates(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise PolicyError("spec.candidates", "must be a list of version names")
+    if len(value) > MAX_CANDIDATES:
+        raise PolicyError(
+            "spec.candidates", f"at most {MAX_CANDIDATES} candidates, got {len(value)}"
+        )
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not _NAME.match(item):
+            raise PolicyError(f"spec.candidates[{i}]", f"{item!r} is not a valid version name")
+    if len(set(value)) != len(value):
+        raise PolicyError("spec.candidates", "lists a version twice")
+    return tuple(value)
+
+
+def _candidate_policy(reader: _Reader) -> CandidatePolicy:
+    return CandidatePolicy(
+        min_chunks=reader.integer("minChunks", 2, minimum=1),
+        min_rows=reader.integer("minRows", 1000, minimum=1),
+        margin=reader.number("margin", "0.03", low=0, high=1),
+        realized_margin=reader.number("realizedMargin", "0.05", low=0, high=1),
+        level=reader.number("level", "0.9", low=0.5, high=0.999),
+        backfill_chunks=reader.integer("backfillChunks", 4, minimum=0),
+        reject_worse=reader.boolean("rejectWorse", True),
+    )
 
 
 def parse_period(text: str, path: str = "spec.chunkPeriod") -> timedelta:

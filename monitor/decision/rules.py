@@ -27,6 +27,9 @@ def find_trigger(
     gate = _gate(inp)
     if gate is not None:
         return "gate", gate
+    candidate = _candidate(inp)
+    if candidate is not None:
+        return "candidate", candidate
     kg = inp.known_good.version if inp.known_good else None
     comparable = [c for c in valid if kg is not None and c.known_good_version == kg]
     policy = inp.policy
@@ -72,6 +75,30 @@ def _gate(inp: DecisionInput) -> TriggerEvidence | None:
             detail=f"shared hold-out: {metric} {live:.4f} vs known-good {kg:.4f}",
         )
     return None
+
+
+def _candidate(inp: DecisionInput) -> TriggerEvidence | None:
+    """A version judged `Worse` as a candidate, on the baseline's rows, before it served."""
+    verdict = inp.candidate
+    if inp.gate_waived or verdict is None or verdict.verdict != "Worse":
+        return None
+    if not inp.policy.candidate_policy.reject_worse:
+        return None
+    basis = verdict.realized if verdict.basis == "realized" else verdict.estimated
+    margin = (
+        inp.policy.candidate_policy.realized_margin
+        if verdict.basis == "realized"
+        else inp.policy.candidate_policy.margin
+    )
+    return TriggerEvidence(
+        f"candidate_{verdict.basis}_gap",
+        basis.gap if basis.gap is not None else float("nan"),
+        -margin,
+        (),
+        inp.live_version or "",
+        None,
+        detail=f"as a candidate: {verdict.evidence()}",
+    )
 
 
 def _first_run(flags: Sequence[tuple[int, float, bool]], k: int) -> tuple[list[int], float] | None:

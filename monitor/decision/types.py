@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from monitor.decision.candidates import CandidateVerdict
 from monitor.decision.policy import Policy, PolicyProblem
 from monitor.evidence import ChunkEvidence
 from monitor.state import ChunkingStatus, Incident, KnownGood
@@ -25,7 +26,7 @@ CONDITION_TYPES = (
     "RollbackUnavailable",
     "PolicyUnusable",
     "WaitingForData",
-)
+)  # and `CandidateEvaluated`, which the operator adds from the candidates' verdicts
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ Effect = Literal["patch", "dry-run", "observe", "none"]
 TRIGGER_REASONS = {
     "rejected": "RejectedVersion",
     "gate": "ReleaseGate",
+    "candidate": "CandidateWorse",
     "parity": "ScoreParity",
     "rank_correlation": "RankCorrelation",
     "estimated_gap": "EstimatedGap",
@@ -99,6 +101,9 @@ class DecisionInput:
     # analysis chunks the live version (rows waiting for a chunk).
     problems: Sequence[PolicyProblem] = ()
     chunking: ChunkingStatus | None = None
+    # The live version's verdict from when it was a candidate (judged on the baseline's
+    # rows before it served); None when it never was one.
+    candidate: CandidateVerdict | None = None
 
 
 @dataclass(frozen=True)

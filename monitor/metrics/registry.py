@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from monitor.decision.candidates import CandidateVerdict
 from monitor.evidence import ChunkEvidence, Estimate
 from monitor.gaps import GapSummary
+from monitor.metrics.candidates import CandidateMetrics
 from monitor.metrics.fits import CalculatorFits
 from monitor.state import ChunkingStatus
 
@@ -252,6 +254,7 @@ class MonitorMetrics:
         )
         self.calculator_fits = CalculatorFits()
         r.register(self.calculator_fits)
+        self.candidates = CandidateMetrics(self.registry)
 
     def _gauge(self, name: str, doc: str, labels: Iterable[str]) -> Gauge:
         return Gauge(name, doc, list(labels), registry=self.registry)
@@ -384,6 +387,9 @@ class MonitorMetrics:
 
     def record_rollback(self, namespace: str, modelmonitor: str, trigger: str, mode: str) -> None:
         self.rollbacks.labels(namespace, modelmonitor, trigger, mode).inc()
+
+    def publish_candidates(self, model: str, verdicts: Sequence[CandidateVerdict]) -> None:
+        self.candidates.publish(model, verdicts)
 
     def set_label_lag(self, model: str, seconds: float) -> None:
         self.label_lag.labels(model).set(seconds)

@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from monitor.analysis.holdout import gate_holdout
+from monitor.candidacy import CandidateState
+from monitor.decision.candidates import CandidateVerdict, judge
 from monitor.decision.policy import Policy, PolicyProblem, resolve
 from monitor.decision.types import DecisionInput
 from monitor.operator.ports import Observation, OperatorStore
@@ -63,7 +65,32 @@ def decision_input(
         incident=incident,
         problems=tuple(problems),
         chunking=chunking,
+        candidate=candidate_verdict(store, policy, live) if live else None,
     )
+
+
+def candidate_verdicts(store: OperatorStore, policy: Policy) -> dict[str, CandidateVerdict]:
+    """Every declared candidate's verdict under the spec's `candidatePolicy`."""
+    declared = CandidateState(store).entries(policy.model)
+    found = {v: candidate_verdict(store, policy, v) for v in sorted(declared)}
+    return {v: verdict for v, verdict in found.items() if verdict is not None}
+
+
+def candidate_verdict(
+    store: OperatorStore, policy: Policy, version: str
+) -> CandidateVerdict | None:
+    """`version`'s verdict from its same-rows chunks; None when it was never declared a
+    candidate and has no such chunks (a version judged as a candidate keeps its evidence
+    after it is withdrawn: deploying it is then judged on it)."""
+    state = CandidateState(store)
+    chunks = state.chunks(policy.model, version)
+    if not chunks and version not in state.entries(policy.model):
+        return None
+    reg = _registration(store, policy.model, version)
+    baseline = max(chunks, key=lambda c: c.analysed_at).baseline_version if chunks else None
+    base_reg = _registration(store, policy.model, baseline)
+    same_learner = reg is None or base_reg is None or reg.get("learner") == base_reg.get("learner")
+    return judge(version, chunks, policy.candidate_policy, same_learner, reg is not None)
 
 
 def registered(store: OperatorStore, model: str, version: str | None) -> bool:

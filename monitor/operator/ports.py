@@ -8,11 +8,12 @@ and the offline synthesis from registered versions); `monitor/store/` satisfies
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from monitor.decision.candidates import CandidateVerdict
 from monitor.evidence import ChunkEvidence
 from monitor.state import RollbackPlan, StateStore
 
@@ -90,3 +91,4 @@ class OperatorMetrics(Protocol):
         self, namespace: str, modelmonitor: str, type_: str, status: bool, /
     ) -> None: ...
     def reconcile_error(self, namespace: str, modelmonitor: str, /) -> None: ...
+    def publish_candidates(self, model: str, verdicts: Sequence[CandidateVerdict], /) -> None: ...

@@ -9,12 +9,14 @@ says nothing twice. Metrics never break reconciliation.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from monitor.decision.conditions import merge_conditions
+from monitor.candidacy import CandidateState
+from monitor.decision.candidates import CandidateVerdict, summary
+from monitor.decision.conditions import candidate_condition, merge_conditions
 from monitor.decision.policy import Policy
 from monitor.decision.types import Condition, Decision
 from monitor.operator.ports import EventNote, Observation, OperatorMetrics, OperatorStore, Target
@@ -140,6 +142,7 @@ class Publisher:
         now: datetime,
         not_found: str | None = None,
         patched: str = "none",
+        candidates: Sequence[CandidateVerdict] = (),
     ) -> dict[str, Any]:
         meta = monitor["metadata"]
         previous = (monitor.get("status") or {}).get("conditions") or []
@@ -154,9 +157,10 @@ class Publisher:
             return {"observedGeneration": generation, "conditions": conditions}
         kg = self.state.known_good(policy.model)
         incident = self.state.incident(meta["namespace"], meta["name"])
+        judged = (*decision.conditions, candidate_condition(candidates))
         status: dict[str, Any] = {
             "observedGeneration": generation,
-            "conditions": merge_conditions(previous, decision.conditions, now, generation),
+            "conditions": merge_conditions(previous, judged, now, generation),
             "currentRevision": seen.live_revision if seen else None,
             "currentVersion": seen.live_version if seen else None,
             "knownGoodRevision": kg.revision if kg else None,
@@ -173,7 +177,48 @@ class Publisher:
             }
         if incident.last_rollback is not None:
             status["lastRollback"] = incident.last_rollback.to_json()
+        if candidates:
+            status["candidates"] = [{**v.to_status(), "updated": iso(now)} for v in candidates]
+            status["candidateSummary"] = summary(candidates)
         return {k: v for k, v in status.items() if v is not None}
+
+    def candidates(
+        self,
+        monitor: Mapping[str, Any],
+        policy: Policy,
+        verdicts: Mapping[str, CandidateVerdict],
+        now: datetime,
+    ) -> None:
+        """Store the verdicts (the API and CLI read them), export them, and say each change
+        of verdict once: an audit record and an Event with the evidence."""
+        state = CandidateState(self.store)
+        before = state.verdicts(policy.model)
+        state.set_verdicts(policy.model, {v: verdict.to_json() for v, verdict in verdicts.items()})
+        self.metrics.publish_candidates(policy.model, list(verdicts.values()))
+        meta = monitor["metadata"]
+        for version, verdict in verdicts.items():
+            if (before.get(version) or {}).get("verdict") == verdict.verdict:
+                continue
+            self.store.append_audit(
+                {
+                    "time": iso(now),
+                    "model": policy.model,
+                    "namespace": meta["namespace"],
+                    "modelmonitor": meta["name"],
+                    "kind": "candidate-verdict",
+                    **verdict.to_json(),
+                }
+            )
+            if verdict.verdict != "Inconclusive":
+                self.event(
+                    monitor,
+                    f"Candidate{verdict.verdict}",
+                    f"candidate {version}: {verdict.verdict} ({verdict.reason}): "
+                    f"{verdict.evidence()}",
+                    now,
+                    f"candidate:{version}:{verdict.verdict}",
+                    warning=verdict.verdict in ("Worse", "Incompatible"),
+                )
 
     def policy_report(
         self,
@@ -262,3 +307,6 @@ class GuardedMetrics:
 
     def reconcile_error(self, ns: str, name: str) -> None:
         self._guard(lambda m: m.reconcile_error(ns, name))
+
+    def publish_candidates(self, model: str, verdicts: Sequence[CandidateVerdict]) -> None:
+        self._guard(lambda m: m.publish_candidates(model, verdicts))

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from monitor.candidacy import CandidateState
+from monitor.decision.conditions import candidate_condition
 from monitor.decision.decide import decide
 from monitor.decision.policy import Policy, PolicyError, parse_policy
 from monitor.decision.types import TRIGGER_REASONS, Decision
-from monitor.operator.inputs import decision_input, registered
+from monitor.operator.inputs import candidate_verdicts, decision_input, registered
 from monitor.operator.ports import Observation, OperatorMetrics, OperatorStore, Target
 from monitor.operator.publish import GuardedMetrics, Publisher
 from monitor.state import (
@@ -143,9 +145,14 @@ class Operator:
             self.target.publish_status(monitor, result.status)
             return result
         self._declare_from_spec(monitor, policy, seen, now)
+        CandidateState(self.store).sync_spec(
+            policy.model, policy.candidates, policy.candidate_policy.backfill_chunks, iso(now)
+        )
         inp = decision_input(self.store, policy, seen, now, self.state.incident(ns, name))
         decision = decide(inp)
         result.decision = decision
+        verdicts = candidate_verdicts(self.store, policy)
+        self.publish.candidates(monitor, policy, verdicts, now)
         self.publish.policy_report(
             monitor,
             policy.model,
@@ -154,10 +161,16 @@ class Operator:
         )
         self._act(monitor, policy, seen, decision, now, result)
         result.status = self.publish.status(
-            monitor, policy, seen, decision, now, patched=result.outcome
+            monitor,
+            policy,
+            seen,
+            decision,
+            now,
+            patched=result.outcome,
+            candidates=list(verdicts.values()),
         )
         self.target.publish_status(monitor, result.status)
-        for cond in decision.conditions:
+        for cond in (*decision.conditions, candidate_condition(list(verdicts.values()))):
             self.publish.metrics.set_condition(ns, name, cond.type, cond.status == "True")
         return result
 
