@@ -1,4 +1,5 @@
-"""run_cycle against the real SQLite store, with replay records, real models and real metrics."""
+"""run_cycle against the real store on both backends (a SQLite file; a real PostgreSQL
+server), with replay records, real models and real metrics."""
 
 from __future__ import annotations
 
@@ -14,8 +15,14 @@ from monitor.analysis.cycle import VersionCache, known_good_version, run_cycle
 from monitor.analysis.shadow import cumulative_gap
 from monitor.metrics.registry import MonitorMetrics
 from monitor.settings import MonitorSettings
-from monitor.store.sqlite import Store
+from monitor.store import open_store
 from tests.support.monitor import measuring_settings
+from tests.support.postgres import (  # noqa: F401 (fixtures)
+    Where,
+    backend_where_fixture,
+    pg_cluster,
+    pg_database_url,
+)
 from tests.support.records import served
 
 MODEL = "rain_forecast"
@@ -36,8 +43,8 @@ def samples(metrics: MonitorMetrics, name: str) -> list[Any]:
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> Any:
-    with Store(tmp_path / "monitor.db") as st:
+def store(backend_where: Where) -> Any:
+    with open_store(backend_where) as st:
         yield st
 
 

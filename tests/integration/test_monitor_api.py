@@ -1,7 +1,10 @@
 """The monitor's HTTP API over real loopback HTTP against `python -m monitor serve`.
 
 Bad payloads must get a 4xx that names the field and leave the store exactly as it was; every
-error answer is a `contract.errors.ErrorBody`, and /openapi.json says so.
+error answer is a `contract.errors.ErrorBody`, and /openapi.json says so. Ingest (records,
+duplicates, refusals, label joins), registration and the background analysis run on both
+backends (a SQLite file; a real PostgreSQL server via MONITOR_DATABASE_URL); the rest of the
+API does not touch the database differently and runs on SQLite only.
 """
 
 from __future__ import annotations
@@ -14,12 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from contract.errors import ErrorBody, openapi_schemas
+from monitor.store import open_store
 from monitor.store.sqlite import Store
 from tests.support.monitor import MonitorProcess, RoleAuth, register_as, running_monitor
+from tests.support.postgres import (  # noqa: F401 (fixtures)
+    BACKENDS,
+    Cluster,
+    Where,
+    backend_where_fixture,
+    pg_cluster,
+    pg_database_url,
+)
 
 MAX_RECORDS = 1000
 MAX_BODY = 2 * 1024 * 1024
@@ -28,13 +41,15 @@ NO_TOKEN = {"Authorization": ""}  # overrides RoleAuth: a request without a toke
 API_VERSIONS = ("v-api", "v-good", "v-labels", "v-metrics")
 
 
+LIMITS_ENV = {
+    "MONITOR_MAX_RECORDS_PER_REQUEST": str(MAX_RECORDS),
+    "MONITOR_MAX_BODY_BYTES": str(MAX_BODY),
+}
+
+
 @pytest.fixture(scope="module")
 def monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorProcess]:
-    env = {
-        "MONITOR_MAX_RECORDS_PER_REQUEST": str(MAX_RECORDS),
-        "MONITOR_MAX_BODY_BYTES": str(MAX_BODY),
-    }
-    with running_monitor(tmp_path_factory.mktemp("monitor-api"), env=env) as proc:
+    with running_monitor(tmp_path_factory.mktemp("monitor-api"), env=LIMITS_ENV) as proc:
         yield proc
 
 
@@ -44,6 +59,25 @@ def api_versions(monitor: MonitorProcess, registrations: dict[str, Any]) -> None
     register_as(monitor, registrations["good"], *API_VERSIONS)
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def any_monitor(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    registrations: dict[str, Any],
+) -> Iterator[MonitorProcess]:
+    """The module's monitor on each backend: the SQLite one above, or one whose data is on
+    the session's PostgreSQL cluster (the test runs twice)."""
+    if request.param == "sqlite":
+        request.getfixturevalue("api_versions")
+        yield request.getfixturevalue("monitor")
+        return
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    env = {**LIMITS_ENV, "MONITOR_DATABASE_URL": cluster.create_database()}
+    with running_monitor(tmp_path_factory.mktemp("monitor-api-pg"), env=env) as proc:
+        register_as(proc, registrations["good"], *API_VERSIONS)
+        yield proc
+
+
 @pytest.fixture
 def client(monitor: MonitorProcess, api_versions: None) -> Iterator[httpx.Client]:
     """Each request with the token of the role its route needs (tests/support/monitor.py)."""
@@ -51,9 +85,22 @@ def client(monitor: MonitorProcess, api_versions: None) -> Iterator[httpx.Client
         yield c
 
 
-def rows_in(db: Path) -> tuple[int, int, int]:
-    """(records, labels, model versions) straight from the database file."""
-    conn = sqlite3.connect(db)
+@pytest.fixture
+def any_client(any_monitor: MonitorProcess) -> Iterator[httpx.Client]:
+    """`client`, on each backend's monitor."""
+    with httpx.Client(base_url=any_monitor.url, timeout=30, auth=RoleAuth(any_monitor)) as c:
+        yield c
+
+
+def where_of(monitor: MonitorProcess) -> Where:
+    """The monitor's database, as its environment names it."""
+    return Where(monitor.db_path, monitor.env.get("MONITOR_DATABASE_URL"))
+
+
+def rows_in(monitor: MonitorProcess) -> tuple[int, int, int]:
+    """(records, labels, model versions) straight from the monitor's database."""
+    url = where_of(monitor).database_url
+    conn: Any = psycopg.connect(url) if url else sqlite3.connect(monitor.db_path)
     try:
         return tuple(
             conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -88,20 +135,29 @@ def rec(version: str = "v-api", **over: Any) -> dict[str, Any]:
 
 
 def test_good_records_are_stored_and_duplicates_ignored(
-    client: httpx.Client, monitor: MonitorProcess
+    any_client: httpx.Client, any_monitor: MonitorProcess
 ) -> None:
+    client = any_client
     batch = [rec("v-good") for _ in range(300)]
     resp = client.post("/v1/records", json={"records": batch})
     assert resp.status_code == 202, resp.text
     assert resp.json() == {"accepted": 300, "duplicates": 0}
     again = client.post("/v1/records", json={"records": [*batch[:10], rec("v-good")]})
     assert again.json() == {"accepted": 1, "duplicates": 10}
-    with Store(monitor.db_path) as store:
+    # Twice in one request: stored once, counted once as a duplicate.
+    twice = rec("v-good")
+    assert client.post("/v1/records", json={"records": [twice, twice]}).json() == {
+        "accepted": 1,
+        "duplicates": 1,
+    }
+    with open_store(where_of(any_monitor)) as store:
         frame = store.records_frame("rain_forecast", "v-good")
-    assert len(frame) == 301
+    assert len(frame) == 302
+    assert list(frame["prediction_id"][:300]) == [r["prediction_id"] for r in batch]
     assert frame["temp"].iloc[0] == 71.1 and frame["origin"].iloc[0] == "EWR"
+    assert frame["wind_gust"].isna().all() and frame["visib"].iloc[0] == 10
     versions = {v["version"]: v for v in client.get("/v1/models").json()}
-    assert versions["v-good"]["records"] == 301
+    assert versions["v-good"]["records"] == 302
     assert versions["v-good"]["state"] == "registered"
 
 
@@ -139,13 +195,14 @@ NAN_BODY = (
     ],
 )
 def test_bad_records_are_refused_naming_the_problem_and_write_nothing(
-    client: httpx.Client,
-    monitor: MonitorProcess,
+    any_client: httpx.Client,
+    any_monitor: MonitorProcess,
     payload: Any,
     status: int,
     names: str,
 ) -> None:
-    before = rows_in(monitor.db_path)
+    client = any_client
+    before = rows_in(any_monitor)
     if isinstance(payload, bytes):
         headers = {"content-type": "application/json"}
         resp = client.post("/v1/records", content=payload, headers=headers)
@@ -156,7 +213,7 @@ def test_bad_records_are_refused_naming_the_problem_and_write_nothing(
     assert names in body.error
     if status == 422:
         assert names in locations(resp), body
-    assert rows_in(monitor.db_path) == before
+    assert rows_in(any_monitor) == before
 
 
 def test_a_feature_failing_every_union_branch_is_one_error(client: httpx.Client) -> None:
@@ -176,7 +233,7 @@ def test_a_feature_failing_every_union_branch_is_one_error(client: httpx.Client)
 
 
 def test_an_oversize_chunked_body_is_refused(client: httpx.Client, monitor: MonitorProcess) -> None:
-    before = rows_in(monitor.db_path)
+    before = rows_in(monitor)
 
     def chunks() -> Iterator[bytes]:
         for _ in range(5):
@@ -187,7 +244,7 @@ def test_an_oversize_chunked_body_is_refused(client: httpx.Client, monitor: Moni
     )
     assert resp.status_code == 413
     assert locations(resp) == ["body"]
-    assert rows_in(monitor.db_path) == before
+    assert rows_in(monitor) == before
 
 
 @pytest.mark.parametrize(
@@ -203,13 +260,14 @@ def test_an_oversize_chunked_body_is_refused(client: httpx.Client, monitor: Moni
 def test_bad_labels_are_refused(
     client: httpx.Client, monitor: MonitorProcess, labels: list[dict[str, Any]], names: str
 ) -> None:
-    before = rows_in(monitor.db_path)
+    before = rows_in(monitor)
     resp = client.post("/v1/labels", json={"labels": labels})
     assert resp.status_code == 422 and names in locations(resp), resp.text
-    assert rows_in(monitor.db_path) == before
+    assert rows_in(monitor) == before
 
 
-def test_labels_join_in_any_order(client: httpx.Client, monitor: MonitorProcess) -> None:
+def test_labels_join_in_any_order(any_client: httpx.Client, any_monitor: MonitorProcess) -> None:
+    client = any_client
     batch = [rec("v-labels") for _ in range(40)]
     ids = [r["prediction_id"] for r in batch]
     truth = {pid: i % 2 for i, pid in enumerate(ids)}
@@ -224,7 +282,7 @@ def test_labels_join_in_any_order(client: httpx.Client, monitor: MonitorProcess)
         {"prediction_id": p, "label": truth[p], "timestamp": "2013-07-01T16:00:00Z"} for p in late
     ]
     assert client.post("/v1/labels", json={"labels": labels}).json() == {"accepted": len(late)}
-    with Store(monitor.db_path) as store:
+    with open_store(where_of(any_monitor)) as store:
         frame = store.records_frame("rain_forecast", "v-labels").set_index("prediction_id")
     got = frame["label"]
     for pid in ids:
@@ -235,10 +293,11 @@ def test_labels_join_in_any_order(client: httpx.Client, monitor: MonitorProcess)
 
 
 def test_registration_needs_the_token_and_is_idempotent(
-    client: httpx.Client, monitor: MonitorProcess, registrations: dict[str, Any]
+    any_client: httpx.Client, any_monitor: MonitorProcess, registrations: dict[str, Any]
 ) -> None:
+    client, monitor = any_client, any_monitor
     body = registrations["good"].model_dump(by_alias=True, mode="json")
-    before = rows_in(monitor.db_path)
+    before = rows_in(monitor)
     unauthorized = client.post("/v1/models", json=body, headers=NO_TOKEN)
     assert unauthorized.status_code == 401
     assert unauthorized.headers["www-authenticate"] == "Bearer"
@@ -249,7 +308,7 @@ def test_registration_needs_the_token_and_is_idempotent(
     )
     wrong = {"Authorization": "Bearer not-the-token"}
     assert client.post("/v1/models", json=body, headers=wrong).status_code == 401
-    assert rows_in(monitor.db_path) == before
+    assert rows_in(monitor) == before
 
     first = client.post("/v1/models", json=body, headers=monitor.auth)
     assert first.status_code == 201, first.text
@@ -269,7 +328,7 @@ def test_registration_needs_the_token_and_is_idempotent(
     assert listed[(model, version)]["learner"] == "xgboost"
     detail = client.get(f"/v1/models/{model}/versions/{version}").json()
     assert detail["schema"]["features"] and "artifact" not in detail and "reference" not in detail
-    with Store(monitor.db_path) as store:
+    with open_store(where_of(monitor)) as store:
         assert store.artifact(model, version) == registrations["good"].artifact_bytes()
     missing = client.get(f"/v1/models/{model}/versions/nope")
     assert missing.status_code == 404
@@ -281,7 +340,7 @@ def test_a_registration_whose_artifact_is_not_a_booster_is_refused(
 ) -> None:
     body = registrations["retrain"].model_dump(by_alias=True, mode="json")
     body["artifact"] = base64.b64encode(b"{not a booster at all").decode()
-    before = rows_in(monitor.db_path)
+    before = rows_in(monitor)
     resp = client.post("/v1/models", json=body, headers=monitor.auth)
     assert resp.status_code == 400 and locations(resp) == ["artifact"], resp.text
     missing = {k: v for k, v in body.items() if k != "schema"}
@@ -294,7 +353,7 @@ def test_a_registration_whose_artifact_is_not_a_booster_is_refused(
     )
     assert resp.status_code == 400 and locations(resp) == ["body"], resp.text
     assert error_body(resp).error.startswith("body: Invalid JSON")
-    assert rows_in(monitor.db_path) == before
+    assert rows_in(monitor) == before
 
 
 def test_clear_rejection(client: httpx.Client, monitor: MonitorProcess) -> None:
@@ -406,9 +465,14 @@ def test_the_report_of_a_registered_model_is_html(
 
 
 def test_the_background_analysis_turns_records_into_chunks_and_metrics(
-    tmp_path: Path, registrations: dict[str, Any], split: Any, schema: Any
+    tmp_path: Path,
+    backend_where: Where,
+    registrations: dict[str, Any],
+    split: Any,
+    schema: Any,
 ) -> None:
-    """The analysis hook end to end: real registration, real replay rows, real cycle."""
+    """The analysis hook end to end: real registration, real replay rows, real cycle (in the
+    analysis worker process, which opens the same database), on both backends."""
     import time
 
     import xgboost
@@ -436,9 +500,11 @@ def test_the_background_analysis_turns_records_into_chunks_and_metrics(
     labels = [
         {"prediction_id": f"bg-{i}", "label": int(y)} for i, y in enumerate(rows[LABEL_COLUMN])
     ]
-    env = {"MONITOR_CHUNK_SIZE": "250"}
+    env = {"MONITOR_CHUNK_SIZE": "250", **backend_where.env()}
     with (
-        running_monitor(tmp_path, env=env, analysis_interval_seconds=1) as mon,
+        running_monitor(
+            tmp_path, db_path=backend_where.db_path, env=env, analysis_interval_seconds=1
+        ) as mon,
         httpx.Client(base_url=mon.url, timeout=60, auth=RoleAuth(mon)) as client,
     ):
         body = reg.model_dump(by_alias=True, mode="json")
@@ -462,3 +528,7 @@ def test_the_background_analysis_turns_records_into_chunks_and_metrics(
         if s.name == "modelguard_estimated_performance" and s.labels["version"] == reg.version
     ]
     assert estimated and all(0 <= s.value <= 1 for s in estimated)
+    if backend_where.database_url:  # the chunks are on the server, not in a file
+        assert not backend_where.db_path.exists()
+        with open_store(backend_where) as store:
+            assert [c.rows for c in store.chunks(reg.model, reg.version)] == [250, 250]

@@ -1,15 +1,21 @@
-"""A throwaway PostgreSQL cluster for the tests: Debian's server binaries, no mocks.
+"""A throwaway PostgreSQL cluster for the tests and benchmarks: Debian's server binaries,
+no mocks.
 
-One cluster per test session (`initdb` + `pg_ctl` from /usr/lib/postgresql/*/bin) in a temp
+`running_cluster()` starts one (`initdb` + `pg_ctl` from /usr/lib/postgresql/*/bin) in a temp
 dir, listening only on a Unix socket in that dir, owned by the non-root `postgres` user when
-the tests run as root (the server refuses to run as root). Each test gets a database of its
-own (`pg_database_url`). Stopped at the end of the session. Without the binaries, the tests
-that need the server are skipped with the reason (scripts/install-tools.sh installs them),
-except under CI=true (.ci/run), where that is a failure.
+run as root (the server refuses to run as root), and stops and deletes it on exit; the tests
+(one cluster per session, `pg_cluster`) and `bench/store_backends.py` both use it. Each test
+gets a database of its own (`pg_database_url`). Without the binaries, the tests that need the
+server are skipped with the reason (scripts/install-tools.sh installs them), except under
+CI=true (.ci/run), where that is a failure.
+
+`Where` is a monitor database as settings name it (`open_store(where)` opens it) and as the
+monitor's environment says it; the fixture `backend_where` makes a test run on both backends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -17,11 +23,15 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 _counter = itertools.count()
+
+
+BACKENDS = ["sqlite", "postgres"]
 
 
 def _bindir() -> Path | None:
@@ -89,14 +99,18 @@ class Cluster:
         return self.url(name)
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[Cluster]:
+class NoServerBinariesError(RuntimeError):
+    """PostgreSQL's server binaries are not installed."""
+
+
+@contextlib.contextmanager
+def running_cluster() -> Iterator[Cluster]:
+    """A started throwaway cluster in a temp dir; stopped and deleted on exit."""
     bindir = _bindir()
     if bindir is None:
-        missing = "PostgreSQL server binaries not installed (scripts/install-tools.sh)"
-        if os.environ.get("CI"):  # .ci/run installs them: their absence there is a failure
-            pytest.fail(missing)
-        pytest.skip(missing)
+        raise NoServerBinariesError(
+            "PostgreSQL server binaries not installed (scripts/install-tools.sh)"
+        )
     root = Path(tempfile.mkdtemp(prefix="modelguard-pg-"))
     cluster = Cluster(bindir, root)
     try:
@@ -107,7 +121,43 @@ def pg_cluster() -> Iterator[Cluster]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    try:
+        with running_cluster() as cluster:
+            yield cluster
+    except NoServerBinariesError as missing:
+        if os.environ.get("CI"):  # .ci/run installs them: their absence there is a failure
+            pytest.fail(str(missing))
+        pytest.skip(str(missing))
+
+
 @pytest.fixture
 def pg_database_url(pg_cluster: Cluster) -> str:
     """A fresh, empty database on the session's cluster."""
     return pg_cluster.create_database()
+
+
+@dataclass(frozen=True)
+class Where:
+    """A monitor database as the settings name it (`open_store(where)`), and the monitor's
+    environment that says so (`env()`: MONITOR_DATABASE_URL; the SQLite file is db_path)."""
+
+    db_path: Path
+    database_url: str | None = None
+
+    @property
+    def backend(self) -> str:
+        return "postgres" if self.database_url else "sqlite"
+
+    def env(self) -> dict[str, str]:
+        return {"MONITOR_DATABASE_URL": self.database_url} if self.database_url else {}
+
+
+@pytest.fixture(params=BACKENDS, name="backend_where")
+def backend_where_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
+    """`backend_where`: a fresh database on each backend, a SQLite file or a database on the
+    session's PostgreSQL cluster (the test runs twice). Import `backend_where_fixture` with
+    `pg_cluster` and `pg_database_url` to use it."""
+    url = request.getfixturevalue("pg_database_url") if request.param == "postgres" else None
+    return Where(tmp_path / "monitor.db", url)
