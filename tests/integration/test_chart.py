@@ -100,8 +100,18 @@ def full() -> list[Doc]:
     )
 
 
+@pytest.fixture(scope="module")
+def postgres() -> list[Doc]:
+    """Two monitor replicas on PostgreSQL (ci/postgres-values.yaml)."""
+    return template("-f", str(CHART / "ci" / "postgres-values.yaml"))
+
+
 def test_ci_has_defaults_and_everything_on() -> None:
-    assert {p.name for p in CI_VALUES} >= {"default-values.yaml", "full-values.yaml"}
+    assert {p.name for p in CI_VALUES} >= {
+        "default-values.yaml",
+        "full-values.yaml",
+        "postgres-values.yaml",
+    }
 
 
 @pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda p: p.name if p else "chart")
@@ -192,8 +202,10 @@ def test_every_value_is_commented() -> None:
     assert undocumented == []
 
 
-def test_pod_security_restricted_everywhere(full: list[Doc], defaults: list[Doc]) -> None:
-    for docs in (defaults, full):
+def test_pod_security_restricted_everywhere(
+    full: list[Doc], defaults: list[Doc], postgres: list[Doc]
+) -> None:
+    for docs in (defaults, full, postgres):
         pods = [d["spec"]["template"]["spec"] for d in by_kind(docs, "Deployment")]
         pods += [d["spec"] for d in by_kind(docs, "Pod")]
         assert len(pods) == 3  # predictor, monitor, helm test
@@ -283,6 +295,160 @@ def test_monitor_deployment_contract(defaults: list[Doc]) -> None:
     )
     svc = one(defaults, "Service", "monitor")
     assert svc["spec"]["ports"][0]["name"] == "http" and svc["spec"]["ports"][0]["port"] == 8080
+
+
+def lease_rules(role: Doc) -> list[Doc]:
+    return [r for r in role["rules"] if "coordination.k8s.io" in r["apiGroups"]]
+
+
+def test_monitor_on_sqlite_is_one_pod_without_leader_election(defaults: list[Doc]) -> None:
+    deploy = one(defaults, "Deployment", "monitor")
+    env = env_of(deploy["spec"]["template"]["spec"]["containers"][0])
+    assert "MONITOR_DATABASE_URL" not in env and "MONITOR_LEADER_ELECTION" not in env
+    assert "topologySpreadConstraints" not in deploy["spec"]["template"]["spec"]
+    assert [
+        d for d in by_kind(defaults, "PodDisruptionBudget") if "monitor" in d["metadata"]["name"]
+    ] == []
+    (role,) = by_kind(defaults, "Role")
+    assert lease_rules(role) == []
+
+
+def test_monitor_on_postgres_contract(postgres: list[Doc]) -> None:
+    """Several replicas: PostgreSQL from the user's Secret, a Lease, RollingUpdate, a PDB,
+    no PVC."""
+    values = yaml.safe_load((CHART / "ci" / "postgres-values.yaml").read_text())["monitor"]
+    deploy = one(postgres, "Deployment", "monitor")
+    assert deploy["spec"]["replicas"] == 2
+    assert deploy["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    pod = deploy["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = env_of(container)
+    assert env["MONITOR_DATABASE_URL"]["valueFrom"] == {
+        "secretKeyRef": {"name": "modelguard-database", "key": "url"}
+    }
+    assert "value" not in env["MONITOR_DATABASE_URL"]  # never in clear
+    assert "MONITOR_DB_PATH" not in env
+    assert env["MONITOR_LEADER_ELECTION"]["value"] == "true"
+    assert env["MONITOR_LEASE_NAME"]["value"] == values["leaderElection"]["leaseName"]
+    assert env["MONITOR_LEASE_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.namespace"
+    )
+    assert env["MONITOR_LEASE_DURATION_SECONDS"]["value"] == "15"
+    assert env["MONITOR_LEASE_RENEW_SECONDS"]["value"] == "5"
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert "CKV_K8S_35" in deploy["metadata"]["annotations"]["checkov.io/skip3"]
+    assert "MONITOR_DATABASE_URL" in deploy["metadata"]["annotations"]["checkov.io/skip3"]
+    # no PVC: the data volume holds only reports
+    assert by_kind(postgres, "PersistentVolumeClaim") == []
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes["data"] and "persistentVolumeClaim" not in volumes["data"]
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
+    assert spread["labelSelector"]["matchLabels"] == deploy["spec"]["selector"]["matchLabels"]
+    pdb = one(postgres, "PodDisruptionBudget", "monitor")
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": deploy["spec"]["selector"]}
+    # egress to PostgreSQL, only where networkPolicy.database.to says
+    egress = one(postgres, "NetworkPolicy", "monitor")["spec"]["egress"]
+    (database,) = [rule for rule in egress if {"port": 5432, "protocol": "TCP"} in rule["ports"]]
+    assert database["to"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "postgresql"}}}
+    ]
+
+
+def test_monitor_env_names_are_the_settings_fields(
+    postgres: list[Doc], defaults: list[Doc]
+) -> None:
+    """Every MONITOR_* the chart sets is a MonitorSettings field (a misspelt one is ignored)."""
+    from monitor.settings import MonitorSettings
+
+    fields = {f"MONITOR_{name.upper()}" for name in MonitorSettings.model_fields}
+    aliases = {
+        alias
+        for field in MonitorSettings.model_fields.values()
+        for alias in getattr(field.validation_alias, "choices", [])
+        if isinstance(alias, str)
+    }
+    for docs in (defaults, postgres):
+        env = env_of(
+            one(docs, "Deployment", "monitor")["spec"]["template"]["spec"]["containers"][0]
+        )
+        assert [n for n in env if n.startswith("MONITOR_") and n not in fields | aliases] == []
+
+
+def test_monitor_role_adds_only_its_lease_on_postgres(postgres: list[Doc]) -> None:
+    (role,) = by_kind(postgres, "Role")
+    assert role["metadata"]["namespace"] == NAMESPACE and by_kind(postgres, "ClusterRole") == []
+    create, named = lease_rules(role)
+    # create cannot be narrowed by resourceNames; everything else only on the one Lease
+    assert create == {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["create"],
+    }
+    assert named == {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": ["modelguard-monitor-leader"],
+        "verbs": ["get", "update", "patch"],
+    }
+    others = [r for r in role["rules"] if r not in (create, named)]
+    (plain,) = by_kind(template(), "Role")
+    assert others == plain["rules"]  # nothing else changes
+    # the default Lease name is the monitor's name
+    (default_lease,) = by_kind(
+        template(
+            "--set",
+            "monitor.database.existingSecret=pg",
+            "--show-only",
+            "templates/monitor-rbac.yaml",
+        ),
+        "Role",
+    )
+    assert lease_rules(default_lease)[1]["resourceNames"] == [f"{RELEASE}-modelguard-monitor"]
+
+
+def test_several_replicas_need_postgres() -> None:
+    """The schema refuses monitor.replicas > 1 on SQLite and says what to set; so does the
+    template when schema validation is skipped."""
+    helm = tool("helm")
+    proc = run(helm, "template", RELEASE, str(CHART), "--set", "monitor.replicas=2", check=False)
+    assert proc.returncode != 0
+    assert "values don't meet the specifications of the schema" in proc.stderr
+    assert "/monitor/replicas" in proc.stderr
+    assert "monitor.database.existingSecret" in proc.stderr
+    proc = run(
+        helm,
+        "template",
+        RELEASE,
+        str(CHART),
+        "--set",
+        "monitor.replicas=2",
+        "--skip-schema-validation",
+        check=False,
+    )
+    assert proc.returncode != 0 and "monitor.database.existingSecret" in proc.stderr
+    # one replica on PostgreSQL is fine (RollingUpdate, no PDB), two are too
+    one_pod = template("--set", "monitor.database.existingSecret=pg")
+    assert one(one_pod, "Deployment", "monitor")["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert [
+        d for d in by_kind(one_pod, "PodDisruptionBudget") if "monitor" in d["metadata"]["name"]
+    ] == []
+    assert template("--set", "monitor.replicas=3", "--set", "monitor.database.existingSecret=pg")
+    proc = run(
+        helm,
+        "template",
+        RELEASE,
+        str(CHART),
+        "--set",
+        "monitor.database.existingSecret=pg",
+        "--set",
+        "monitor.leaderElection.renewSeconds=15",
+        check=False,
+    )
+    assert proc.returncode != 0 and "renewSeconds must be below" in proc.stderr
 
 
 ROLES = ("predictor", "labels", "operator", "reader")

@@ -109,3 +109,14 @@ checkov.io/skip{{ .n }}: "CKV_K8S_43=The image is pinned by an immutable release
 {{- define "modelguard.pullPolicy" -}}
 {{- if .pullPolicy }}{{ .pullPolicy }}{{ else if .digest }}IfNotPresent{{ else }}Always{{ end }}
 {{- end }}
+
+{{/* "true" when the monitor keeps its data on PostgreSQL (monitor.database.existingSecret),
+"" on SQLite. PostgreSQL brings leader election, RollingUpdate and no PVC. */}}
+{{- define "modelguard.monitorOnPostgres" -}}
+{{- if .Values.monitor.database.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/* Name of the Lease the monitor pods elect their leader on. */}}
+{{- define "modelguard.leaseName" -}}
+{{- default (include "modelguard.monitorName" .) .Values.monitor.leaderElection.leaseName }}
+{{- end }}
