@@ -1,8 +1,8 @@
 """`modelguard`: bring your own XGBoost model -- infer its schema, package it, validate it.
 
-The model side's command line (it writes the BentoML model store and never talks to the
-monitor). Bad input exits with code 2 and a message naming the file, column or field.
-Walkthrough: docs/your-model.md.
+The model side's command line: it writes the BentoML model store, and talks to the monitor
+only over HTTP (`modelguard candidate`, bentos/cli/candidate.py). Bad input exits with code 2
+and a message naming the file, column or field. Walkthrough: docs/your-model.md.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bentos.cli.candidate import candidate_app
 from bentos.cli.errors import EXIT_BAD_INPUT, BadInputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 schema_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Feature schemas.")
 app.add_typer(schema_app, name="schema")
+app.add_typer(candidate_app, name="candidate")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
