@@ -8,7 +8,7 @@ export BENTOML_DO_NOT_TRACK := true
 export NML_DISABLE_USAGE_LOGGING := 1
 PORT ?= 3000
 
-.PHONY: install test lint train serve build bench bench-logging bench-ingest bench-analysis bench-estimates bench-all bench-policy replay monitor demo demo-flights manifests clean
+.PHONY: install test lint train serve build bench bench-logging bench-ingest bench-analysis bench-estimates bench-all bench-policy bench-candidates replay monitor demo demo-flights manifests clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -56,7 +56,10 @@ bench-analysis: install  ## estimation accuracy on the replay (offline) and anal
 bench-estimates: install  ## interval coverage/width, MAE and nowcast per chunk size on the replay (offline)
 	$(PY) bench/estimates_bench.py
 
-bench-all: bench bench-logging bench-ingest bench-analysis bench-estimates bench-policy  ## every benchmark
+bench-candidates: install  ## candidate verdicts on the 2013 replay: right? how soon? CPU per chunk (offline)
+	$(PY) -m bench.candidates_bench
+
+bench-all: bench bench-logging bench-ingest bench-analysis bench-estimates bench-policy bench-candidates  ## every benchmark
 
 bench-policy: install  ## rollbacks per policy over 5 release dates x 4 releases (docs/design.md "Deciding")
 	$(PY) -m bench.policy_eval

@@ -126,58 +126,65 @@ def _score(
     span = store.records_frame(model, baseline, after_seq=first - 1)
     span = span[span["seq"] <= last]
     now = datetime.now(UTC).isoformat()
-    needed = candidate.registration.schema.feature_names
     out = []
     for chunk in chunks:
         rows = span[(span["seq"] >= chunk.first_seq) & (span["seq"] <= chunk.last_seq)]
-        rows = rows.reset_index(drop=True)
-        missing = tuple(name for name in needed if name not in rows.columns)
-        base_est = chunk.estimated.get(METRIC)
-        common: dict[str, Any] = {
-            "chunk_index": chunk.chunk_index,
-            "baseline_version": baseline,
-            "rows": len(rows),
-            "first_seq": chunk.first_seq,
-            "last_seq": chunk.last_seq,
-            "baseline_estimate": base_est.value if base_est else None,
-            "baseline_sampling_error": base_est.sampling_error if base_est else None,
-            "labelled_rows": int(pd.to_numeric(rows[LABEL], errors="coerce").notna().sum())
-            if LABEL in rows
-            else 0,
-            "baseline_realized": chunk.realized.get(METRIC),
-            "start_time": chunk.start_time,
-            "end_time": chunk.end_time,
-            "analysed_at": now,
-        }
-        if missing or rows.empty:
-            out.append(
-                CandidateChunk(
-                    **common,
-                    candidate_estimate=None,
-                    candidate_sampling_error=None,
-                    rank_correlation=None,
-                    missing_features=missing,
-                )
-            )
-            continue
-        scores = candidate.score(rows)
-        estimate = candidate.estimator.estimate(scores, np.zeros(len(rows), dtype=np.int64))
-        est = estimate.get(0, {}).get(METRIC)
-        scored = rows.assign(**{PROBA: scores.astype(float)})
-        realized = realized_metrics(scored, candidate.registration.schema.threshold)
-        out.append(
-            CandidateChunk(
-                **common,
-                candidate_estimate=est.value if est else None,
-                candidate_sampling_error=est.sampling_error if est else None,
-                rank_correlation=rank_correlation(
-                    rows[PROBA].to_numpy(dtype=float), scores.astype(float)
-                ),
-                candidate_realized=realized.get(METRIC),
-                unseen_categories=_unseen(candidate, rows),
-            )
-        )
+        out.append(score_chunk(candidate, rows.reset_index(drop=True), chunk, baseline, now))
     return out
+
+
+def score_chunk(
+    candidate: FittedVersion,
+    rows: pd.DataFrame,
+    chunk: ChunkEvidence,
+    baseline: str,
+    now: str = "",
+) -> CandidateChunk:
+    """One baseline chunk (its evidence and its logged rows) scored by `candidate`."""
+    missing = tuple(n for n in candidate.registration.schema.feature_names if n not in rows)
+    base_est = chunk.estimated.get(METRIC)
+    labels = pd.to_numeric(rows[LABEL], errors="coerce") if LABEL in rows else None
+    common: dict[str, Any] = {
+        "chunk_index": chunk.chunk_index,
+        "baseline_version": baseline,
+        "rows": len(rows),
+        "first_seq": chunk.first_seq,
+        "last_seq": chunk.last_seq,
+        "baseline_estimate": base_est.value if base_est else None,
+        "baseline_sampling_error": base_est.sampling_error if base_est else None,
+        "labelled_rows": int(labels.notna().sum()) if labels is not None else 0,
+        # On the rows' labels as they are now, like the candidate's (ROC AUC ignores the
+        # threshold): the same labelled rows on both sides.
+        "baseline_realized": _roc_auc(rows, labels),
+        "start_time": chunk.start_time,
+        "end_time": chunk.end_time,
+        "analysed_at": now or datetime.now(UTC).isoformat(),
+    }
+    if missing or rows.empty:
+        return CandidateChunk(
+            **common,
+            candidate_estimate=None,
+            candidate_sampling_error=None,
+            rank_correlation=None,
+            missing_features=missing,
+        )
+    scores = candidate.score(rows)
+    estimate = candidate.estimator.estimate(scores, np.zeros(len(rows), dtype=np.int64))
+    est = estimate.get(0, {}).get(METRIC)
+    return CandidateChunk(
+        **common,
+        candidate_estimate=est.value if est else None,
+        candidate_sampling_error=est.sampling_error if est else None,
+        rank_correlation=rank_correlation(rows[PROBA].to_numpy(dtype=float), scores.astype(float)),
+        candidate_realized=_roc_auc(rows.assign(**{PROBA: scores.astype(float)}), labels),
+        unseen_categories=_unseen(candidate, rows),
+    )
+
+
+def _roc_auc(rows: pd.DataFrame, labels: pd.Series | None) -> float | None:
+    if labels is None:
+        return None
+    return realized_metrics(rows.assign(**{LABEL: labels}), 0.5).get(METRIC)
 
 
 def _unseen(candidate: FittedVersion, rows: pd.DataFrame) -> dict[str, list[str]]:

@@ -170,7 +170,7 @@ def judge(
             labelled_rows=labelled,
         )
 
-    decided = _decide(real, policy.realized_margin, policy, "realized")
+    decided = _decide(real, policy.realized_margin, policy.margin, policy, "realized")
     if decided is not None:
         return verdict(
             *decided, est, real, basis="realized", baseline=baseline, labelled_rows=labelled
@@ -207,7 +207,7 @@ def judge(
             baseline=baseline,
             labelled_rows=labelled,
         )
-    decided = _decide(est, policy.margin, policy, "estimated")
+    decided = _decide(est, policy.margin, policy.margin, policy, "estimated")
     if decided is not None:
         return verdict(
             *decided, est, real, basis="estimated", baseline=baseline, labelled_rows=labelled
@@ -227,21 +227,26 @@ def judge(
 
 
 def _decide(
-    s: GapSummary, margin: float, policy: CandidatePolicy, basis: str
+    s: GapSummary, worse: float, equivalent: float, policy: CandidatePolicy, basis: str
 ) -> tuple[Verdict, str, str] | None:
-    """Better / Worse / Equivalent when the band clears; None while it does not (or too
-    little stands behind it)."""
+    """Better / Worse when the band clears zero and the gap is beyond `worse`; Equivalent
+    when the band lies within +-`equivalent`; None while neither (or too little stands
+    behind it)."""
     if s.gap is None or s.lower is None or s.upper is None:
         return None
     if s.chunks < policy.min_chunks or s.rows < policy.min_rows:
         return None
     said = f"{basis} gap {s.gap:+.4f} [{s.lower:+.4f}, {s.upper:+.4f}] over {s.chunks} chunks"
-    if s.upper < 0 and s.gap <= -margin:
-        return "Worse", "WorseOnSameRows", f"{said}: worse than the baseline by more than {margin}"
-    if s.lower > 0 and s.gap >= margin:
-        return "Better", "BetterOnSameRows", f"{said}: better by more than {margin}"
-    if s.lower >= -margin and s.upper <= margin:
-        return "Equivalent", "EquivalentOnSameRows", f"{said}: within +-{margin} of the baseline"
+    if s.upper < 0 and s.gap <= -worse:
+        return "Worse", "WorseOnSameRows", f"{said}: worse than the baseline by more than {worse}"
+    if s.lower > 0 and s.gap >= worse:
+        return "Better", "BetterOnSameRows", f"{said}: better by more than {worse}"
+    if s.lower >= -equivalent and s.upper <= equivalent:
+        return (
+            "Equivalent",
+            "EquivalentOnSameRows",
+            f"{said}: within +-{equivalent} of the baseline",
+        )
     return None
 
 

@@ -60,11 +60,14 @@ class CandidatePolicy:
     """`spec.candidatePolicy`: when a candidate's same-rows gap decides a verdict.
 
     Defaults measured on the shipped data (docs/progressive-delivery.md): `margin` is the
-    estimated gap's equivalence margin (the rollback rule's -0.03), `realized_margin` the
-    realized one's (-0.05); `level` is the two-sided level of the gap's band.
+    equivalence margin of both gaps and how far below zero the estimated gap must be for
+    `Worse` (the rollback rule's -0.03); `realized_margin` the same for the realized gap
+    (the rollback rule's -0.05); `level` is the two-sided level of the gap's band. Three
+    chunks at least: with two, the band's t quantile rests on one degree of freedom and a
+    chance agreement of two chunks passed for equivalence (measured).
     """
 
-    min_chunks: int = 2
+    min_chunks: int = 3
     min_rows: int = 1000
     margin: float = 0.03
     realized_margin: float = 0.05
@@ -232,7 +235,7 @@ def _candidates(value: Any) -> tuple[str, ...]:
 
 def _candidate_policy(reader: _Reader) -> CandidatePolicy:
     return CandidatePolicy(
-        min_chunks=reader.integer("minChunks", 2, minimum=1),
+        min_chunks=reader.integer("minChunks", 3, minimum=2),
         min_rows=reader.integer("minRows", 1000, minimum=1),
         margin=reader.number("margin", "0.03", low=0, high=1),
         realized_margin=reader.number("realizedMargin", "0.05", low=0, high=1),
