@@ -120,7 +120,8 @@ def main() -> dict[str, Any]:
             runs.append(run)
             print(
                 f"{start} {name:16s} label-free: {free_verdict} after {free_at} "
-                f"(gap {run['label_free']['final_gap']}); with labels: {lab_verdict} after {lab_at}",
+                f"(gap {run['label_free']['final_gap']}); "
+                f"with labels: {lab_verdict} after {lab_at}",
                 flush=True,
             )
     per_chunk = cost["analysis"] / max(cost["chunks"], 1)
