@@ -148,7 +148,12 @@ class LeaderElection:
             return
         try:
             if self.elector.release():
-                log.info("leader election: released Lease %s", self.elector.name)
+                log.info(
+                    "leader election: %s released Lease %s/%s",
+                    self.elector.identity,
+                    self.elector.namespace,
+                    self.elector.name,
+                )
         except KubeError as exc:
             log.warning("leader election: releasing the Lease failed (%s)", exc)
 

@@ -7,8 +7,9 @@ client (what the monitor uses) can talk to it from ordinary tests. kmock has gap
 no Deployment controller. This module closes the ones the operator and the leader election
 depend on: `resourceVersion` is set on every create and bumped on every write, a failed
 JSON-patch `test` op answers 422 and a merge patch carrying a stale
-`metadata.resourceVersion` answers 409, like a real API server; `simulate_controller` does what the Deployment controller would
-after a rollout (bump the matching ReplicaSet's revision).
+`metadata.resourceVersion` answers 409, like a real API server; `simulate_controller` does
+what the Deployment controller would after a rollout (bump the matching ReplicaSet's
+revision).
 """
 
 from __future__ import annotations
@@ -141,8 +142,8 @@ class ModelguardEmulator(kmock.KubernetesEmulator):
             res = request.resource
             key = (
                 f"{res.group}/{res.version}/{res.plural}".lstrip("/"),
-                request.namespace or meta.get("namespace"),
-                meta.get("name"),
+                str(request.namespace or meta.get("namespace")),
+                str(meta.get("name")),
             )
             if response.status < 300:
                 with contextlib.suppress(KeyError):

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from monitor.kube.errors import ServerError
 from monitor.kube.lease import Attempt, LeaseRecord, decide, expired, lease_spec, micro_time
@@ -21,7 +21,7 @@ from monitor.metrics import process as metrics
 from monitor.settings import MonitorSettings
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-PG = "postgresql://u@localhost/db"
+PG = SecretStr("postgresql://u@localhost/db")
 
 
 def held(by: str | None, renewed_ago: float, duration: float | None = 15.0) -> LeaseRecord:
@@ -117,7 +117,7 @@ def test_leader_election_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (defaults.lease_duration_seconds, defaults.lease_renew_seconds) == (15.0, 5.0)
     monkeypatch.setenv("POD_NAME", "monitor-7d9-abc")
     monkeypatch.setenv("MONITOR_LEADER_ELECTION", "true")
-    monkeypatch.setenv("MONITOR_DATABASE_URL", PG)
+    monkeypatch.setenv("MONITOR_DATABASE_URL", PG.get_secret_value())
     monkeypatch.setenv("MONITOR_LEASE_NAMESPACE", "ops")
     monkeypatch.setenv("MONITOR_LEASE_DURATION_SECONDS", "3")
     monkeypatch.setenv("MONITOR_LEASE_RENEW_SECONDS", "1")
@@ -254,7 +254,12 @@ def test_stop_releases_a_held_lease_only() -> None:
 def test_a_followers_pass_does_nothing() -> None:
     calls: list[int] = []
     state = {"leader": False}
-    work = leading(lambda: calls.append(1) or 1, lambda: state["leader"])
+
+    def work_once() -> int:
+        calls.append(1)
+        return 1
+
+    work = leading(work_once, lambda: state["leader"])
     assert work is not None
     assert work() is None and calls == []
     state["leader"] = True
