@@ -2,14 +2,15 @@
 # Regenerates the plain manifests in k8s/ from the Helm chart, the one source of truth, so
 # kubectl users get exactly what the chart installs (tests/integration/test_k8s_manifests.py
 # fails when they drift). Usage: k8s/generate.sh [OUTPUT_DIR]   (default: k8s/)
-# Not generated: k8s/crds/modelmonitor.yaml and k8s/rbac.yaml (the monitor's ServiceAccount,
-# Role, RoleBinding); the chart's crds/ copy and Role are kept identical to them by the tests.
+# k8s/crds/modelmonitor.yaml is a copy of the chart's crds/. Not generated: k8s/rbac.yaml (the
+# monitor's ServiceAccount, Role, RoleBinding); the chart's Role is kept equal to it by a test.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="$root/.tools/bin:$PATH"
 out=${1:-$root/k8s}
 chart="$root/helm/modelguard"
-mkdir -p "$out"
+mkdir -p "$out/crds"
+cp "$chart/crds/modelmonitor.yaml" "$out/crds/modelmonitor.yaml"
 
 render() {  # render <output file> <template>...
   local target=$1; shift

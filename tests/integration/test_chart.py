@@ -156,6 +156,36 @@ def test_validators_reject_broken_objects(defaults: list[Doc]) -> None:
         jsonschema.validate(monitor, crd_schema())
 
 
+def test_model_monitor_candidates_from_values(defaults: list[Doc], tmp_path: Path) -> None:
+    """spec.candidates / candidatePolicy come from values, valid against the CRD; without
+    candidates the ModelMonitor carries none (only a commented example)."""
+    (plain,) = by_kind(defaults, "ModelMonitor")
+    assert "candidates" not in plain["spec"] and "candidatePolicy" not in plain["spec"]
+    docs = template(
+        "--set",
+        "modelMonitor.candidates={good-4a1b2c3d,retrain-2}",
+        "--set-string",
+        "modelMonitor.candidatePolicy.margin=0.02",
+        "--set",
+        "modelMonitor.candidatePolicy.minRows=2000",
+    )
+    (mm,) = by_kind(docs, "ModelMonitor")
+    assert mm["spec"]["candidates"] == ["good-4a1b2c3d", "retrain-2"]
+    assert mm["spec"]["candidatePolicy"] == {"margin": "0.02", "minRows": 2000}
+    jsonschema.validate(mm, crd_schema())
+    for i, bad in enumerate(
+        (
+            {"candidates": ["Bad_Name"]},
+            {"candidates": [f"v{i}" for i in range(9)]},
+            {"candidatePolicy": {"margin": 0.02}},  # a float, not a decimal string
+        )
+    ):
+        values = tmp_path / f"bad-{i}.yaml"
+        values.write_text(yaml.safe_dump({"modelMonitor": bad}))
+        proc = run(tool("helm"), "template", RELEASE, str(CHART), "-f", str(values), check=False)
+        assert proc.returncode != 0, f"{bad} was accepted"
+
+
 def test_values_schema_rejects_unknown_keys_and_latest() -> None:
     helm = tool("helm")
     for bad in ("predictor.replicas=3", "monitor.image.tag=latest", "modelMonitor.mode=always"):

@@ -47,8 +47,23 @@ def manifest(**spec: Any) -> dict[str, Any]:
     }
 
 
+def openapi_nullable(node: Any) -> Any:
+    """OpenAPI's `nullable: true` as JSON schema (`type: [t, "null"]`), as the API server
+    reads it."""
+    if isinstance(node, list):
+        return [openapi_nullable(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: openapi_nullable(v) for k, v in node.items() if k != "nullable"}
+    if node.get("nullable") is True and isinstance(node.get("type"), str):
+        out["type"] = [node["type"], "null"]
+    return out
+
+
 def errors(schema: dict[str, Any], obj: dict[str, Any]) -> list[str]:
-    validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+    validator = jsonschema.Draft7Validator(
+        openapi_nullable(schema), format_checker=jsonschema.FormatChecker()
+    )
     return [
         f"{'.'.join(str(p) for p in e.absolute_path)}: {e.message}"
         for e in validator.iter_errors(obj)
@@ -191,6 +206,95 @@ def test_bad_specs_are_refused_naming_the_field(
 ) -> None:
     found = errors(schema, manifest(**spec))
     assert found, "the schema accepted a bad spec"
+    assert any(e.startswith(f"{field}:") and says in e for e in found), found
+
+
+CANDIDATE_POLICY = {
+    "minChunks": 3,
+    "minRows": 1000,
+    "margin": "0.03",
+    "realizedMargin": "0.05",
+    "level": "0.9",
+    "backfillChunks": 4,
+    "rejectWorse": True,
+}
+
+
+def test_candidates_are_accepted_and_defaulted(schema: dict[str, Any]) -> None:
+    spec = manifest(candidates=["good-4a1b2c3d", "retrain-2.1"], candidatePolicy=CANDIDATE_POLICY)
+    assert errors(schema, spec) == []
+    assert errors(schema, manifest(candidates=[f"v{i}" for i in range(8)])) == []
+    defaulted = apply_defaults(schema, manifest(candidates=["v2"]))
+    assert defaulted["spec"]["candidatePolicy"] == CANDIDATE_POLICY
+    policy = parse_policy(defaulted["spec"])
+    assert policy.candidates == ("v2",)
+    assert policy.candidate_policy == parse_policy(manifest()["spec"]).candidate_policy
+
+
+def test_candidate_status_validates(crd: dict[str, Any], schema: dict[str, Any]) -> None:
+    obj = manifest(candidates=["v2", "v3"])
+    obj["status"] = {
+        "candidates": [
+            {
+                "version": "v2",
+                "verdict": "Worse",
+                "reason": "GapBelowMargin",
+                "message": "estimated gap -0.061 [-0.080, -0.042] below -0.03",
+                "baselineVersion": "good-362025e520",
+                "chunks": 4,
+                "rows": 2000,
+                "labelledRows": 0,
+                "estimatedGap": "-0.061",
+                "estimatedGapLower": "-0.080",
+                "estimatedGapUpper": "-0.042",
+                "chunksNeeded": None,
+                "updated": "2026-11-02T10:00:00Z",
+            },
+            {"version": "v3", "verdict": "Equivalent", "realizedGap": "0.004", "chunksNeeded": 3},
+        ],
+        "candidateSummary": "v2=Worse v3=Equivalent",
+    }
+    assert errors(schema, obj) == []
+    obj["status"]["candidates"][0]["verdict"] = "Great"
+    assert any("is not one of" in e for e in errors(schema, obj))
+    [version] = crd["spec"]["versions"]
+    (column,) = [c for c in version["additionalPrinterColumns"] if c["name"] == "Candidates"]
+    assert column["jsonPath"] == ".status.candidateSummary" and column.get("priority", 0) == 0
+    candidates = schema["properties"]["spec"]["properties"]["candidates"]
+    assert candidates["x-kubernetes-list-type"] == "set"  # the API server refuses duplicates
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "says"),
+    [
+        ({"candidatePolicy": {"margin": 0.03}}, "spec.candidatePolicy.margin", "is not of type"),
+        ({"candidatePolicy": {"margin": "3%"}}, "spec.candidatePolicy.margin", "does not match"),
+        ({"candidatePolicy": {"level": "0.3"}}, "spec.candidatePolicy.level", "does not match"),
+        (
+            {"candidatePolicy": {"minChunks": 1}},
+            "spec.candidatePolicy.minChunks",
+            "less than the minimum",
+        ),
+        (
+            {"candidatePolicy": {"minRows": 0}},
+            "spec.candidatePolicy.minRows",
+            "less than the minimum",
+        ),
+        (
+            {"candidatePolicy": {"rejectWorse": "yes"}},
+            "spec.candidatePolicy.rejectWorse",
+            "is not of type",
+        ),
+        ({"candidates": ["Good_V2"]}, "spec.candidates.0", "does not match"),
+        ({"candidates": ["v2 "]}, "spec.candidates.0", "does not match"),
+        ({"candidates": [f"v{i}" for i in range(9)]}, "spec.candidates", "is too long"),
+        ({"candidates": "v2"}, "spec.candidates", "is not of type 'array'"),
+    ],
+)
+def test_bad_candidates_are_refused_naming_the_field(
+    schema: dict[str, Any], spec: dict[str, Any], field: str, says: str
+) -> None:
+    found = errors(schema, manifest(**spec))
     assert any(e.startswith(f"{field}:") and says in e for e in found), found
 
 
