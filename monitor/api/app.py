@@ -22,7 +22,7 @@ from monitor.analysis.cycle import VersionCache
 from monitor.api.context import AppContext
 from monitor.api.http import BodyLimit, install_error_handlers, publish_body_schemas
 from monitor.api.models import SERVER_ERROR
-from monitor.api.routes import ingest, operator, probes, reads, registration, reports
+from monitor.api.routes import candidates, ingest, operator, probes, reads, registration, reports
 from monitor.loops.background import (
     BackgroundLoops,
     analysis_pass,
@@ -130,6 +130,6 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     publish_body_schemas(app, [RecordsBatch, LabelsBatch, Registration])
-    for routes in (ingest, registration, reads, operator, reports, probes):
+    for routes in (ingest, registration, candidates, reads, operator, reports, probes):
         routes.add_routes(app, ctx)
     return app

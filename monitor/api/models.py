@@ -51,6 +51,68 @@ class KnownGoodResult(BaseModel):
     previous: str | None = Field(description="The known-good version before (None: none)")
 
 
+class CandidateVerdictBody(BaseModel):
+    """A candidate's verdict (`monitor.decision.candidates.CandidateVerdict.to_json()`): its
+    same-rows gap against the baseline, with the band the verdict stands on."""
+
+    version: str
+    verdict: Literal["Better", "Equivalent", "Worse", "Inconclusive", "Incompatible"]
+    reason: str = Field(description="CamelCase reason (WorseOnSameRows, TooFewRows, ...)")
+    message: str
+    baseline_version: str | None = Field(description="The version whose rows it was scored on")
+    basis: Literal["estimated", "realized", "none"] = Field(
+        description="Which gap decided: realized (labels) outrank estimated (CBPE)"
+    )
+    chunks: int
+    rows: int
+    labelled_rows: int
+    chunks_needed: int | None = Field(
+        description="More chunks that would likely decide (None: decided, or unknown)"
+    )
+    estimated_gap: float | None = Field(description="Candidate - baseline, estimated ROC AUC")
+    estimated_gap_lower: float | None
+    estimated_gap_upper: float | None
+    realized_gap: float | None = Field(description="Candidate - baseline, realized ROC AUC")
+    realized_gap_lower: float | None
+    realized_gap_upper: float | None
+    level: float = Field(description="Two-sided level of the bands")
+
+
+class CandidateInfo(BaseModel):
+    version: str
+    sources: list[Literal["api", "spec"]] = Field(
+        description="Who declares it: the API/CLI, a ModelMonitor's spec.candidates, or both"
+    )
+    added_at: str
+    added_by: str = ""
+    verdict: CandidateVerdictBody | None = Field(
+        description="The operator's last verdict, else one computed now with the default "
+        "candidate policy"
+    )
+
+
+class CandidateList(BaseModel):
+    model: str
+    candidates: list[CandidateInfo]
+
+
+class CandidateDeclared(BaseModel):
+    model: str
+    version: str
+    declared: bool = Field(description="False when the API had declared it already")
+    sources: list[Literal["api", "spec"]]
+    added_at: str
+    registration: Literal["created", "unchanged"] | None = Field(
+        default=None, description="POST only: whether the registration was new"
+    )
+
+
+class CandidateWithdrawn(BaseModel):
+    model: str
+    version: str
+    removed: bool
+
+
 class Health(BaseModel):
     status: Literal["ok", "starting"]
 
@@ -91,6 +153,15 @@ REPORTS_BUSY: dict[int | str, dict[str, Any]] = {
 }
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: _error("Same version, different content (or, declaring known-good: a rejected one)")
+}
+CANDIDATE_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: _error("Unknown model, version not registered, or version not a candidate")
+}
+CANDIDATE_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: _error(
+        "Registering: same version, different content; withdrawing: a ModelMonitor's"
+        " spec.candidates still declares it (remove it there)"
+    )
 }
 
 
