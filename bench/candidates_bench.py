@@ -66,14 +66,15 @@ def main() -> dict[str, Any]:
         )
     policy = CandidatePolicy()
     runs: list[dict[str, Any]] = []
-    cost = {"analysis": 0.0, "scoring": dict.fromkeys(CANDIDATES, 0.0), "chunks": 0}
+    analysis_cpu, n_chunks = 0.0, 0
+    scoring_cpu = dict.fromkeys(CANDIDATES, 0.0)
     for start in RELEASE_DATES:
         frame = served_rows(split.replay, schema, start, fitted["good"])
         cpu = time.process_time()
         chunks = analyse_chunks(fitted["good"], frame, 0, None, chunk_size=CHUNK)
-        cost["analysis"] += time.process_time() - cpu
+        analysis_cpu += time.process_time() - cpu
         chunks = [c for c in chunks if c.rows >= 300]
-        cost["chunks"] += len(chunks)
+        n_chunks += len(chunks)
         for name, expected in CANDIDATES.items():
             scored: list[CandidateChunk] = []
             cpu = time.process_time()
@@ -82,7 +83,7 @@ def main() -> dict[str, Any]:
                 scored.append(
                     score_chunk(fitted[name], rows.reset_index(drop=True), chunk, "good", start)
                 )
-            cost["scoring"][name] += time.process_time() - cpu
+            scoring_cpu[name] += time.process_time() - cpu
             free = [
                 judge(name, [unlabelled(c) for c in scored[:n]], policy)
                 for n in range(1, len(scored) + 1)
@@ -91,7 +92,7 @@ def main() -> dict[str, Any]:
             free_at, free_verdict = first_decisive([v.verdict for v in free])
             lab_at, lab_verdict = first_decisive([v.verdict for v in labelled])
             final = free[-1]
-            run = {
+            run: dict[str, Any] = {
                 "candidate": name,
                 "released": start,
                 "expected": expected,
@@ -124,8 +125,8 @@ def main() -> dict[str, Any]:
                 f"with labels: {lab_verdict} after {lab_at}",
                 flush=True,
             )
-    per_chunk = cost["analysis"] / max(cost["chunks"], 1)
-    scoring = {k: v / max(cost["chunks"], 1) for k, v in cost["scoring"].items()}
+    per_chunk = analysis_cpu / max(n_chunks, 1)
+    scoring = {k: v / max(n_chunks, 1) for k, v in scoring_cpu.items()}
     one = scoring["retrain"]
     three = sum(scoring.values())
     result = {

@@ -30,7 +30,7 @@ class GapSummary:
     upper: float | None
     rows: int
     chunks: int
-    spread: float | None  # weighted sd of the per-chunk gaps
+    spread: float | None  # sd of the per-chunk gaps
     level: float
 
     def chunks_to_clear(self, bound: float, below: bool) -> int | None:
@@ -51,9 +51,9 @@ class GapSummary:
 def summarize(pairs: Iterable[tuple[float | None, float]], level: float = 0.9) -> GapSummary:
     """(gap, weight) per chunk -> the weighted mean gap and its t band over the chunks.
 
-    Chunks without a finite gap or with no weight are left out. The band uses the
-    effective number of chunks (sum w)^2 / sum w^2, so a few big chunks do not pass for
-    many.
+    Chunks without a finite gap or with no weight are left out. The band uses the chunks'
+    sd and the effective number of chunks (sum w)^2 / sum w^2, so a few big chunks do not
+    pass for many.
     """
     kept = [(float(g), float(w)) for g, w in pairs if g is not None and math.isfinite(g) and w > 0]
     rows = int(sum(w for _, w in kept))
@@ -64,8 +64,10 @@ def summarize(pairs: Iterable[tuple[float | None, float]], level: float = 0.9) -
     n = len(kept)
     if n < 2:
         return GapSummary(mean, None, None, rows, n, None, level)
-    variance = sum(w * (g - mean) ** 2 for g, w in kept) / total * n / (n - 1)
-    spread = math.sqrt(variance)
+    # The chunks' own spread (each chunk one draw of the weather), shrunk by the effective
+    # number of chunks: Var(sum w g / sum w) = sd^2 * sum w^2 / (sum w)^2.
+    plain = sum(g for g, _ in kept) / n
+    spread = math.sqrt(sum((g - plain) ** 2 for g, _ in kept) / (n - 1))
     effective = total**2 / sum(w * w for _, w in kept)
     z = float(student_t.ppf((1 + level) / 2, n - 1))
     half = z * spread / math.sqrt(effective)
