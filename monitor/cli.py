@@ -1,5 +1,5 @@
-"""`python -m monitor ...`: serve the monitor, write a report, read the audit log and status,
-declare a known-good version.
+"""`python -m monitor ...`: serve the monitor, write a report, read the audit log, status and
+candidates, declare a known-good version.
 
 Commands read the database directly (`--db`, default MONITOR_DB_PATH) or, for `audit`, a
 running monitor (`--url`). Telemetry is switched off by importing `monitor.settings` first.
@@ -227,6 +227,74 @@ def status(
                     f"[yellow]{model}: policy unusable "
                     f"(ModelMonitor {report.namespace}/{report.name}): {reason}: {message}[/]"
                 )
+
+
+@app.command()
+def candidates(
+    model: str | None = typer.Option(None, "--model", "-m", help="Only this model"),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="JSON as GET /v1/models/{model}/candidates answers (a list of those without --model)",
+    ),
+    db: Path | None = typer.Option(None, help="Database (default MONITOR_DB_PATH)"),
+) -> None:
+    """Each candidate (a registered version judged on the baseline's rows before it serves)
+    with its verdict: the operator's last, else computed now under the default candidate
+    policy; the same-rows gap with its band, chunks / rows scored, chunks still needed."""
+    from monitor.api.routes.candidates import candidate_listing
+
+    with _store(db) as store:
+        known = store.models()
+        if model is not None:
+            listing = candidate_listing(store, model)
+            if not listing.candidates and model not in known:
+                console.print(f"[red]--model: model {model!r} is unknown[/]")
+                raise typer.Exit(2)
+            listings = [listing]
+        else:
+            listings = [candidate_listing(store, m) for m in known]
+            listings = [lst for lst in listings if lst.candidates]
+    if as_json:
+        docs = [lst.model_dump(mode="json") for lst in listings]
+        typer.echo(json.dumps(docs[0] if model is not None else docs, indent=2))
+        return
+    table = Table(title=f"candidates{f' of {model}' if model else ''}")
+    for column in ("model", "version", "by", "verdict", "gap and band", "chunks / rows", "needed"):
+        table.add_column(column, justify="right" if column == "needed" else "left")
+    table.add_column("why", overflow="fold")
+    for lst in listings:
+        for c in lst.candidates:
+            v = c.verdict
+            table.add_row(
+                lst.model,
+                c.version,
+                "+".join(c.sources),
+                f"{v.verdict} ({v.reason})" if v else "-",
+                _gap(v),
+                f"{v.chunks} / {v.rows:,}" if v else "-",
+                str(v.chunks_needed) if v and v.chunks_needed is not None else "-",
+                v.message if v else "",
+            )
+    if not table.row_count:
+        console.print(f"no candidates{f' of {model}' if model else ''}")
+        return
+    console.print(table)
+
+
+def _gap(verdict: Any) -> str:
+    """The gap the verdict stands on (realized once labels decide), with its band."""
+    if verdict is None:
+        return "-"
+    realized = verdict.basis == "realized"
+    gap = verdict.realized_gap if realized else verdict.estimated_gap
+    lower = verdict.realized_gap_lower if realized else verdict.estimated_gap_lower
+    upper = verdict.realized_gap_upper if realized else verdict.estimated_gap_upper
+    if gap is None:
+        return "-"
+    band = f" [{lower:+.4f}, {upper:+.4f}]" if lower is not None and upper is not None else ""
+    basis = "realized" if realized else "estimated"
+    return f"{gap:+.4f}{band} {basis} vs {verdict.baseline_version or '?'}"
 
 
 def _chunking(status: Any) -> str:

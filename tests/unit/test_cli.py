@@ -1,8 +1,10 @@
-"""`python -m monitor` commands on a real database file (status, audit, clear-rejection)."""
+"""`python -m monitor` commands on a real database file (status, audit, clear-rejection,
+candidates)."""
 
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -80,5 +82,74 @@ def test_python_dash_m_monitor_is_the_entry_point() -> None:
         [sys.executable, "-m", "monitor", "--help"], cwd=REPO, capture_output=True, text=True
     )
     assert out.returncode == 0
-    for command in ("serve", "report", "audit", "clear-rejection", "status"):
+    for command in ("serve", "report", "audit", "clear-rejection", "status", "candidates"):
         assert command in out.stdout
+
+
+def fill_candidates(db: Path) -> None:
+    """v2 a declared candidate of m, scored on four of v1's chunks, 0.06 below it."""
+    from monitor.candidacy import CandidateChunk, CandidateState
+
+    fill(db)
+    with Store(db) as store:
+        store.register(
+            {
+                "model": "m",
+                "version": "v2",
+                "schema": {"features": [{"name": "x"}]},
+                "reference": [],
+                "artifact": base64.b64encode(b"y").decode(),
+            }
+        )
+        state = CandidateState(store)
+        state.add("m", "v2", "api", at="2024-01-01T00:00:00+00:00", by="operator")
+        state.save_chunks(
+            "m",
+            "v2",
+            [
+                CandidateChunk(
+                    chunk_index=i,
+                    baseline_version="v1",
+                    rows=500,
+                    first_seq=500 * i + 1,
+                    last_seq=500 * (i + 1),
+                    candidate_estimate=0.80 + d,
+                    candidate_sampling_error=0.01,
+                    baseline_estimate=0.86,
+                    baseline_sampling_error=0.01,
+                    rank_correlation=0.9,
+                    analysed_at="2024-01-02T00:00:00+00:00",
+                )
+                for i, d in enumerate((0.001, -0.002, 0.0, 0.002))
+            ],
+        )
+
+
+def test_candidates_shows_each_verdict_with_its_gap_and_band(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    fill_candidates(db)
+    result = runner.invoke(app, ["candidates", "--db", str(db)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "v2" in result.output and "Worse" in result.output
+    assert "-0.0597 [-0.06" in result.output and "4 / 2,000" in result.output
+    as_json = runner.invoke(app, ["candidates", "--model", "m", "--json", "--db", str(db)])
+    assert as_json.exit_code == 0, as_json.output
+    doc = json.loads(as_json.output)
+    assert doc["model"] == "m"
+    [found] = doc["candidates"]
+    assert found["version"] == "v2" and found["sources"] == ["api"]
+    verdict = found["verdict"]
+    assert verdict["verdict"] == "Worse" and verdict["baseline_version"] == "v1"
+    assert verdict["chunks"] == 4 and verdict["rows"] == 2000 and verdict["chunks_needed"] is None
+    everything = runner.invoke(app, ["candidates", "--json", "--db", str(db)])
+    assert [d["model"] for d in json.loads(everything.output)] == ["m"]
+
+
+def test_candidates_refuses_an_unknown_model(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    fill(db)
+    result = runner.invoke(app, ["candidates", "--model", "nope", "--db", str(db)])
+    assert result.exit_code == 2 and "unknown" in result.output
+    assert runner.invoke(app, ["candidates", "--bogus"]).exit_code == 2
+    none = runner.invoke(app, ["candidates", "--model", "m", "--db", str(db)])
+    assert none.exit_code == 0 and "no candidates of m" in none.output
