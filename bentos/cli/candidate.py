@@ -36,7 +36,7 @@ from contract.registration import NAME_PATTERN
 
 EXIT_MONITOR = 1  # unreachable, timed out, 408/429, 5xx: trying again later may help
 RETRYABLE_4XX = {408, 429}
-TOKEN_ENV = "MODELGUARD_MONITOR_TOKEN"
+TOKEN_ENV = "MODELGUARD_MONITOR_TOKEN"  # noqa: S105 -- the variable's name, not a token
 URL_ENV = "MODELGUARD_MONITOR_URL"
 ADD_TIMEOUT_SECONDS = 120.0  # the monitor loads and scores the booster in a child first
 TIMEOUT_SECONDS = 30.0
@@ -174,8 +174,7 @@ def call(
     if resp.status_code in (401, 403):
         hint = [f"(pass the right token with --token or ${TOKEN_ENV})"]
     raise MonitorError(
-        f"the monitor answered HTTP {resp.status_code} to {method} {urlsplit(url).path}: "
-        f"{summary}",
+        f"the monitor answered HTTP {resp.status_code} to {method} {urlsplit(url).path}: {summary}",
         code,
         details + hint,
     )
@@ -186,7 +185,9 @@ def _reason(exc: Exception) -> str:
 
 
 def error_body(resp: httpx.Response) -> tuple[str, list[str]]:
-    """The monitor's ErrorBody as (`error`, ["loc: msg", ...]); raw text when it is none."""
+    """The monitor's ErrorBody as (`error`, ["loc: msg", ...]); raw text when it is none.
+
+    A single entry that `error` already spells out is not repeated."""
     try:
         body = resp.json()
     except ValueError:
@@ -197,6 +198,8 @@ def error_body(resp: httpx.Response) -> tuple[str, list[str]]:
             for e in body.get("errors") or []
             if isinstance(e, dict)
         ]
+        if lines == [body["error"]]:
+            lines = []  # one part at fault: `error` already reads "loc: msg"
         return body["error"], lines
     text = resp.text.strip().replace("\n", " ")
     return (text[:300] or resp.reason_phrase or "no body"), []
@@ -246,8 +249,7 @@ def add(
     existing: bool = typer.Option(
         False,
         "--existing",
-        help="The version is already registered with the monitor: declare it (PUT), upload "
-        "nothing",
+        help="The version is already registered with the monitor: declare it (PUT), upload nothing",
     ),
     timeout: float = typer.Option(ADD_TIMEOUT_SECONDS, "--timeout", help="Seconds to wait"),
 ) -> None:
@@ -268,14 +270,19 @@ def add(
         return name, version, call("POST", candidates_url(root, name), token, timeout, body)
 
     name, version, resp = _run(work)
+    try:
+        answer = resp.json()
+    except ValueError:
+        answer = {}
+    registration = answer.get("registration") if isinstance(answer, dict) else None
     if resp.status_code == 201:
-        what = "registered and declared" if not existing else "declared"
-        out.print(Text(f"{name}:{version} is now a candidate ({what}; HTTP 201)"), soft_wrap=True)
+        how = {
+            "created": "registered and declared",
+            "unchanged": "declared; the monitor had this registration",
+        }.get(str(registration), "declared")
+        out.print(Text(f"{name}:{version} is now a candidate ({how})"), soft_wrap=True)
     else:
-        out.print(
-            Text(f"{name}:{version} was already a candidate (HTTP {resp.status_code})"),
-            soft_wrap=True,
-        )
+        out.print(Text(f"{name}:{version} was already a candidate"), soft_wrap=True)
 
 
 def _positive(timeout: float) -> None:
@@ -299,17 +306,20 @@ def _signed(value: Any) -> str:
     return f"{float(value):+.4f}" if isinstance(value, int | float) else "—"
 
 
-def gap_cell(v: dict[str, Any]) -> str:
-    """The gap the verdict stands on (candidate minus baseline ROC AUC) with its band."""
-    realized = v.get("basis") == "realized" and v.get("realized_gap") is not None
-    if realized:
-        gap, lower, upper = (v.get(f"realized_gap{s}") for s in ("", "_lower", "_upper"))
-    else:
-        gap, lower, upper = (v.get(f"estimated_gap{s}") for s in ("", "_lower", "_upper"))
+def gap_cell(v: dict[str, Any]) -> tuple[str, str]:
+    """(gap [lower, upper], basis): the gap the verdict stands on, candidate minus baseline
+    ROC AUC on the same rows, realized once labels decide, else estimated."""
+    basis = (
+        "realized"
+        if v.get("basis") == "realized" and v.get("realized_gap") is not None
+        else "estimated"
+    )
+    gap, lower, upper = (v.get(f"{basis}_gap{s}") for s in ("", "_lower", "_upper"))
     if gap is None:
-        return "—"
-    band = f" [{_signed(lower)}, {_signed(upper)}]" if lower is not None and upper is not None else ""
-    return f"{_signed(gap)}{band} {'real.' if realized else 'est.'}"
+        return "—", str(v.get("basis") or "none")
+    if lower is None or upper is None:
+        return _signed(gap), basis
+    return f"{_signed(gap)} [{_signed(lower)}, {_signed(upper)}]", basis
 
 
 def render(body: dict[str, Any]) -> None:
@@ -320,37 +330,41 @@ def render(body: dict[str, Any]) -> None:
         return
     verdicts = [c.get("verdict") or {} for c in entries]
     levels = {v.get("level") for v in verdicts if isinstance(v.get("level"), int | float)}
-    level = f" at {next(iter(levels)):.0%}" if len(levels) == 1 else ""
+    level = f"{next(iter(levels)):.0%} " if len(levels) == 1 else ""
     baselines = sorted({str(v["baseline_version"]) for v in verdicts if v.get("baseline_version")})
     title = f"{model}: candidates" + (f" vs {', '.join(baselines)}" if baselines else "")
     table = Table(title=title, title_justify="left")
     table.add_column("version", no_wrap=True)
-    table.add_column("verdict")
-    table.add_column(f"gap [band{level}]")
-    table.add_column("chunks/rows", justify="right")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column(f"gap [{level}band]", no_wrap=True)
+    table.add_column("basis")
+    table.add_column("chunks/rows", justify="right", no_wrap=True)
     table.add_column("needed", justify="right")
-    table.add_column("reason")
+    table.add_column("reason", overflow="fold")
     messages = []
     for entry, v in zip(entries, verdicts, strict=True):
         version = str(entry.get("version", "?"))
         if not v:
-            table.add_row(version, Text("pending", style="dim"), "—", "—", "—", "not judged yet")
+            row = ["—", "—", "—", "—", "not judged yet"]
+            table.add_row(version, Text("pending", style="dim"), *row)
             continue
         name = str(v.get("verdict", "?"))
         needed = v.get("chunks_needed")
         table.add_row(
             version,
             Text(name, style=VERDICT_STYLE.get(name, "")),
-            gap_cell(v),
+            *gap_cell(v),
             f"{v.get('chunks', 0)}/{v.get('rows', 0)}",
             "—" if needed is None else str(needed),
             str(v.get("reason", "")),
         )
         if v.get("message"):
             messages.append(f"{version}: {v['message']}")
-    out.print(table)
+    # Piped or captured output is not cut to 80 columns; a terminal keeps its own width.
+    console = out if out.is_terminal else Console(highlight=False, width=160)
+    console.print(table)
     for line in messages:
-        out.print(Text(line), soft_wrap=True)
+        console.print(Text(line), soft_wrap=True)
 
 
 @candidate_app.command("list")
@@ -401,7 +415,12 @@ def remove(
     def work() -> None:
         _positive(timeout)
         name = checked_name(model, "MODEL")
-        call("DELETE", candidates_url(monitor, name, checked_name(version, "VERSION")), token, timeout)
+        call(
+            "DELETE",
+            candidates_url(monitor, name, checked_name(version, "VERSION")),
+            token,
+            timeout,
+        )
 
     _run(work)
     out.print(Text(f"{model}:{version} is no longer a candidate"), soft_wrap=True)
