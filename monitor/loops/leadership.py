@@ -68,6 +68,7 @@ class LeaderElection:
         self._valid_until = 0.0  # monotonic: we act as leader until then
         self._leading = False  # what was last logged and published
         self._failures = 0
+        self._holder_seen: str | None = None  # the last holder logged
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -88,7 +89,7 @@ class LeaderElection:
     def step(self) -> None:
         """One try: acquire or renew, then publish and log what changed."""
         sent = self._monotonic()
-        holder: Any = None
+        holder: str | None = None
         try:
             attempt = self.elector.try_acquire_or_renew()
         except KubeError as exc:
@@ -101,20 +102,29 @@ class LeaderElection:
                     exc,
                     self._failures,
                 )
-            else:
-                log.info("leader election: Lease unreadable (%s)", exc)
+            else:  # a follower: the first failure and then one in a minute or so
+                level = logging.WARNING if self._failures % 60 == 1 else logging.DEBUG
+                log.log(
+                    level,
+                    "leader election: Lease unreadable (%s, %d in a row)",
+                    exc,
+                    self._failures,
+                )
         except Exception:  # never let the election thread die: the next try starts afresh
             self._failures += 1
             log.exception("leader election: try failed")
         else:
             self._failures = 0
             holder = attempt.holder
+            if holder != self._holder_seen and holder is not None and not attempt.held:
+                log.info("leader election: Lease %s held by %s", self.elector.name, holder)
+            self._holder_seen = holder if holder is not None else self._holder_seen
             if attempt.held:
                 with self._lock:
                     self._valid_until = sent + self.duration_seconds - self.renew_seconds
         self._transition(holder)
 
-    def _transition(self, holder: Any) -> None:
+    def _transition(self, holder: str | None) -> None:
         leading = self.is_leader()
         if leading == self._leading:
             return
