@@ -76,15 +76,21 @@ def report(
     out: Path = typer.Option(..., "--out", "-o", help="HTML file to write"),
     db: Path | None = typer.Option(None, help="Database (default MONITOR_DB_PATH)"),
 ) -> None:
-    """Write the model's HTML report."""
+    """Write the model's HTML report (candidates with the verdicts `candidates` prints)."""
     from monitor.analysis.report import render_report
+    from monitor.api.routes.candidates import candidate_listing
 
     with _store(db) as store:
         if model not in store.models():
             console.print(f"[red]model {model!r} is unknown[/]")
             raise typer.Exit(1)
+        verdicts = {
+            c.version: c.verdict.model_dump()
+            for c in candidate_listing(store, model).candidates
+            if c.verdict is not None
+        }
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render_report(store, model), encoding="utf-8")
+        out.write_text(render_report(store, model, verdicts=verdicts), encoding="utf-8")
     console.print(f"report written to {out}")
 
 

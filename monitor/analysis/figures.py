@@ -1,4 +1,5 @@
-"""The report's plotly figures of a version's stored ChunkEvidence, one builder per figure.
+"""The report's plotly figures of a version's stored ChunkEvidence (and of a candidate's
+same-rows chunks), one builder per figure.
 
 Each builder takes the version's chunks and their x labels (one evenly spaced point per chunk)
 and returns a plotly div without plotly.js (the page inlines it once: monitor/analysis/report.py).
@@ -6,6 +7,7 @@ and returns a plotly div without plotly.js (the page inlines it once: monitor/an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,6 +15,7 @@ import plotly.colors
 import plotly.graph_objects as go
 
 from monitor.analysis.shadow import cumulative_gap
+from monitor.candidacy import CandidateChunk
 from monitor.evidence import ChunkEvidence
 
 
@@ -204,3 +207,47 @@ def reliance_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:
         "Reliance per feature: mean |TreeSHAP contribution| (log-odds); dotted: the reference",
         420,
     )
+
+
+def candidate_figure(chunks: Sequence[CandidateChunk], x: list[str], version: str) -> str:
+    """A candidate's ROC AUC per baseline chunk next to the baseline's on the same rows:
+    estimated (CBPE, each on its own reference) with the candidate's sampling-error band, and
+    realized on the chunks with labels."""
+
+    def value(v: float | None) -> float | None:
+        return None if v is None or not np.isfinite(v) else float(v)
+
+    def labelled(v: float | None, c: CandidateChunk) -> float | None:
+        return value(v) if c.labelled_rows > 0 else None
+
+    est = [value(c.candidate_estimate) for c in chunks]
+    err = [value(c.candidate_sampling_error) for c in chunks]
+    upper = [None if e is None or s is None else e + 3 * s for e, s in zip(est, err, strict=True)]
+    lower = [None if e is None or s is None else e - 3 * s for e, s in zip(est, err, strict=True)]
+    fig = go.Figure()
+    fig.add_scatter(x=x, y=upper, line={"width": 0}, showlegend=False, hoverinfo="skip")
+    fig.add_scatter(
+        x=x, y=lower, fill="tonexty", line={"width": 0}, name="candidate band (3 sampling errors)"
+    )
+    fig.add_scatter(x=x, y=est, name=f"candidate {version}, estimated", line={"color": "#d62728"})
+    fig.add_scatter(
+        x=x,
+        y=[value(c.baseline_estimate) for c in chunks],
+        name="baseline, estimated",
+        line={"color": "#1f77b4"},
+    )
+    fig.add_scatter(
+        x=x,
+        y=[labelled(c.candidate_realized, c) for c in chunks],
+        name="candidate, realized",
+        mode="lines+markers",
+        line={"color": "#d62728", "dash": "dash"},
+    )
+    fig.add_scatter(
+        x=x,
+        y=[labelled(c.baseline_realized, c) for c in chunks],
+        name="baseline, realized",
+        mode="lines+markers",
+        line={"color": "#1f77b4", "dash": "dash"},
+    )
+    return figure_html(fig, f"Candidate {version}: ROC AUC per baseline chunk, same rows")

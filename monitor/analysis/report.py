@@ -1,4 +1,5 @@
-"""The HTML report of one model: estimates, shadow comparison, drift, data quality, audit log.
+"""The HTML report of one model: estimates, shadow comparison, drift, data quality, candidates,
+audit log.
 
 Self-contained on purpose: plotly.js is inlined once (the cluster has no internet, so no
 CDN), every figure is a plotly div (the builders: monitor/analysis/figures.py). Figures come
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ import plotly.offline
 
 from monitor.analysis import figures
 from monitor.analysis.shadow import cumulative_gap
+from monitor.candidacy import CandidateState
 from monitor.evidence import ChunkEvidence
 
 log = logging.getLogger(__name__)
@@ -37,11 +39,18 @@ font-size:.9rem;text-align:left}th{background:#f4f4f4}.note{color:#666;font-size
 """
 
 
-def render_report(store: Any, model: str, cache: Any | None = None) -> str:
-    """A self-contained HTML page for `model` (all its versions).
+def render_report(
+    store: Any,
+    model: str,
+    cache: Any | None = None,
+    verdicts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
+    """A self-contained HTML page for `model` (all its versions, then its candidates).
 
     Without a `cache` (the CLI) the versions are fitted here (about a second each) so the
     page still carries NannyML's own figures; the monitor passes its analysis cache.
+    `verdicts`: candidate verdicts (`CandidateVerdict.to_json()`) the caller computed, over
+    the operator's stored ones (the decision is a layer above this one).
     """
     if cache is None:
         from monitor.analysis.cycle import VersionCache
@@ -63,6 +72,7 @@ def render_report(store: Any, model: str, cache: Any | None = None) -> str:
         parts.append(f"<h2>Version {_e(info.version)}</h2>")
         parts.extend(_version_section(chunks))
         parts.extend(_nannyml_figures(store, cache, model, info.version))
+    parts.extend(candidates_section(store, model, verdicts))
     parts.append(_audit_table(store, model))
     body = "\n".join(parts)
     return (
@@ -263,6 +273,68 @@ def _nannyml_figures(store: Any, cache: Any, model: str, version: str) -> list[s
     except Exception as exc:  # a report must render even if a figure cannot
         log.warning("NannyML figures for %s:%s unavailable: %s", model, version, exc)
         return [f"<p class=note>NannyML figures unavailable: {_e(exc)}</p>"]
+
+
+def candidates_section(
+    store: Any, model: str, verdicts: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[str]:
+    """The "Candidates" section: per declared candidate, its ROC AUC against the baseline's
+    per chunk on the same rows (its scored chunks of the baseline its verdict stands on) and
+    its verdict line; nothing when the model has no candidate."""
+    state = CandidateState(store)
+    entries = state.entries(model)
+    if not entries:
+        return []
+    known = {**state.verdicts(model), **(verdicts or {})}
+    out = [
+        "<h2>Candidates</h2><p class=note>Registered versions that do not serve, each scored "
+        "on the baseline's logged rows: its CBPE estimate next to the baseline's on the very "
+        "same rows (world drift moves both), realized once labels arrived.</p>"
+    ]
+    for version, entry in sorted(entries.items()):
+        out.append(
+            f"<h3>Candidate {_e(version)}</h3><p class=note>Declared by "
+            f"{_e(' and '.join(entry.sources))} since {_e(entry.added_at[:19])}.</p>"
+        )
+        out.append(f"<p class=verdict>{_e(verdict_line(known.get(version)))}</p>")
+        chunks = state.chunks(model, version)
+        if not chunks:
+            out.append("<p class=note>No baseline chunk scored yet.</p>")
+            continue
+        baseline = max(chunks, key=lambda c: c.analysed_at).baseline_version
+        mine = [c for c in chunks if c.baseline_version == baseline]
+        x = [f"#{c.chunk_index} {c.start_time[:16].replace('T', ' ')}" for c in mine]
+        out.append(figures.candidate_figure(mine, x, version))
+        if len(mine) < len(chunks):
+            out.append(
+                f"<p class=note>Baseline {_e(baseline)}; {len(chunks) - len(mine)} chunks "
+                "scored on earlier baselines are not shown.</p>"
+            )
+    return out
+
+
+def verdict_line(verdict: Mapping[str, Any] | None) -> str:
+    """The verdict in one line, from `CandidateVerdict.to_json()`: "Worse (WorseOnSameRows):
+    estimated gap -0.0600 [-0.0620, -0.0580] at 90% vs v1 over 4 chunks / 2000 rows. ..."."""
+    if not verdict:
+        return "Verdict: none yet (no ModelMonitor has judged it)."
+    head = f"Verdict: {verdict.get('verdict')} ({verdict.get('reason')})"
+    basis = verdict.get("basis")
+    prefix = "realized" if basis == "realized" else "estimated"
+    gap = verdict.get(f"{prefix}_gap")
+    lower, upper = verdict.get(f"{prefix}_gap_lower"), verdict.get(f"{prefix}_gap_upper")
+    said = ""
+    if gap is not None:
+        band = ""
+        if lower is not None and upper is not None:
+            band = f" [{lower:+.4f}, {upper:+.4f}] at {float(verdict.get('level') or 0):.0%}"
+        said = (
+            f": {prefix} gap {gap:+.4f}{band} vs {verdict.get('baseline_version')} over "
+            f"{verdict.get('chunks')} chunks / {verdict.get('rows')} rows"
+        )
+    needed = verdict.get("chunks_needed")
+    more = f"; about {needed} more chunks would decide" if needed else ""
+    return f"{head}{said}{more}. {verdict.get('message', '')}".strip()
 
 
 def _audit_table(store: Any, model: str) -> str:
