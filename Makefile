@@ -8,7 +8,7 @@ export BENTOML_DO_NOT_TRACK := true
 export NML_DISABLE_USAGE_LOGGING := 1
 PORT ?= 3000
 
-.PHONY: install test lint train serve build bench bench-logging bench-ingest bench-analysis bench-estimates bench-all bench-policy bench-candidates replay monitor demo demo-flights manifests clean
+.PHONY: install test lint train serve build bench bench-logging bench-ingest bench-analysis bench-estimates bench-store bench-all bench-policy bench-candidates replay monitor demo demo-flights manifests clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -59,7 +59,10 @@ bench-estimates: install  ## interval coverage/width, MAE and nowcast per chunk 
 bench-candidates: install  ## candidate verdicts on the 2013 replay: right? how soon? CPU per chunk (offline)
 	$(PY) -m bench.candidates_bench
 
-bench-all: bench bench-logging bench-ingest bench-analysis bench-estimates bench-policy bench-candidates  ## every benchmark
+bench-store: install  ## SQLite vs PostgreSQL: ingest records/s (1/2/4 senders, 2 replicas), cycle at 100k rows
+	$(PY) bench/store_backends.py
+
+bench-all: bench bench-logging bench-ingest bench-analysis bench-estimates bench-policy bench-candidates bench-store  ## every benchmark
 
 bench-policy: install  ## rollbacks per policy over 5 release dates x 4 releases (docs/design.md "Deciding")
 	$(PY) -m bench.policy_eval

@@ -77,9 +77,19 @@ def child(n: int, mode: str, registrations: Path) -> dict[str, Any]:
 
 
 def _cycle(frame: Any, regs: dict[str, Any], good: Any, retrain: Any) -> tuple[float, list[Any]]:
+    from monitor.store.sqlite import Store
+
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "m.db") as store:
+        return cycle_on(store, frame, regs, good, retrain)
+
+
+def cycle_on(
+    store: Any, frame: Any, regs: dict[str, Any], good: Any, retrain: Any
+) -> tuple[float, list[Any]]:
+    """Seconds of one `run_cycle` over `frame`'s rows stored in `store` (an empty store of
+    either backend, bench/store_backends.py), and its chunks."""
     from monitor.analysis.cycle import VersionCache, run_cycle
     from monitor.metrics.registry import MonitorMetrics
-    from monitor.store.sqlite import Store
 
     class Settings:
         chunk_size = CHUNK
@@ -105,20 +115,19 @@ def _cycle(frame: Any, regs: dict[str, Any], good: Any, retrain: Any) -> tuple[f
             strict=True,
         )
     ]
-    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "m.db") as store:
-        for reg in regs.values():
-            store.register(reg)
-        store.put_state(
-            f"known_good/{good.registration.model}", {"version": retrain.registration.version}
-        )
-        for start in range(0, len(records), 20_000):
-            store.append_records(records[start : start + 20_000])
-        cache = VersionCache(store, CHUNK)
-        cache._fitted[(*good.key, CHUNK)] = good  # fitted before the clock, as when cached
-        cache._fitted[(*retrain.key, CHUNK)] = retrain
-        started = time.perf_counter()
-        chunks = run_cycle(store, Settings(), cache, MonitorMetrics())
-        return time.perf_counter() - started, chunks
+    for reg in regs.values():
+        store.register(reg)
+    store.put_state(
+        f"known_good/{good.registration.model}", {"version": retrain.registration.version}
+    )
+    for start in range(0, len(records), 20_000):
+        store.append_records(records[start : start + 20_000])
+    cache = VersionCache(store, CHUNK)
+    cache._fitted[(*good.key, CHUNK)] = good  # fitted before the clock, as when cached
+    cache._fitted[(*retrain.key, CHUNK)] = retrain
+    started = time.perf_counter()
+    chunks = run_cycle(store, Settings(), cache, MonitorMetrics())
+    return time.perf_counter() - started, chunks
 
 
 def main() -> None:
