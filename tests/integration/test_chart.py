@@ -731,6 +731,223 @@ def test_checkov_zero_failed_and_every_skip_has_a_reason(values: Path) -> None:
         )
 
 
+PD_APIS = ("--api-versions", "argoproj.io/v1alpha1", "--api-versions", "flagger.app/v1beta1")
+PD_ON = (
+    "--set",
+    "progressiveDelivery.argoRollouts.enabled=true",
+    "--set",
+    "progressiveDelivery.flagger.enabled=true",
+)
+PD_KINDS = {"AnalysisTemplate", "MetricTemplate"}
+# The exact queries for model rain_forecast in namespace modelguard-test (chart defaults).
+SELECTOR = f'namespace="{NAMESPACE}",model="rain_forecast"'
+ARGO_QUERY = (
+    f'min((modelguard_estimated_gap_cumulative{{{SELECTOR},version=~"{{{{args.canary-version}}}}"}}'
+    f" > -Inf) and on (model, version) (modelguard_estimated_gap_rows{{{SELECTOR}}} >= 1000)"
+    " and on (model, version)"
+    f" (increase(modelguard_records_ingested_total{{{SELECTOR}}}[900s]) > 0))"
+)
+FLAGGER_QUERY = ARGO_QUERY.replace(',version=~"{{args.canary-version}}"', "").replace(
+    f'namespace="{NAMESPACE}"', 'namespace="{{ namespace }}"'
+)
+
+
+@pytest.fixture(scope="module")
+def progressive() -> list[Doc]:
+    return template(*PD_ON, *PD_APIS)
+
+
+def argo_query(docs: list[Doc]) -> str:
+    (analysis,) = by_kind(docs, "AnalysisTemplate")
+    query: str = analysis["spec"]["metrics"][0]["provider"]["prometheus"]["query"]
+    return query
+
+
+def flagger_query(docs: list[Doc]) -> str:
+    (metric,) = by_kind(docs, "MetricTemplate")
+    query: str = metric["spec"]["query"]
+    return query
+
+
+def test_progressive_delivery_templates(progressive: list[Doc]) -> None:
+    (analysis,) = by_kind(progressive, "AnalysisTemplate")
+    assert analysis["apiVersion"] == "argoproj.io/v1alpha1"
+    assert analysis["metadata"]["name"] == f"{RELEASE}-modelguard-estimated-gap"
+    assert analysis["metadata"]["namespace"] == NAMESPACE
+    assert analysis["spec"]["args"] == [{"name": "canary-version", "value": ".+"}]
+    (metric,) = analysis["spec"]["metrics"]
+    assert metric["successCondition"] == "len(result) > 0 && result[0] >= -0.03"
+    assert metric["failureCondition"] == "len(result) > 0 && result[0] < -0.03"
+    assert (metric["interval"], metric["failureLimit"], metric["inconclusiveLimit"]) == ("5m", 1, 6)
+    assert "count" not in metric  # background analysis by default
+    prometheus = metric["provider"]["prometheus"]
+    assert prometheus["address"] == "http://prometheus-operated.monitoring.svc:9090"
+    (flagger,) = by_kind(progressive, "MetricTemplate")
+    assert flagger["apiVersion"] == "flagger.app/v1beta1"
+    assert flagger["spec"]["provider"] == {"type": "prometheus", "address": prometheus["address"]}
+    # one query (the _helpers.tpl helper), placeholders of each tool and nothing else
+    assert argo_query(progressive) == ARGO_QUERY
+    assert flagger_query(progressive) == FLAGGER_QUERY
+    assert argo_query(progressive).count("{{") == 1 and flagger_query(progressive).count("{{") == 3
+    # values reach the query and the conditions
+    custom = template(
+        *PD_ON,
+        *PD_APIS,
+        "--set-string",
+        "progressiveDelivery.maxGap=-0.05",
+        "--set",
+        "progressiveDelivery.minRows=2000",
+        "--set",
+        "progressiveDelivery.recentSeconds=600",
+        "--set",
+        "progressiveDelivery.namespaceLabel=",
+        "--set",
+        "progressiveDelivery.argoRollouts.count=4",
+    )
+    (metric,) = by_kind(custom, "AnalysisTemplate")[0]["spec"]["metrics"]
+    assert metric["failureCondition"] == "len(result) > 0 && result[0] < -0.05"
+    assert metric["count"] == 4
+    for query in (argo_query(custom), flagger_query(custom)):
+        assert ">= 2000)" in query and "[600s]" in query and "namespace=" not in query
+
+
+def test_progressive_delivery_needs_values_and_apis() -> None:
+    assert {d["kind"] for d in template(*PD_ON)}.isdisjoint(PD_KINDS)  # no API served
+    assert {d["kind"] for d in template(*PD_APIS)}.isdisjoint(PD_KINDS)  # not enabled
+    only_argo = template(*PD_ON, "--api-versions", "argoproj.io/v1alpha1")
+    assert {d["kind"] for d in only_argo} & PD_KINDS == {"AnalysisTemplate"}
+    only_flagger = template(*PD_ON, "--api-versions", "flagger.app/v1beta1")
+    assert {d["kind"] for d in only_flagger} & PD_KINDS == {"MetricTemplate"}
+    proc = run(
+        tool("helm"), "install", RELEASE, str(CHART), "-n", NAMESPACE, "--dry-run=client", *PD_ON
+    )
+    assert "does not serve argoproj.io/v1alpha1" in proc.stdout
+    assert "does not serve flagger.app/v1beta1" in proc.stdout
+    for bad in ("progressiveDelivery.maxGap=-3", "progressiveDelivery.minRows=0"):
+        proc = run(tool("helm"), "template", RELEASE, str(CHART), "--set", bad, check=False)
+        assert proc.returncode != 0, f"--set {bad} was accepted"
+
+
+@pytest.mark.parametrize("on", [False, True], ids=["off", "on"])
+def test_progressive_delivery_lint_strict(on: bool) -> None:
+    args = PD_ON if on else ()
+    proc = run(tool("helm"), "lint", "--strict", str(CHART), *args)
+    assert "0 chart(s) failed" in proc.stdout
+
+
+def test_progressive_delivery_checkov(progressive: list[Doc], tmp_path: Path) -> None:
+    """checkov's kubernetes framework on the rendered templates (its helm run cannot pass
+    --api-versions, so there they are not rendered)."""
+    rendered = tmp_path / "progressive.yaml"
+    rendered.write_text(yaml.safe_dump_all([d for d in progressive if d["kind"] in PD_KINDS]))
+    proc = run(
+        tool("checkov"),
+        "-f",
+        str(rendered),
+        "--framework",
+        "kubernetes",
+        "--skip-download",
+        "-o",
+        "json",
+        check=False,
+    )
+    parsed = json.loads(proc.stdout)
+    (report,) = parsed if isinstance(parsed, list) else [parsed]
+    # checkov has no checks for these two kinds: a bare summary, nothing failed or unparsed
+    summary = report.get("summary", report)
+    assert summary["failed"] == 0 and summary["parsing_errors"] == 0, report
+
+
+def _series(name: str, labels: str, values: str) -> dict[str, str]:
+    return {"series": f"{name}{{{labels}}}", "values": values}
+
+
+def test_progressive_delivery_queries_in_promtool(progressive: list[Doc], tmp_path: Path) -> None:
+    """The rendered queries, placeholders filled in as Argo Rollouts and Flagger fill them,
+    evaluated by Prometheus' own engine (promtool test rules) on series as the monitor exports
+    them: empty below minRows, NaN and stale or other versions/namespaces/models left out,
+    the worst qualifying version otherwise."""
+    ns = f'namespace="{NAMESPACE}",model="rain_forecast"'
+    gap, rows, records = (
+        "modelguard_estimated_gap_cumulative",
+        "modelguard_estimated_gap_rows",
+        "modelguard_records_ingested_total",
+    )
+    nan = " ".join(["NaN"] * 31)
+    series = [
+        # v2: 500 rows behind the gap for 10 minutes, then 1500; two monitor replicas
+        *(
+            s
+            for pod in ("a", "b")
+            for s in (
+                _series(gap, f'{ns},version="v2",pod="{pod}"', "-0.05x30"),
+                _series(rows, f'{ns},version="v2",pod="{pod}"', "500x10 1500x20"),
+                _series(records, f'{ns},version="v2",pod="{pod}"', "0+50x30"),
+            )
+        ),
+        # v3: a NaN gap (would pass a thresholdRange)
+        _series(gap, f'{ns},version="v3"', nan),
+        _series(rows, f'{ns},version="v3"', "5000x30"),
+        _series(records, f'{ns},version="v3"', "0+50x30"),
+        # v4: no records for the whole window (not serving)
+        _series(gap, f'{ns},version="v4"', "-0.4x30"),
+        _series(rows, f'{ns},version="v4"', "5000x30"),
+        _series(records, f'{ns},version="v4"', "100x30"),
+        # v6: better than the known-good
+        _series(gap, f'{ns},version="v6"', "0.02x30"),
+        _series(rows, f'{ns},version="v6"', "2000x30"),
+        _series(records, f'{ns},version="v6"', "0+50x30"),
+        # the known-good: records, no gap series
+        _series(records, f'{ns},version="good"', "0+500x30"),
+        # another namespace, another model
+        _series(gap, 'namespace="other",model="rain_forecast",version="v7"', "-0.5x30"),
+        _series(rows, 'namespace="other",model="rain_forecast",version="v7"', "5000x30"),
+        _series(records, 'namespace="other",model="rain_forecast",version="v7"', "0+50x30"),
+        _series(gap, f'namespace="{NAMESPACE}",model="flights",version="v2"', "-0.5x30"),
+        _series(rows, f'namespace="{NAMESPACE}",model="flights",version="v2"', "5000x30"),
+        _series(records, f'namespace="{NAMESPACE}",model="flights",version="v2"', "0+50x30"),
+    ]
+    argo, flagger = argo_query(progressive), flagger_query(progressive)
+
+    def arg(version: str) -> str:
+        return argo.replace("{{args.canary-version}}", version)
+
+    flagger_filled = flagger.replace("{{ namespace }}", NAMESPACE)
+    assert flagger_filled == arg(".+").replace(',version=~".+"', "")
+    cases = [
+        (arg("v2"), "5m", None),  # 500 rows behind v2's gap: below minRows
+        (arg(".+"), "5m", 0.02),  # only v6 qualifies (v3 NaN, v4 stale, v2 too few rows)
+        (arg(".+"), "20m", -0.05),  # the worst of v2 and v6
+        (arg("v6"), "20m", 0.02),
+        (arg("v3"), "20m", None),  # NaN never comes out
+        (arg("v4"), "20m", None),
+        (arg("good"), "20m", None),
+        (flagger_filled, "5m", 0.02),
+        (flagger_filled, "20m", -0.05),
+    ]
+    tests = [
+        {
+            "expr": expr,
+            "eval_time": at,
+            "exp_samples": [] if value is None else [{"labels": "{}", "value": value}],
+        }
+        for expr, at, value in cases
+    ]
+    suite = tmp_path / "queries.test.yaml"
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [],
+                "evaluation_interval": "1m",
+                "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}],
+            }
+        )
+    )
+    proc = run(tool("promtool"), "test", "rules", str(suite), check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+
+
 def _bytes(quantity: str) -> int:
     units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 10**3, "M": 10**6, "G": 10**9}
     for suffix, factor in units.items():

@@ -30,7 +30,9 @@ GENERATED = (
     "modelmonitor-example.yaml",
     "networkpolicies.yaml",
     "monitoring.yaml",
+    "progressive-delivery.yaml",
 )
+CUSTOM_API_VERSIONS = {"monitoring.coreos.com/v1", "argoproj.io/v1alpha1", "flagger.app/v1beta1"}
 Doc = dict[str, Any]
 Rule = tuple[str, str, str]
 
@@ -117,10 +119,11 @@ def test_plain_manifests_validate() -> None:
             kinds.add(doc["kind"])
             if doc["kind"] == "ModelMonitor":
                 jsonschema.validate(doc, schema)
-            elif doc["apiVersion"] != "monitoring.coreos.com/v1":
+            elif doc["apiVersion"] not in CUSTOM_API_VERSIONS:
                 kubernetes_validate.validate(doc, "1.35.0", strict=True)
     assert {"Deployment", "Service", "ModelMonitor", "NetworkPolicy", "Role"} <= kinds
     assert {"PrometheusRule", "ServiceMonitor", "ConfigMap"} <= kinds
+    assert {"AnalysisTemplate", "MetricTemplate"} <= kinds
 
 
 def test_plain_manifests_need_no_helm() -> None:

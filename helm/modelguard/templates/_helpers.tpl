@@ -120,3 +120,37 @@ checkov.io/skip{{ .n }}: "CKV_K8S_43=The image is pinned by an immutable release
 {{- define "modelguard.leaseName" -}}
 {{- default (include "modelguard.monitorName" .) .Values.monitor.leaderElection.leaseName }}
 {{- end }}
+
+{{/* The one PromQL of the progressive-delivery templates (Argo Rollouts AnalysisTemplate,
+Flagger MetricTemplate, docs/progressive-delivery.md): the worst cumulative same-rows
+estimated ROC AUC gap (version - known-good) of this model's versions that are not the
+known-good (the gauge exists only for those), whose version matches `version` (a regex; ""
+= any), that have at least progressiveDelivery.minRows rows behind the gap and received
+records in the last progressiveDelivery.recentSeconds. Empty when no version qualifies
+(Argo: Inconclusive; Flagger: no values found). NaN never comes out: `> -Inf` drops it.
+Per-version recency reads the records counter: modelguard_last_record_timestamp_seconds
+carries only `model`. Call with (dict "ctx" $ "namespace" "<namespace or a placeholder>"
+"version" "<regex, a placeholder, or empty>"). */}}
+{{- define "modelguard.estimatedGapQuery" -}}
+{{- $pd := .ctx.Values.progressiveDelivery }}
+{{- $sel := printf "model=\"%s\"" .ctx.Values.predictor.model.name }}
+{{- if $pd.namespaceLabel }}
+{{- $sel = printf "%s=\"%s\",%s" $pd.namespaceLabel .namespace $sel }}
+{{- end }}
+{{- $gap := $sel }}
+{{- if .version }}
+{{- $gap = printf "%s,version=~\"%s\"" $sel .version }}
+{{- end }}
+{{- printf "min((modelguard_estimated_gap_cumulative{%s} > -Inf) and on (model, version) (modelguard_estimated_gap_rows{%s} >= %d) and on (model, version) (increase(modelguard_records_ingested_total{%s}[%ds]) > 0))" $gap $sel (int $pd.minRows) $sel (int $pd.recentSeconds) }}
+{{- end }}
+
+{{/* The Argo Rollouts query: this release's namespace, the canary-version argument. */}}
+{{- define "modelguard.argoRolloutsQuery" -}}
+{{- include "modelguard.estimatedGapQuery" (dict "ctx" . "namespace" .Release.Namespace "version" "{{args.canary-version}}") }}
+{{- end }}
+
+{{/* The Flagger query: the Canary's namespace ({{ namespace }}), any version of the model
+that is not the known-good and is receiving records (the canary). */}}
+{{- define "modelguard.flaggerQuery" -}}
+{{- include "modelguard.estimatedGapQuery" (dict "ctx" . "namespace" "{{ namespace }}" "version" "") }}
+{{- end }}
