@@ -39,9 +39,16 @@ def compress_for(rules: dict[str, Any], seconds: int) -> dict[str, Any]:
 
 
 def start_prometheus(
-    workdir: Path, targets: dict[str, str], for_seconds: int = 2, rules: Path | None = None
+    workdir: Path,
+    targets: dict[str, str],
+    for_seconds: int = 2,
+    rules: Path | None = None,
+    labels: dict[str, str] | None = None,
 ) -> Process:
-    """Scrape each `job -> base URL` every second; evaluate the (compressed) rules every second."""
+    """Scrape each `job -> base URL` every second; evaluate the (compressed) rules every second.
+
+    `labels` are added to every scraped series as target labels (what a ServiceMonitor adds,
+    e.g. `namespace`)."""
     binary = shutil.which("prometheus")
     if binary is None:
         raise FileNotFoundError("prometheus not on PATH (apt-get install prometheus)")
@@ -57,7 +64,7 @@ def start_prometheus(
                 "job_name": job,
                 "scrape_interval": "1s",
                 "metrics_path": "/metrics",
-                "static_configs": [{"targets": [host]}],
+                "static_configs": [{"targets": [host], **({"labels": labels} if labels else {})}],
             }
         )
     config = {

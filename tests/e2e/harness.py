@@ -122,12 +122,14 @@ class Stack:
         wait_registered(self.monitor, version_of(tag))
         return proc
 
-    def start_prometheus(self) -> Process:
+    def start_prometheus(self, labels: dict[str, str] | None = None) -> Process:
+        """Prometheus scraping the monitor and every predictor; `labels` go on every series
+        (e.g. {"namespace": NS}, as a ServiceMonitor's scrape adds)."""
         assert self.monitor is not None
         targets = {"modelguard-monitor": self.monitor.url}
         for version, proc in self.predictors.items():
             targets[f"modelguard-predictor-{version}"] = proc.url
-        self.prometheus = start_prometheus(self.workdir / "prometheus", targets)
+        self.prometheus = start_prometheus(self.workdir / "prometheus", targets, labels=labels)
         self.exits.callback(self.prometheus.stop)
         return self.prometheus
 
