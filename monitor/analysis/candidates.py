@@ -23,7 +23,7 @@ from monitor.analysis.estimation import LABEL, PROBA, realized_metrics
 from monitor.analysis.shadow import rank_correlation
 from monitor.candidacy import CandidateChunk, CandidateState
 from monitor.evidence import ChunkEvidence
-from monitor.state import OperatorState
+from monitor.state import OperatorState, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ METRIC = "roc_auc"
 # A category the candidate's reference shows this often and the live rows never: the
 # candidate was trained for traffic this model does not get.
 CATEGORY_SHARE = 0.05
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Versions(Protocol):
@@ -94,16 +95,18 @@ def _due(
     added_at: str,
     backfill: int,
 ) -> list[ChunkEvidence]:
-    """Baseline chunks to (re)score: new since the candidate was added (plus the newest
+    """Baseline chunks to (re)score: analysed since the candidate was added (plus the newest
     `backfill` before that), and scored ones whose labelled rows grew or whose rows
     changed (a re-analysed period)."""
-    before = [c for c in base_chunks if c.analysed_at < added_at]
-    window = {c.chunk_index for c in before[-backfill:]} if backfill > 0 else set()
+    added = parse_time(added_at) or EPOCH
+    after = [(parse_time(c.analysed_at) or EPOCH) >= added for c in base_chunks]
+    before = [c.chunk_index for c, later in zip(base_chunks, after, strict=True) if not later]
+    window = set(before[-backfill:]) if backfill > 0 else set()
     due = []
-    for chunk in base_chunks:
+    for chunk, later in zip(base_chunks, after, strict=True):
         old = have.get(chunk.chunk_index)
         if old is None:
-            if chunk.analysed_at >= added_at or chunk.chunk_index in window:
+            if later or chunk.chunk_index in window:
                 due.append(chunk)
         elif chunk.labelled_rows > old.labelled_rows or chunk.rows != old.rows:
             due.append(chunk)
@@ -121,16 +124,34 @@ def _score(
     # Fitted for the baseline's chunk size: the size its CBPE reference chunks assume.
     chunking = OperatorState(store).chunking(model, baseline)
     size = (chunking.basis_rows if chunking else None) or max(c.rows for c in chunks)
+    by_rows = chunking is None or chunking.mode == "rows"
     candidate = cache.get(model, version, size)
-    first, last = chunks[0].first_seq, chunks[-1].last_seq
-    span = store.records_frame(model, baseline, after_seq=first - 1)
-    span = span[span["seq"] <= last]
     now = datetime.now(UTC).isoformat()
     out = []
-    for chunk in chunks:
-        rows = span[(span["seq"] >= chunk.first_seq) & (span["seq"] <= chunk.last_seq)]
-        out.append(score_chunk(candidate, rows.reset_index(drop=True), chunk, baseline, now))
+    for run in _runs(chunks):
+        # By rows a chunk is exactly its version's records in its sequence range; by period
+        # the range may hold records of other periods, which its event times tell apart.
+        limit = sum(c.rows for c in run) if by_rows else None
+        span = store.records_frame(model, baseline, after_seq=run[0].first_seq - 1, limit=limit)
+        for chunk in run:
+            rows = span[(span["seq"] >= chunk.first_seq) & (span["seq"] <= chunk.last_seq)]
+            if not by_rows and chunk.start_time and chunk.end_time and "event_time" in rows:
+                start, end = pd.Timestamp(chunk.start_time), pd.Timestamp(chunk.end_time)
+                rows = rows[(rows["event_time"] >= start) & (rows["event_time"] <= end)]
+            out.append(score_chunk(candidate, rows.reset_index(drop=True), chunk, baseline, now))
     return out
+
+
+def _runs(chunks: list[ChunkEvidence]) -> list[list[ChunkEvidence]]:
+    """Consecutive chunk indexes together: one read per run, not one per chunk nor one from
+    the oldest due chunk to the newest."""
+    runs: list[list[ChunkEvidence]] = []
+    for chunk in chunks:
+        if runs and chunk.chunk_index == runs[-1][-1].chunk_index + 1:
+            runs[-1].append(chunk)
+        else:
+            runs.append([chunk])
+    return runs
 
 
 def score_chunk(
