@@ -21,7 +21,8 @@ from /proc (psutil) for each monitor process tree, the PostgreSQL server (postma
 every backend), the senders, and the whole machine (/proc/stat), because the 2 cores are
 shared by all of them and by whatever else runs.
 
-Writes bench/results/store_backends.json. About 3-4 minutes on 2 cores.
+Writes bench/results/store_backends.json. About 2.5 minutes on 2 cores (`--resummarise`
+recomputes the summary of that file from its runs).
     python bench/store_backends.py [--records 100000] [--rounds 2] [--cycle-rows 100000]
 """
 
@@ -224,11 +225,98 @@ def show(row: dict[str, Any]) -> None:
     )
 
 
+def runs_of(rows: list[dict[str, Any]], target: str, senders: int) -> list[dict[str, Any]]:
+    return [r for r in rows if r["target"] == target and r["senders"] == senders]
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
 def mean_rate(rows: list[dict[str, Any]], target: str, senders: int) -> float:
-    rates = [
-        r["records_per_second"] for r in rows if r["target"] == target and r["senders"] == senders
-    ]
-    return sum(rates) / len(rates)
+    return mean([r["records_per_second"] for r in runs_of(rows, target, senders)])
+
+
+def summarise(ingest: list[dict[str, Any]], cycle: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean rates per target and sender count, their ratios (also per round: the runs of a
+    ratio are adjacent in time), CPU per 100k records, cycle seconds, the issue's targets."""
+    targets = (
+        ("sqlite", ("1", "2", "4")),
+        ("postgres", ("1", "2", "4")),
+        ("pg-1-replica", ("2", "4")),
+        ("pg-2-replicas", ("2", "4")),
+    )
+    rates = {t: {s: round(mean_rate(ingest, t, int(s))) for s in ss} for t, ss in targets}
+    pairs = {
+        "postgres_over_sqlite": ("postgres", "sqlite", ("1", "2", "4")),
+        "two_replicas_over_one_on_postgres": ("pg-2-replicas", "pg-1-replica", ("2", "4")),
+    }
+    ratios: dict[str, Any] = {}
+    for name, (top, bottom, senders) in pairs.items():
+        ratios[name] = {s: round(rates[top][s] / rates[bottom][s], 2) for s in senders}
+        ratios[f"{name}_per_round"] = {
+            s: [
+                round(a["records_per_second"] / b["records_per_second"], 2)
+                for a, b in zip(
+                    runs_of(ingest, top, int(s)), runs_of(ingest, bottom, int(s)), strict=True
+                )
+            ]
+            for s in senders
+        }
+
+    def cycle_mean(backend: str) -> float:
+        return mean([c["cycle_seconds"] for c in cycle if c["backend"] == backend])
+
+    ratios["cycle_seconds_postgres_over_sqlite"] = round(
+        cycle_mean("postgres") / cycle_mean("sqlite"), 2
+    )
+
+    def cpu(target: str, senders: str) -> dict[str, Any]:
+        runs = runs_of(ingest, target, int(senders))
+        per_100k = [100_000 / r["records"] for r in runs]
+        return {
+            "monitor_processes": round(
+                mean(
+                    [
+                        sum(r["cpu_seconds"]["monitor_processes"]) * k
+                        for r, k in zip(runs, per_100k, strict=True)
+                    ]
+                ),
+                2,
+            ),
+            "postgres_server": round(
+                mean(
+                    [
+                        r["cpu_seconds"]["postgres_server"] * k
+                        for r, k in zip(runs, per_100k, strict=True)
+                    ]
+                ),
+                2,
+            ),
+            "machine_cpu_utilisation": round(mean([r["machine_cpu_utilisation"] for r in runs]), 2),
+        }
+
+    pg_vs_sqlite = ratios["postgres_over_sqlite"]
+    two_vs_one = ratios["two_replicas_over_one_on_postgres"]
+    return {
+        "ingest_records_per_second_mean": rates,
+        "ratios": ratios,
+        "cpu_seconds_per_100k_records_mean": {t: {s: cpu(t, s) for s in ss} for t, ss in targets},
+        "cycle_seconds_mean": {b: round(cycle_mean(b), 2) for b in ("sqlite", "postgres")},
+        "targets": {
+            "postgres_ingest_at_1_sender_vs_sqlite": {
+                "target": 0.7,
+                "measured": pg_vs_sqlite["1"],
+                "met": pg_vs_sqlite["1"] >= 0.7,
+            },
+            "two_replicas_vs_one": {
+                "target": 1.5,
+                "measured_at_2_senders": two_vs_one["2"],
+                "measured_at_4_senders": two_vs_one["4"],
+                "met": max(two_vs_one.values()) >= 1.5,
+            },
+        },
+    }
 
 
 # -- the analysis cycle on each backend (child processes) ---------------------------------------
@@ -322,7 +410,18 @@ def main() -> None:
     parser.add_argument(
         "--cycle-child", nargs=4, metavar=("BACKEND", "URL", "REGS", "ROWS"), help=argparse.SUPPRESS
     )
+    parser.add_argument(
+        "--resummarise",
+        action="store_true",
+        help="recompute the summary of the results file from its runs (no measuring)",
+    )
     args = parser.parse_args()
+    if args.resummarise:
+        results = json.loads(RESULTS.read_text())
+        results["summary"] = summarise(results["ingest"], results["cycle"])
+        RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+        print(json.dumps(results["summary"], indent=1))
+        return
     if args.sender:
         url, token, batches = args.sender
         sender(url, token, int(batches))
@@ -391,47 +490,7 @@ def main() -> None:
                         show(row)
         cycle = cycles(cluster, regs_path, args.cycle_rows, args.cycle_rounds)
 
-    def cycle_mean(backend: str) -> float:
-        values = [c["cycle_seconds"] for c in cycle if c["backend"] == backend]
-        return sum(values) / len(values)
-
-    rates = {
-        target: {str(s): round(mean_rate(ingest, target, s)) for s in senders}
-        for target, senders in (
-            ("sqlite", (1, 2, 4)),
-            ("postgres", (1, 2, 4)),
-            ("pg-1-replica", (2, 4)),
-            ("pg-2-replicas", (2, 4)),
-        )
-    }
-    pg_vs_sqlite = {s: round(rates["postgres"][s] / rates["sqlite"][s], 2) for s in ("1", "2", "4")}
-    two_vs_one = {
-        s: round(rates["pg-2-replicas"][s] / rates["pg-1-replica"][s], 2) for s in ("2", "4")
-    }
-    summary = {
-        "ingest_records_per_second_mean": rates,
-        "ratios": {
-            "postgres_over_sqlite": pg_vs_sqlite,
-            "two_replicas_over_one_on_postgres": two_vs_one,
-            "cycle_seconds_postgres_over_sqlite": round(
-                cycle_mean("postgres") / cycle_mean("sqlite"), 2
-            ),
-        },
-        "cycle_seconds_mean": {b: round(cycle_mean(b), 2) for b in ("sqlite", "postgres")},
-        "targets": {
-            "postgres_ingest_at_1_sender_vs_sqlite": {
-                "target": 0.7,
-                "measured": pg_vs_sqlite["1"],
-                "met": pg_vs_sqlite["1"] >= 0.7,
-            },
-            "two_replicas_vs_one": {
-                "target": 1.5,
-                "measured_at_2_senders": two_vs_one["2"],
-                "measured_at_4_senders": two_vs_one["4"],
-                "met": max(two_vs_one.values()) >= 1.5,
-            },
-        },
-    }
+    summary = summarise(ingest, cycle)
     results = {
         "machine": {"cpus": os.cpu_count()},
         "settings": {
