@@ -248,6 +248,28 @@ def print_chunks(
     console.print(f"per-chunk table, all columns: [bold]{csv_path}[/]")
 
 
+def declare_candidate(monitor: MonitorProcess, version: str) -> None:
+    """Before it serves: the monitor scores `version` on the known-good's rows."""
+    url = f"{monitor.url}/v1/models/{MODEL}/candidates/{version}"
+    httpx.put(url, headers=monitor.headers("operator"), timeout=30).raise_for_status()
+
+
+def print_candidates(monitor: MonitorProcess) -> None:
+    """Each candidate's verdict as the operator last stored it, with its evidence."""
+    url = f"{monitor.url}/v1/models/{MODEL}/candidates"
+    listing = httpx.get(url, headers=monitor.headers("operator"), timeout=30).json()
+    for entry in listing.get("candidates", []):
+        verdict = entry.get("verdict") or {}
+        console.rule(f"[bold]candidate {entry['version']}[/] (scored before it served)")
+        console.print(
+            f"{verdict.get('verdict', 'no verdict yet')} ({verdict.get('reason', '')}): "
+            f"{verdict.get('message', '')}",
+            markup=False,
+        )
+        if verdict.get("chunks_needed"):
+            console.print(f"about {verdict['chunks_needed']} more chunks would decide it")
+
+
 @contextmanager
 def two_versions(
     workdir: Path, tags: dict[str, str], first: str, second: str, monitor_env: dict[str, str]
@@ -280,6 +302,7 @@ def demo(
     tags = ensure_models(["good", bad_release])
     build_bento()
     with two_versions(workdir, tags, "good", bad_release, {}) as (monitor, good, bad):
+        declare_candidate(monitor, version_of(tags[bad_release]))
         player, sampler = replay_through(
             monitor,
             [
@@ -296,6 +319,7 @@ def demo(
         print_chunks(
             chunks, audit, player.stats.sim_times, workdir / "reports" / f"{MODEL}-chunks.csv"
         )
+        print_candidates(monitor)
         print_decisions(audit)
         print_verdict(chunks, audit, version_of(tags[bad_release]))
         report = workdir / "reports" / f"{MODEL}.html"

@@ -24,6 +24,8 @@ from monitor.gaps import GapSummary, summarize
 
 Verdict = Literal["Better", "Equivalent", "Worse", "Inconclusive", "Incompatible"]
 VERDICTS: tuple[Verdict, ...] = ("Better", "Equivalent", "Worse", "Inconclusive", "Incompatible")
+# Beyond this many more chunks an estimate of "chunks needed" says nothing useful.
+MAX_CHUNKS_NEEDED = 24
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,9 @@ def _more_chunks(s: GapSummary, margin: float) -> int | None:
         if upper is not None and lower is not None:
             options.append(max(upper, lower))
     found = [n - s.chunks for n in options if n is not None]
-    return max(1, min(found)) if found else None
+    if not found or min(found) > MAX_CHUNKS_NEEDED:
+        return None  # the gap sits at the margin: more chunks alone will hardly decide it
+    return max(1, min(found))
 
 
 def _never_seen(chunks: Sequence[CandidateChunk]) -> dict[str, list[str]]:

@@ -128,6 +128,12 @@ def test_a_band_across_the_margin_is_inconclusive_with_an_estimate_of_chunks_nee
     assert v.estimated.lower < 0 < v.estimated.upper
 
 
+def test_a_gap_sitting_at_the_margin_claims_no_chunk_count() -> None:
+    v = judge("edge", scored([-0.05, -0.01, -0.012, -0.024]), POLICY)
+    assert (v.verdict, v.reason) == ("Inconclusive", "BandOverlaps")
+    assert v.chunks_needed is None
+
+
 def test_realized_gaps_outrank_estimated_ones() -> None:
     chunks = scored([-0.10, -0.12, -0.09], realized=[0.001, -0.002, 0.0])
     v = judge("bad-estimate", chunks, POLICY)
