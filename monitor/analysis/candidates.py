@@ -12,6 +12,7 @@ arrive. The verdict itself is the decision's (`monitor/decision/candidates.py`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -40,11 +41,14 @@ class Versions(Protocol):
     def get(self, model: str, version: str, chunk_size: int | None = None) -> FittedVersion: ...
 
 
-def baseline_version(store: Any, model: str, candidates: set[str]) -> str | None:
+def baseline_version(
+    store: Any, model: str, versions: Sequence[Any], candidates: set[str]
+) -> str | None:
     """The version whose rows candidates are scored on: the recorded known-good one while
-    it has records, else the latest registered non-candidate version with records."""
+    it has records, else the latest registered non-candidate version with records
+    (`versions`: the store's `VersionInfo`s of the model)."""
     recorded = OperatorState(store).known_good(model)
-    infos = [i for i in store.versions(model) if i.registered_at and i.records > 0]
+    infos = [i for i in versions if i.registered_at and i.records > 0]
     if recorded is not None and recorded.version in {i.version for i in infos}:
         return recorded.version
     serving = sorted(
@@ -53,16 +57,19 @@ def baseline_version(store: Any, model: str, candidates: set[str]) -> str | None
     return serving[-1].version if serving else None
 
 
-def score_candidates(store: Any, cache: Versions, model: str) -> dict[str, list[CandidateChunk]]:
+def score_candidates(
+    store: Any, cache: Versions, model: str, versions: Sequence[Any]
+) -> dict[str, list[CandidateChunk]]:
     """Score every declared, registered candidate of `model` on the baseline chunks it has
     not scored yet (the newest `backfill` ones when it is new) and on those whose labels
-    grew since; store and return what was scored, per candidate."""
+    grew since; store and return what was scored, per candidate. `versions`: the model's
+    `VersionInfo`s, as the cycle read them."""
     state = CandidateState(store)
     entries = state.entries(model)
     if not entries:
         return {}
-    registered = {i.version for i in store.versions(model) if i.registered_at}
-    baseline = baseline_version(store, model, set(entries))
+    registered = {i.version for i in versions if i.registered_at}
+    baseline = baseline_version(store, model, versions, set(entries))
     if baseline is None:
         return {}
     base_chunks = sorted(store.chunks(model, baseline), key=lambda c: c.chunk_index)

@@ -41,7 +41,7 @@ from monitor.analysis.chunking import US, ChunkPlan, Sizing, period_origin_us
 from monitor.analysis.chunks import FittedVersion, analyse_chunks
 from monitor.analysis.intervals import LABELLED_SHARE, residual_of
 from monitor.analysis.relabel import RELABEL_LOOKBACK_CHUNKS, LabelChanges
-from monitor.analysis.shadow import cumulative_gap
+from monitor.analysis.shadow import cumulative_gap, gap_pairs
 from monitor.evidence import ChunkEvidence
 from monitor.gaps import GapSummary, summarize
 from monitor.state import ChunkingStatus, OperatorState
@@ -193,7 +193,7 @@ def run_cycle(
                 )
             metrics.observe_analysis(time.perf_counter() - started, True, model)
             produced.extend(evidence)
-        _score_candidates(store, cache, model)
+        _score_candidates(store, cache, model, infos)
         _publish_label_lag(store, metrics, model)
     return produced
 
@@ -202,28 +202,13 @@ def estimated_gap_summary(history: list[ChunkEvidence], settings: Any) -> GapSum
     """The cumulative same-rows estimated gap (live - known-good) with its band over the
     chunks: what the progressive-delivery templates read, with its rows and chunks."""
     level = float(getattr(settings, "estimate_interval_level", 0.9))
-    return summarize(
-        (
-            (
-                _gap(c.estimated.get("roc_auc"), c.known_good_estimated.get("roc_auc")),
-                float(c.rows),
-            )
-            for c in history
-        ),
-        level,
-    )
+    return summarize(gap_pairs(history, "estimated"), level)
 
 
-def _gap(live: Any, good: Any) -> float | None:
-    if live is None or good is None or live.value is None or good.value is None:
-        return None
-    return float(live.value) - float(good.value)
-
-
-def _score_candidates(store: Any, cache: VersionCache, model: str) -> None:
+def _score_candidates(store: Any, cache: VersionCache, model: str, infos: list[Any]) -> None:
     """Candidates of `model` scored on its baseline's new chunks (never fails the cycle)."""
     try:
-        score_candidates(store, cache, model)
+        score_candidates(store, cache, model, infos)
     except Exception:
         log.exception("candidate scoring of %s failed", model)
 

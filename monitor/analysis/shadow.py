@@ -75,17 +75,16 @@ def rank_correlation_floor(
     return float(arr.mean() - sigmas * arr.std(ddof=1))
 
 
-def cumulative_gap(
+def gap_pairs(
     chunks: Sequence[ChunkEvidence],
     field: Literal["estimated", "realized"],
     metric: str = "roc_auc",
-) -> float | None:
-    """Row-weighted mean over chunks of (live - known-good) `metric`, since the release.
+) -> list[tuple[float, float]]:
+    """(live - known-good `metric`, weight) per chunk that has both numbers and a weight.
 
-    `estimated` weighs each chunk by its rows, `realized` by its labelled rows; chunks
-    without both numbers are skipped; None when no chunk has both.
+    `estimated` weighs each chunk by its rows, `realized` by its labelled rows.
     """
-    total, weight = 0.0, 0.0
+    pairs = []
     for chunk in chunks:
         if field == "estimated":
             live_est = chunk.estimated.get(metric)
@@ -99,6 +98,17 @@ def cumulative_gap(
             w = float(chunk.labelled_rows)
         if live is None or good is None or w <= 0:
             continue
-        total += w * (live - good)
-        weight += w
-    return total / weight if weight > 0 else None
+        pairs.append((live - good, w))
+    return pairs
+
+
+def cumulative_gap(
+    chunks: Sequence[ChunkEvidence],
+    field: Literal["estimated", "realized"],
+    metric: str = "roc_auc",
+) -> float | None:
+    """Row-weighted mean over chunks of (live - known-good) `metric`, since the release;
+    None when no chunk has both numbers (`gap_pairs`)."""
+    pairs = gap_pairs(chunks, field, metric)
+    weight = sum(w for _, w in pairs)
+    return sum(g * w for g, w in pairs) / weight if weight > 0 else None

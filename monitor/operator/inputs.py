@@ -80,8 +80,9 @@ def candidate_verdict(
     store: OperatorStore, policy: Policy, version: str
 ) -> CandidateVerdict | None:
     """`version`'s verdict from its same-rows chunks; None when it was never declared a
-    candidate and has no such chunks (a version judged as a candidate keeps its evidence
-    after it is withdrawn: deploying it is then judged on it)."""
+    candidate and has no such chunks. A candidate dropped from `spec.candidates` keeps its
+    evidence (deploying it is then judged on it); one withdrawn by its last declaration
+    through the API loses it (`CandidateState.remove`)."""
     state = CandidateState(store)
     chunks = state.chunks(policy.model, version)
     if not chunks and version not in state.entries(policy.model):
