@@ -35,9 +35,9 @@ from bentos.training.data import load_weather, time_split, weather_schema
 from bentos.training.train import RELEASES, train_release
 from monitor.analysis.candidates import score_chunk
 from monitor.analysis.chunks import FittedVersion, analyse_chunks
-from monitor.candidacy import CandidateChunk
 from monitor.decision.candidates import judge
 from monitor.decision.policy import CandidatePolicy
+from monitor.memory.candidates import CandidateChunk
 
 CANDIDATES = {"retrain": "Equivalent", "no-key-features": "Worse", "january-only": "Worse"}
 OUT = Path(__file__).resolve().parent / "results" / "candidates.json"

@@ -36,7 +36,7 @@ from bench.replay_accuracy import registration_of, replay_rows
 from bentos.training.data import load_weather, time_split, weather_schema
 from bentos.training.train import RELEASES, train_release
 from monitor.analysis.chunks import FittedVersion, analyse_chunks
-from monitor.evidence import ChunkEvidence
+from monitor.core.evidence import ChunkEvidence
 
 SIZES = (250, 500, 1000, 2000)
 LEVEL = 0.9

@@ -41,11 +41,11 @@ from bentos.training.train import MODEL_NAME, RELEASES, TrainedRelease, train_re
 from contract.registration import Registration
 from contract.schema import ModelSchema
 from monitor.analysis.chunks import FittedVersion, analyse_chunks
+from monitor.core.evidence import ChunkEvidence
 from monitor.decision.decide import decide
 from monitor.decision.policy import parse_policy
 from monitor.decision.types import DecisionInput
-from monitor.evidence import ChunkEvidence
-from monitor.state import KnownGood
+from monitor.memory.state import KnownGood
 
 RELEASE_NAMES = ("good", "retrain", "no-key-features", "january-only")
 RELEASE_DATES = ("2013-07-01", "2013-08-01", "2013-09-01", "2013-10-01", "2013-11-01")

@@ -47,7 +47,7 @@ from contract.schema import ModelSchema
 from monitor.analysis.chunks import FittedVersion, analyse_chunks
 from monitor.analysis.estimation import ROC_AUC_TOLERATED_DROP, roc_auc
 from monitor.analysis.shadow import cumulative_gap
-from monitor.evidence import ChunkEvidence
+from monitor.core.evidence import ChunkEvidence
 
 CHUNK = 500
 RESULTS = Path(__file__).resolve().parent / "results" / "replay_accuracy.json"

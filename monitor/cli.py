@@ -2,7 +2,7 @@
 candidates, declare a known-good version.
 
 Commands read the database directly (`--db`, default MONITOR_DB_PATH) or, for `audit`, a
-running monitor (`--url`). Telemetry is switched off by importing `monitor.settings` first.
+running monitor (`--url`). Telemetry is switched off by importing `monitor.core.settings` first.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from monitor.settings import MonitorSettings, disable_telemetry
+from monitor.core.settings import MonitorSettings, disable_telemetry
 
 disable_telemetry()
 
@@ -185,7 +185,7 @@ def status(
 ) -> None:
     """Versions with their state, records, chunking, rows waiting for a chunk and label
     coverage; then every ModelMonitor whose policy cannot work as written."""
-    from monitor.state import OperatorState
+    from monitor.memory.state import OperatorState
 
     with _store(db) as store:
         state = OperatorState(store)

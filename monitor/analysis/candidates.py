@@ -22,9 +22,10 @@ import pandas as pd
 from monitor.analysis.chunks import FittedVersion
 from monitor.analysis.estimation import LABEL, PROBA, realized_metrics
 from monitor.analysis.shadow import rank_correlation
-from monitor.candidacy import CandidateChunk, CandidateState
-from monitor.evidence import ChunkEvidence
-from monitor.state import OperatorState, parse_time
+from monitor.core.evidence import ChunkEvidence
+from monitor.core.times import now_iso, parse_time
+from monitor.memory.candidates import CandidateChunk, CandidateState
+from monitor.memory.state import OperatorState
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def _score(
     size = (chunking.basis_rows if chunking else None) or max(c.rows for c in chunks)
     by_rows = chunking is None or chunking.mode == "rows"
     candidate = cache.get(model, version, size)
-    now = datetime.now(UTC).isoformat()
+    now = now_iso()
     out = []
     for run in _runs(chunks):
         # By rows a chunk is exactly its version's records in its sequence range; by period
@@ -186,7 +187,7 @@ def score_chunk(
         "baseline_realized": _roc_auc(rows, labels),
         "start_time": chunk.start_time,
         "end_time": chunk.end_time,
-        "analysed_at": now or datetime.now(UTC).isoformat(),
+        "analysed_at": now or now_iso(),
     }
     if missing or rows.empty:
         return CandidateChunk(

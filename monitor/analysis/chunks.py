@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -44,8 +43,9 @@ from monitor.analysis.intervals import (
     with_interval,
 )
 from monitor.analysis.univariate import UnivariateDrift
-from monitor.evidence import ChunkEvidence, Estimate, SegmentEvidence, TrackRecord
-from monitor.settings import MonitorSettings
+from monitor.core.evidence import ChunkEvidence, Estimate, SegmentEvidence, TrackRecord
+from monitor.core.settings import MonitorSettings
+from monitor.core.times import now_iso
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def analyse_chunks(
         floor = live.rank_correlation_floor(known_good)
 
     quality = data_quality(frame, schema, chunk_ids, n_chunks)
-    now = datetime.now(UTC).isoformat()
+    now = now_iso()
     seg_parts = {int(str(k)): part for k, part in seg_frame.groupby(CHUNK_KEY, sort=False)}
     out = []
     for i in range(n_chunks):

@@ -15,7 +15,7 @@ the model's ModelMonitor; without one, `MONITOR_CHUNK_SIZE` rows):
   changed.
 
 What the analysis found (chunk size, rows waiting for a chunk, rows still needed) is stored
-per version as `monitor.state.ChunkingStatus` for the operator and `monitor status`, and
+per version as `monitor.memory.state.ChunkingStatus` for the operator and `monitor status`, and
 published as metrics. `VersionCache` keeps each version's fitted calculators for the life of
 the process: fitting is the expensive part (about a second per version), applying them is
 linear in rows.
@@ -37,14 +37,14 @@ import pandas as pd
 
 from contract.registration import Registration
 from monitor.analysis.candidates import score_candidates
-from monitor.analysis.chunking import US, ChunkPlan, Sizing, period_origin_us
 from monitor.analysis.chunks import FittedVersion, analyse_chunks
 from monitor.analysis.intervals import LABELLED_SHARE, residual_of
+from monitor.analysis.plan import US, ChunkPlan, Sizing, period_origin_us
 from monitor.analysis.relabel import RELABEL_LOOKBACK_CHUNKS, LabelChanges
 from monitor.analysis.shadow import cumulative_gap, gap_pairs
-from monitor.evidence import ChunkEvidence
-from monitor.gaps import GapSummary, summarize
-from monitor.state import ChunkingStatus, OperatorState
+from monitor.core.evidence import ChunkEvidence
+from monitor.core.gap import GapSummary, summarize
+from monitor.memory.state import ChunkingStatus, OperatorState
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import pandas as pd
 from contract.schema import ModelSchema
 from monitor.analysis.attribution import reliance_share
 from monitor.analysis.estimation import CHUNK_KEY, KeyChunker
-from monitor.evidence import FeatureDrift
+from monitor.core.evidence import FeatureDrift
 
 
 def feature_frame(frame: pd.DataFrame, schema: ModelSchema) -> pd.DataFrame:

@@ -33,7 +33,7 @@ from nannyml.sampling_error.binary_classification import auroc_sampling_error_co
 from nannyml.thresholds import ConstantThreshold
 from scipy.stats import rankdata
 
-from monitor.evidence import Estimate
+from monitor.core.evidence import Estimate
 
 METRICS: tuple[str, ...] = ("roc_auc", "f1", "precision", "recall")
 PROBA, PRED, LABEL, CHUNK_KEY = "probability", "predicted_class", "label", "_chunk"

@@ -15,8 +15,8 @@ import plotly.colors
 import plotly.graph_objects as go
 
 from monitor.analysis.shadow import cumulative_gap
-from monitor.candidacy import CandidateChunk
-from monitor.evidence import ChunkEvidence
+from monitor.core.evidence import ChunkEvidence
+from monitor.memory.candidates import CandidateChunk
 
 
 def figure_html(fig: go.Figure, title: str, height: int = 360) -> str:

@@ -39,7 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from monitor.analysis.estimation import LABEL, PROBA, realized_metrics
-from monitor.evidence import Estimate, TrackRecord
+from monitor.core.evidence import Estimate, TrackRecord
 
 # Past labelled chunks a version's calibration and track record look back over.
 TRACK_RECORD_CHUNKS = 24

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.evidence import ChunkEvidence
+from monitor.core.evidence import ChunkEvidence
 
 # Stored chunks still missing labels are re-checked this far back (in chunks) each cycle.
 # Bounded so that rows whose label never comes do not make every cycle re-read history.

@@ -23,8 +23,9 @@ import plotly.offline
 
 from monitor.analysis import figures
 from monitor.analysis.shadow import cumulative_gap
-from monitor.candidacy import CandidateState
-from monitor.evidence import ChunkEvidence
+from monitor.core.evidence import ChunkEvidence
+from monitor.core.times import iso
+from monitor.memory.candidates import CandidateState
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def render_report(
     versions = store.versions(model)
     parts = [
         f"<h1>modelguard report: {_e(model)}</h1>",
-        f"<p class=note>Generated {datetime.now(UTC).isoformat(timespec='seconds')}. "
+        f"<p class=note>Generated {iso(datetime.now(UTC), 'seconds')}. "
         "Estimates are NannyML CBPE on the served scores (no labels needed); realized values "
         "appear once labels have arrived. Rollbacks compare a release with the known-good "
         "version scored in shadow on the same rows; drift explains, it does not decide.</p>",

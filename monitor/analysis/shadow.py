@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 from scipy.stats import spearmanr
 
-from monitor.evidence import ChunkEvidence
+from monitor.core.evidence import ChunkEvidence
 
 PARITY_TOLERANCE = 1e-4
 FLOOR_SIGMAS = 3.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from monitor.analysis.intervals import LABELLED_SHARE, TRACK_RECORD_CHUNKS, residual_of, summarise
-from monitor.evidence import ChunkEvidence, TrackRecord
+from monitor.core.evidence import ChunkEvidence, TrackRecord
 
 
 def track_record(

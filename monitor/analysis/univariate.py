@@ -27,7 +27,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2 as chi2_distribution
 
 from contract.schema import ModelSchema
-from monitor.evidence import FeatureDrift
+from monitor.core.evidence import FeatureDrift
 
 # KS compares ECDFs on the union of reference and chunk values (exact, as scipy's
 # two-sample statistic); past this many distinct values, on that many quantiles instead.

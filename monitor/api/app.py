@@ -23,6 +23,7 @@ from monitor.api.context import AppContext
 from monitor.api.http import BodyLimit, install_error_handlers, publish_body_schemas
 from monitor.api.models import SERVER_ERROR
 from monitor.api.routes import candidates, ingest, operator, probes, reads, registration, reports
+from monitor.core.settings import MonitorSettings, log_effective
 from monitor.loops.background import (
     BackgroundLoops,
     analysis_pass,
@@ -33,7 +34,6 @@ from monitor.loops.background import (
 from monitor.loops.leadership import leader_of, leading
 from monitor.loops.worker import AnalysisWorker
 from monitor.metrics import process as metrics
-from monitor.settings import MonitorSettings, log_effective
 from monitor.store import open_store
 from monitor.store.sqlite import Store
 

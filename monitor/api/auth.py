@@ -29,8 +29,8 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from monitor.api.http import ApiError
+from monitor.core.settings import MonitorSettings
 from monitor.metrics import process as metrics
-from monitor.settings import MonitorSettings
 
 Role = Literal["predictor", "labels", "operator", "reader"]
 ROLES: tuple[Role, ...] = ("predictor", "labels", "operator", "reader")

@@ -16,8 +16,8 @@ from fastapi import Depends
 from monitor.analysis.cycle import VersionCache
 from monitor.api.auth import Guard, Role
 from monitor.api.http import ApiError
+from monitor.core.settings import MonitorSettings
 from monitor.loops.worker import AnalysisWorker
-from monitor.settings import MonitorSettings
 from monitor.store.sqlite import Store
 
 

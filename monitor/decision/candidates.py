@@ -3,7 +3,7 @@
 Why these rules: on the shipped data a candidate scored on the baseline's rows shows the
 same picture a serving release does in shadow -- the equivalent retrain's gap stays near
 zero, the bad releases' sit well below -0.03 (docs/progressive-delivery.md, measured). A
-verdict is only given when the band over the chunks (`monitor.gaps`, a t interval: honest
+verdict is only given when the band over the chunks (`monitor.core.gap`, a t interval: honest
 about how much the gap moves between chunks) clears the margin; until then it is
 `Inconclusive`, with how many more chunks would likely decide it. Realized gaps (labels on
 the same rows) outrank estimated ones once there are enough of them; for a different
@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from monitor.candidacy import CandidateChunk
+from monitor.core.gap import GapSummary, summarize
 from monitor.decision.policy import CandidatePolicy
-from monitor.gaps import GapSummary, summarize
+from monitor.memory.candidates import CandidateChunk
 
 Verdict = Literal["Better", "Equivalent", "Worse", "Inconclusive", "Incompatible"]
 VERDICTS: tuple[Verdict, ...] = ("Better", "Equivalent", "Worse", "Inconclusive", "Incompatible")

@@ -12,11 +12,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from monitor.core.evidence import ChunkEvidence
+from monitor.core.times import iso
 from monitor.decision.candidates import CandidateVerdict
 from monitor.decision.policy import Policy, PolicyProblem
 from monitor.decision.types import Condition
-from monitor.evidence import ChunkEvidence
-from monitor.state import ChunkingStatus
+from monitor.memory.state import ChunkingStatus
 
 
 def drift_condition(latest: ChunkEvidence | None) -> Condition:
@@ -131,7 +132,7 @@ def merge_conditions(
     for cond in new:
         old = before.get(cond.type)
         flipped = old is None or old.get("status") != cond.status
-        when = now.isoformat().replace("+00:00", "Z") if flipped else old.get("lastTransitionTime")  # type: ignore[union-attr]
+        when = iso(now) if flipped or old is None else old.get("lastTransitionTime")
         entry: dict[str, Any] = {
             "type": cond.type,
             "status": cond.status,

@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from monitor.core.evidence import ChunkEvidence
+from monitor.core.times import iso
 from monitor.decision.conditions import (
     absolute_degradation,
     build_conditions,
@@ -42,7 +44,6 @@ from monitor.decision.types import (
     Effect,
     TriggerEvidence,
 )
-from monitor.evidence import ChunkEvidence
 
 # Triggers judged once and for all (not noisy evidence): a cooldown does not hold them back.
 _DETERMINISTIC_TRIGGERS = {"rejected", "gate", "candidate"}
@@ -283,7 +284,7 @@ def _guard(inp: DecisionInput, trigger: str) -> str | None:
     if trigger not in _DETERMINISTIC_TRIGGERS and last is not None:
         until = last + inp.policy.cooldown
         if inp.now < until:
-            return f"CooldownActive: next rollback allowed at {until.isoformat()}"
+            return f"CooldownActive: next rollback allowed at {iso(until)}"
     return None
 
 

@@ -24,7 +24,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from monitor.state import ChunkingStatus
+from monitor.memory.state import ChunkingStatus
 
 Mode = Literal["auto", "dryRun", "off"]
 MODES: tuple[Mode, ...] = ("auto", "dryRun", "off")

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from monitor.core.evidence import ChunkEvidence
 from monitor.decision.policy import Policy
 from monitor.decision.types import DecisionInput, TriggerEvidence
-from monitor.evidence import ChunkEvidence
 
 
 def find_trigger(

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from monitor.core.evidence import ChunkEvidence
 from monitor.decision.candidates import CandidateVerdict
 from monitor.decision.policy import Policy, PolicyProblem
-from monitor.evidence import ChunkEvidence
-from monitor.state import ChunkingStatus, Incident, KnownGood
+from monitor.memory.state import ChunkingStatus, Incident, KnownGood
 
 CONDITION_TYPES = (
     "Ready",

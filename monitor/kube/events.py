@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from monitor.core.times import iso
 from monitor.operator.ports import EventNote
 
 GROUP, API_VERSION, PLURAL, KIND = "modelguard.dev", "v1alpha1", "modelmonitors", "ModelMonitor"
@@ -17,7 +18,7 @@ def event_body(monitor: Mapping[str, Any], note: EventNote) -> dict[str, Any]:
     re-creates the same Event (409, ignored) instead of posting a second one."""
     meta = monitor.get("metadata", {})
     digest = hashlib.sha256(f"{note.reason}/{note.key}".encode()).hexdigest()[:16]
-    stamp = note.time.isoformat().replace("+00:00", "Z")
+    stamp = iso(note.time)
     return {
         "apiVersion": "v1",
         "kind": "Event",

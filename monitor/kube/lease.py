@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from kubernetes import client
 
+from monitor.core.times import micro_time, parse_time
 from monitor.kube.errors import Conflict, NotFound, translated
 
 LOG = logging.getLogger("modelguard.kube")
@@ -63,22 +64,6 @@ class LeaseRecord:
             acquire_time=parse_time(spec.get("acquireTime")),
             resource_version=meta.get("resourceVersion"),
         )
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A Lease's MicroTime (RFC 3339, `Z` or an offset; no offset = UTC), None if unset."""
-    if not value:
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def micro_time(moment: datetime) -> str:
-    """RFC 3339 with microseconds in UTC, as the API server writes MicroTime."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def expired(record: LeaseRecord, now: datetime, default_duration: float) -> bool:

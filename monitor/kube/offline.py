@@ -32,8 +32,8 @@ from monitor.kube.rollout import (
     observe,
     plan_for,
 )
+from monitor.memory.state import RollbackPlan
 from monitor.operator.ports import EventNote, Observation, Outcome
-from monitor.state import RollbackPlan
 
 LOG = logging.getLogger("modelguard.kube")
 

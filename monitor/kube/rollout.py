@@ -15,8 +15,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from monitor.memory.state import RollbackPlan
 from monitor.operator.ports import Observation, RevisionView
-from monitor.state import RollbackPlan
 
 VERSION_ANNOTATION = "modelguard.dev/model-version"
 MODEL_ANNOTATION = "modelguard.dev/model-name"

@@ -22,8 +22,8 @@ from kubernetes import client
 from monitor.kube.errors import Conflict, Invalid, NotFound, Transient, translated
 from monitor.kube.events import API_VERSION, GROUP, PLURAL, event_body
 from monitor.kube.rollout import observe, plan_for, rollout_undo_patch, same_template
+from monitor.memory.state import RollbackPlan
 from monitor.operator.ports import EventNote, Observation, Outcome, RevisionView
-from monitor.state import RollbackPlan
 
 LOG = logging.getLogger("modelguard.kube")
 

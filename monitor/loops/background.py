@@ -16,15 +16,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from monitor.analysis.chunking import ChunkPlan
 from monitor.analysis.cycle import VersionCache, run_cycle
+from monitor.analysis.plan import ChunkPlan
+from monitor.core.evidence import ChunkEvidence
+from monitor.core.settings import MonitorSettings
 from monitor.decision.policy import PolicyError, parse_policy
-from monitor.evidence import ChunkEvidence
 from monitor.kube.watch import start_spec_watch
 from monitor.loops.wiring import build_operator, build_target
 from monitor.metrics import process as metrics
 from monitor.operator.ports import Target
-from monitor.settings import MonitorSettings
 
 log = logging.getLogger("modelguard.monitor")
 

@@ -18,11 +18,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from monitor.core.settings import MonitorSettings
 from monitor.kube.client import api_client
 from monitor.kube.errors import KubeError
 from monitor.kube.lease import LeaseElector
 from monitor.metrics import process as metrics
-from monitor.settings import MonitorSettings
 
 log = logging.getLogger("modelguard.monitor")
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from monitor.core.settings import MonitorSettings
 from monitor.kube.client import api_client
 from monitor.kube.offline import offline_target
 from monitor.kube.target import KubeTarget
 from monitor.metrics import process as metrics
 from monitor.operator.ports import OperatorStore, Target
 from monitor.operator.reconciler import Operator
-from monitor.settings import MonitorSettings
 
 LOG = logging.getLogger("modelguard.operator")
 

@@ -33,8 +33,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from monitor.evidence import ChunkEvidence
-from monitor.settings import MonitorSettings
+from monitor.core.evidence import ChunkEvidence
+from monitor.core.settings import MonitorSettings
 
 log = logging.getLogger("modelguard.monitor")
 T = TypeVar("T")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from monitor.evidence import ChunkEvidence
-from monitor.gaps import GapSummary
+from monitor.core.evidence import ChunkEvidence
+from monitor.core.gap import GapSummary
 from monitor.metrics.registry import MonitorMetrics
 
 METRICS = MonitorMetrics()

@@ -14,12 +14,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from monitor.core.evidence import ChunkEvidence, Estimate
+from monitor.core.gap import GapSummary
 from monitor.decision.candidates import CandidateVerdict
-from monitor.evidence import ChunkEvidence, Estimate
-from monitor.gaps import GapSummary
+from monitor.memory.state import ChunkingStatus
 from monitor.metrics.candidates import CandidateMetrics
 from monitor.metrics.fits import CalculatorFits
-from monitor.state import ChunkingStatus
 
 MV = ("model", "version")
 ANALYSIS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)

@@ -14,12 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from monitor.analysis.holdout import gate_holdout
-from monitor.candidacy import CandidateState
+from monitor.core.times import parse_time
 from monitor.decision.candidates import CandidateVerdict, judge
 from monitor.decision.policy import Policy, PolicyProblem, resolve
 from monitor.decision.types import DecisionInput
+from monitor.memory.candidates import CandidateState
+from monitor.memory.state import Incident, KnownGood, OperatorState
 from monitor.operator.ports import Observation, OperatorStore
-from monitor.state import Incident, KnownGood, OperatorState, parse_time
 
 
 def decision_input(

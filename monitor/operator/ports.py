@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from monitor.core.evidence import ChunkEvidence
 from monitor.decision.candidates import CandidateVerdict
-from monitor.evidence import ChunkEvidence
-from monitor.state import RollbackPlan, StateStore
+from monitor.memory.state import RollbackPlan, StateStore
 
 Outcome = Literal["patched", "already", "superseded", "missing", "failed"]
 

@@ -14,13 +14,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from monitor.candidacy import CandidateState
+from monitor.core.times import iso
 from monitor.decision.candidates import CandidateVerdict, summary
 from monitor.decision.conditions import candidate_condition, merge_conditions
 from monitor.decision.policy import Policy
 from monitor.decision.types import Condition, Decision
+from monitor.memory.candidates import CandidateState
+from monitor.memory.state import OperatorState, PolicyReport, RollbackRecord
 from monitor.operator.ports import EventNote, Observation, OperatorMetrics, OperatorStore, Target
-from monitor.state import OperatorState, PolicyReport, RollbackRecord, iso
 
 LOG = logging.getLogger("modelguard.operator")
 

@@ -22,15 +22,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.candidacy import CandidateState
+from monitor.core.times import iso
 from monitor.decision.conditions import candidate_condition
 from monitor.decision.decide import decide
 from monitor.decision.policy import Policy, PolicyError, parse_policy
 from monitor.decision.types import TRIGGER_REASONS, Decision
-from monitor.operator.inputs import candidate_verdicts, decision_input, registered
-from monitor.operator.ports import Observation, OperatorMetrics, OperatorStore, Target
-from monitor.operator.publish import GuardedMetrics, Publisher
-from monitor.state import (
+from monitor.memory.candidates import CandidateState
+from monitor.memory.state import (
     KnownGood,
     OperatorState,
     PendingRollback,
@@ -38,8 +36,10 @@ from monitor.state import (
     Rejection,
     RollbackPlan,
     RollbackRecord,
-    iso,
 )
+from monitor.operator.inputs import candidate_verdicts, decision_input, registered
+from monitor.operator.ports import Observation, OperatorMetrics, OperatorStore, Target
+from monitor.operator.publish import GuardedMetrics, Publisher
 
 LOG = logging.getLogger("modelguard.operator")
 

@@ -30,10 +30,11 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from monitor.core.times import now_iso
 from monitor.store import sqlite as sqlite_store
+from monitor.store.memory import canonical_json
 from monitor.store.postgres_schema import migrate
 from monitor.store.sqlite import Store
-from monitor.store.state import canonical_json, now_iso
 from monitor.store.types import IngestResult, features_json, to_epoch_us
 
 WRITE_LOCK = 7_212_002  # pg_advisory_xact_lock key: one write transaction at a time

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from monitor.core.times import iso
 from monitor.store.types import Database
 
 
@@ -86,9 +87,7 @@ class Retention:
             done.batches += 1
             if gone < batch_rows:
                 break
-        received_before = datetime.fromtimestamp(cutoff_us / 1e6, UTC).isoformat(
-            timespec="microseconds"
-        )
+        received_before = iso(datetime.fromtimestamp(cutoff_us / 1e6, UTC), "microseconds")
         while True:
             orphans = self._write(
                 lambda conn: (

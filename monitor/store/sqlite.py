@@ -24,12 +24,13 @@ from typing import Any
 
 import pandas as pd
 
-from monitor.store.chunks import ChunkStore
+from monitor.core.times import now_iso
 from monitor.store.commit import GroupCommit
+from monitor.store.evidence import ChunkStore
 from monitor.store.frames import records_to_frame
+from monitor.store.memory import StateAndAudit
 from monitor.store.migrations import migrate
 from monitor.store.retention import Retention
-from monitor.store.state import StateAndAudit, now_iso
 from monitor.store.types import (
     IngestResult,
     LabelResult,

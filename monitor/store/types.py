@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from pydantic_core import to_json
 
-from monitor.evidence import ChunkEvidence
+from monitor.core.evidence import ChunkEvidence
 
 
 class Conflict(Exception):  # noqa: N818 (the name is in the contract)

@@ -15,8 +15,9 @@ import json
 import sqlite3
 from typing import Any, Literal
 
-from monitor.state import OperatorState
-from monitor.store.state import canonical_json, now_iso
+from monitor.core.times import now_iso
+from monitor.memory.state import OperatorState
+from monitor.store.memory import canonical_json
 from monitor.store.types import Conflict, Database, NotFound, VersionInfo, registration_dict
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitor.analysis.chunking import ChunkPlan
 from monitor.analysis.cycle import VersionCache, run_cycle
-from monitor.candidacy import CandidateState
+from monitor.analysis.plan import ChunkPlan
+from monitor.core.settings import MonitorSettings
+from monitor.memory.candidates import CandidateState
 from monitor.metrics.registry import MonitorMetrics
-from monitor.settings import MonitorSettings
 from monitor.store import open_store
 from tests.support.monitor import measuring_settings
 from tests.support.postgres import (  # noqa: F401 (fixtures)

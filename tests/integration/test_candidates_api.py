@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from contract.errors import ErrorBody
-from monitor.candidacy import CandidateChunk, CandidateState
+from monitor.memory.candidates import CandidateChunk, CandidateState
 from monitor.store.sqlite import Store
 from tests.support.monitor import MonitorProcess, RoleAuth, register_as, running_monitor
 

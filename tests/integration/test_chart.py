@@ -392,7 +392,7 @@ def test_monitor_env_names_are_the_settings_fields(
     postgres: list[Doc], defaults: list[Doc]
 ) -> None:
     """Every MONITOR_* the chart sets is a MonitorSettings field (a misspelt one is ignored)."""
-    from monitor.settings import MonitorSettings
+    from monitor.core.settings import MonitorSettings
 
     fields = {f"MONITOR_{name.upper()}" for name in MonitorSettings.model_fields}
     aliases = {

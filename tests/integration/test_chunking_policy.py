@@ -20,12 +20,12 @@ from typer.testing import CliRunner
 
 from bentos.training.data import Split
 from monitor.cli import app
+from monitor.core.settings import MonitorSettings
 from monitor.kube.offline import offline_target
 from monitor.loops.background import analysis_pass
+from monitor.memory.state import OperatorState
 from monitor.metrics.registry import MonitorMetrics
 from monitor.operator.reconciler import Operator
-from monitor.settings import MonitorSettings
-from monitor.state import OperatorState
 from monitor.store.sqlite import Store
 from tests.support.monitor import RoleAuth, running_monitor
 from tests.support.records import served

@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.analysis.cycle import VersionCache, known_good_version, run_cycle
 from monitor.analysis.shadow import cumulative_gap
+from monitor.core.settings import MonitorSettings
 from monitor.metrics.registry import MonitorMetrics
-from monitor.settings import MonitorSettings
 from monitor.store import open_store
 from tests.support.monitor import measuring_settings
 from tests.support.postgres import (  # noqa: F401 (fixtures)

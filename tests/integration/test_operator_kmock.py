@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from monitor.evidence import ChunkEvidence
+from monitor.core.evidence import ChunkEvidence
 from monitor.kube.rollout import CHANGE_CAUSE, REVISION_ANNOTATION, RollbackPlan
 from monitor.kube.target import KubeTarget, Retry
 from monitor.operator.reconciler import Operator, ReconcileResult

@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from bentos.training.data import Split
 from monitor.analysis.cycle import VersionCache, run_cycle
 from monitor.analysis.report import render_report
+from monitor.core.settings import MonitorSettings
 from monitor.metrics.registry import MonitorMetrics
-from monitor.settings import MonitorSettings
 from monitor.store.sqlite import Store
 from tests.support.monitor import RoleAuth, measuring_settings, running_monitor
 from tests.support.records import served

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.evidence import Estimate
+from monitor.core.evidence import Estimate
 from monitor.store.sqlite import Store
 from tests.support.kube import MODEL, chunk
 from tests.support.monitor import running_monitor

@@ -30,7 +30,7 @@ import attrs
 import jsonpatch
 import kmock
 
-from monitor.evidence import ChunkEvidence, Estimate, FeatureDrift
+from monitor.core.evidence import ChunkEvidence, Estimate, FeatureDrift
 from monitor.kube.rollout import (
     HASH_LABEL,
     MODEL_ANNOTATION,

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from monitor.settings import MonitorSettings
+from monitor.core.settings import MonitorSettings
 from replay import launcher
 from replay.launcher import MonitorProcess
 

@@ -8,14 +8,13 @@ the rows the baseline serves.
   (a ModelMonitor's `spec.candidates` is withdrawn there, not here);
 - `GET /v1/models/{model}/candidates` (reader): each candidate with its verdict.
 
-Declarations are `CandidateState`'s (monitor/candidacy.py), source "api"; each change is
+Declarations are `CandidateState`'s (monitor/memory/candidates.py), source "api"; each change is
 audited (`candidate-added`, `candidate-removed`). `candidate_listing` is also what
 `python -m monitor candidates` prints.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -38,8 +37,9 @@ from monitor.api.models import (
     CandidateWithdrawn,
 )
 from monitor.api.routes.registration import vet_and_register
-from monitor.candidacy import CandidateEntry, CandidateState
+from monitor.core.times import now_iso
 from monitor.decision.policy import Policy
+from monitor.memory.candidates import CandidateEntry, CandidateState
 from monitor.operator.inputs import candidate_verdict
 
 SOURCE = "api"
@@ -79,7 +79,7 @@ def candidate_listing(store: Any, model: str) -> CandidateList:
 def _declare(store: Any, model: str, version: str) -> tuple[bool, CandidateEntry]:
     """Declare `version` from the API (audited when new); (newly declared, its entry)."""
     state = CandidateState(store)
-    now = datetime.now(UTC).isoformat()
+    now = now_iso()
     added = state.add(model, version, SOURCE, at=now, by="operator")
     entry = state.entries(model)[version]
     if added:

@@ -43,7 +43,7 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
         dependencies=as_reader,
     )
     def get_chunks(model: str, version: str | None = None) -> list[dict[str, Any]]:
-        """ChunkEvidence dicts (monitor/evidence.py) in arrival order."""
+        """ChunkEvidence dicts (monitor/core/evidence.py) in arrival order."""
         return ctx.store().chunk_dicts(model, version)
 
     @app.get(

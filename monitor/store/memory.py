@@ -1,0 +1,142 @@
+"""The operator's durable state and the audit log, a part of `sqlite.Store`.
+
+State is a small JSON document per key, written by the operator and read back after a
+restart, so that a restarted monitor never acts twice; which keys and what they hold is
+`monitor/memory/state.py`, the only code that formats them. The audit log is append-only.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from monitor.core.times import now_iso
+from monitor.memory.state import KnownGood, OperatorState
+from monitor.store.types import Database
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+class StateAndAudit:
+    """Mixed into `Store`; its methods run on a `Database` (the connections)."""
+
+    # -- operator state and audit log -----------------------------------------------------------
+
+    def get_state(self: Database, key: str) -> dict[str, Any] | None:
+        row = self._reader().execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def put_state(self: Database, key: str, value: Mapping[str, Any]) -> None:
+        payload = canonical_json(dict(value))
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+                " updated_at = excluded.updated_at",
+                (key, payload, now_iso()),
+            )
+        )
+
+    def update_state(
+        self: Database, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Read-modify-write one key atomically (None from `change` deletes the key)."""
+
+        def work(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+            new = change(None if row is None else json.loads(row[0]))
+            if new is None:
+                conn.execute("DELETE FROM state WHERE key = ?", (key,))
+            else:
+                conn.execute(
+                    "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+                    " updated_at = excluded.updated_at",
+                    (key, canonical_json(new), now_iso()),
+                )
+            return new
+
+        result: dict[str, Any] | None = self._write(work)
+        return result
+
+    def state_keys(self: Database, prefix: str = "") -> list[str]:
+        rows = self._reader().execute(
+            "SELECT key FROM state WHERE substr(key, 1, ?) = ? ORDER BY key",
+            (len(prefix), prefix),
+        )
+        return [r[0] for r in rows]
+
+    def append_audit(self: Database, entry: Mapping[str, Any]) -> int:
+        """Append one audit record (`model` and `kind` are indexed); returns its id."""
+        data = dict(entry)
+        data.setdefault("at", now_iso())
+        payload = json.dumps(data, separators=(",", ":"), default=str)
+
+        def work(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO audit (at, model, kind, entry) VALUES (?, ?, ?, ?)",
+                (data["at"], data.get("model"), data.get("kind"), payload),
+            )
+            return int(cur.lastrowid or 0)
+
+        result: int = self._write(work)
+        return result
+
+    def audit(
+        self: Database, model: str | None = None, kind: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Audit records, oldest first (the newest `limit` if given)."""
+        clauses, params = [], []
+        if model is not None:
+            clauses.append("model = ?")
+            params.append(model)
+        if kind is not None:
+            clauses.append("kind = ?")
+            params.append(kind)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT id, entry FROM audit {where} ORDER BY id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = self._reader().execute(sql, params).fetchall()
+        return [{"id": i, **json.loads(e)} for i, e in reversed(rows)]
+
+    # -- rejections (kept by the operator in `monitor.memory.state`) ----------------------
+
+    def rejected_versions(self: Database, model: str) -> list[str]:
+        return list(OperatorState(self).rejections(model))
+
+    def clear_rejection(self: Database, model: str, version: str, actor: str = "api") -> bool:
+        """Remove `version` from the model's rejections and audit it; False if not rejected."""
+        cleared = OperatorState(self).clear_rejection(model, version)
+        if cleared:
+            self.append_audit(
+                {"kind": "rejection-cleared", "model": model, "version": version, "by": actor}
+            )
+        return cleared
+
+    # -- a declared known-good version ---------------------------------------------------------
+
+    def declare_known_good(
+        self: Database, model: str, version: str, actor: str = "api", revision: int | None = None
+    ) -> str | None:
+        """Make `version` the model's known-good version and audit it; returns the previous one.
+
+        The caller checks that the version exists and is not rejected.
+        """
+        state = OperatorState(self)
+        previous = state.known_good(model)
+        state.set_known_good(model, KnownGood(version, revision, now_iso(), declared_by=actor))
+        self.append_audit(
+            {
+                "kind": "known-good-declared",
+                "model": model,
+                "version": version,
+                "previous": previous.version if previous else None,
+                "by": actor,
+            }
+        )
+        return previous.version if previous else None

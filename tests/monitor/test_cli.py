@@ -1,0 +1,155 @@
+"""`python -m monitor` commands on a real database file (status, audit, clear-rejection,
+candidates)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from monitor.store.sqlite import Store
+from tests.support.paths import REPO
+
+runner = CliRunner()
+
+
+def fill(db: Path) -> None:
+    with Store(db) as store:
+        store.register(
+            {
+                "model": "m",
+                "version": "v1",
+                "release": "good",
+                "schema": {"features": [{"name": "x"}]},
+                "reference": [],
+                "artifact": base64.b64encode(b"x").decode(),
+            }
+        )
+        store.append_records(
+            [
+                {
+                    "prediction_id": f"p{i}",
+                    "model": "m",
+                    "version": "v1",
+                    "timestamp": "2013-07-01T00:00:00Z",
+                    "features": {"x": i},
+                    "probability": 0.5,
+                    "predicted_class": 1,
+                }
+                for i in range(10)
+            ]
+        )
+        store.append_labels([{"prediction_id": f"p{i}", "label": 1} for i in range(4)])
+        store.put_state("rejected/m", {"versions": {"v1": {"reason": "estimated gap"}}})
+
+
+def test_status_shows_versions_records_and_label_coverage(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    fill(db)
+    result = runner.invoke(app, ["status", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "v1" in result.output and "rejected" in result.output
+    assert "4 (40.0%)" in result.output
+
+
+def test_clear_rejection_then_audit(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    fill(db)
+    args = ["clear-rejection", "--model", "m", "--version", "v1", "--db", str(db)]
+    result = runner.invoke(app, [*args, "--actor", "alice"])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, args).exit_code == 1  # nothing left to clear
+    with Store(db) as store:
+        assert store.rejected_versions("m") == []
+    audit = runner.invoke(app, ["audit", "--model", "m", "--db", str(db)])
+    assert audit.exit_code == 0
+    assert "rejection-cleared" in audit.output and "alice" in audit.output
+
+
+def test_a_missing_database_is_reported_not_created(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["status", "--db", str(tmp_path / "none.db")])
+    assert result.exit_code == 2
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_python_dash_m_monitor_is_the_entry_point() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "monitor", "--help"], cwd=REPO, capture_output=True, text=True
+    )
+    assert out.returncode == 0
+    for command in ("serve", "report", "audit", "clear-rejection", "status", "candidates"):
+        assert command in out.stdout
+
+
+def fill_candidates(db: Path) -> None:
+    """v2 a declared candidate of m, scored on four of v1's chunks, 0.06 below it."""
+    from monitor.memory.candidates import CandidateChunk, CandidateState
+
+    fill(db)
+    with Store(db) as store:
+        store.register(
+            {
+                "model": "m",
+                "version": "v2",
+                "schema": {"features": [{"name": "x"}]},
+                "reference": [],
+                "artifact": base64.b64encode(b"y").decode(),
+            }
+        )
+        state = CandidateState(store)
+        state.add("m", "v2", "api", at="2024-01-01T00:00:00+00:00", by="operator")
+        state.save_chunks(
+            "m",
+            "v2",
+            [
+                CandidateChunk(
+                    chunk_index=i,
+                    baseline_version="v1",
+                    rows=500,
+                    first_seq=500 * i + 1,
+                    last_seq=500 * (i + 1),
+                    candidate_estimate=0.80 + d,
+                    candidate_sampling_error=0.01,
+                    baseline_estimate=0.86,
+                    baseline_sampling_error=0.01,
+                    rank_correlation=0.9,
+                    analysed_at="2024-01-02T00:00:00+00:00",
+                )
+                for i, d in enumerate((0.001, -0.002, 0.0, 0.002))
+            ],
+        )
+
+
+def test_candidates_shows_each_verdict_with_its_gap_and_band(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    fill_candidates(db)
+    result = runner.invoke(app, ["candidates", "--db", str(db)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "v2" in result.output and "Worse" in result.output
+    assert "-0.0597 [-0.06" in result.output and "4 / 2,000" in result.output
+    as_json = runner.invoke(app, ["candidates", "--model", "m", "--json", "--db", str(db)])
+    assert as_json.exit_code == 0, as_json.output
+    doc = json.loads(as_json.output)
+    assert doc["model"] == "m"
+    [found] = doc["candidates"]
+    assert found["version"] == "v2" and found["sources"] == ["api"]
+    verdict = found["verdict"]
+    assert verdict["verdict"] == "Worse" and verdict["baseline_version"] == "v1"
+    assert verdict["chunks"] == 4 and verdict["rows"] == 2000 and verdict["chunks_needed"] is None
+    everything = runner.invoke(app, ["candidates", "--json", "--db", str(db)])
+    assert [d["model"] for d in json.loads(everything.output)] == ["m"]
+
+
+def test_candidates_refuses_an_unknown_model(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    fill(db)
+    result = runner.invoke(app, ["candidates", "--model", "nope", "--db", str(db)])
+    assert result.exit_code == 2 and "unknown" in result.output
+    assert runner.invoke(app, ["candidates", "--bogus"]).exit_code == 2
+    none = runner.invoke(app, ["candidates", "--model", "m", "--db", str(db)])
+    assert none.exit_code == 0 and "no candidates of m" in none.output
