@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from monitor.core.times import now_iso
+from monitor.memory.audit import AuditEntry
 from monitor.memory.state import KnownGood, OperatorState
 from monitor.store.types import Database
 
@@ -70,9 +71,9 @@ class StateAndAudit:
         )
         return [r[0] for r in rows]
 
-    def append_audit(self: Database, entry: Mapping[str, Any]) -> int:
+    def append_audit(self: Database, entry: AuditEntry | Mapping[str, Any]) -> int:
         """Append one audit record (`model` and `kind` are indexed); returns its id."""
-        data = dict(entry)
+        data = entry.to_json() if isinstance(entry, AuditEntry) else dict(entry)
         data.setdefault("at", now_iso())
         payload = json.dumps(data, separators=(",", ":"), default=str)
 

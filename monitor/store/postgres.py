@@ -31,6 +31,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from monitor.core.times import now_iso
+from monitor.memory.audit import AuditEntry
 from monitor.store import sqlite as sqlite_store
 from monitor.store.memory import canonical_json
 from monitor.store.postgres_schema import migrate
@@ -256,9 +257,9 @@ class PostgresStore(Store):
         result: dict[str, Any] | None = self._write(work)
         return result
 
-    def append_audit(self, entry: Mapping[str, Any]) -> int:
+    def append_audit(self, entry: AuditEntry | Mapping[str, Any]) -> int:
         """Append one audit record (`model` and `kind` are indexed); returns its id."""
-        data = dict(entry)
+        data = entry.to_json() if isinstance(entry, AuditEntry) else dict(entry)
         data.setdefault("at", now_iso())
         payload = json.dumps(data, separators=(",", ":"), default=str)
 
