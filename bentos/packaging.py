@@ -1,6 +1,7 @@
 """A packaged model in the BentoML store, read back as the monitor's registration.
 
-Used by the predictor at start-up (it registers the version it serves) and by tests. The
+Used by the predictor at start-up (it registers the version it serves), by `modelguard
+validate` (the registration it would send) and `modelguard candidate add`. The
 booster travels as XGBoost UBJSON, which cannot run code when loaded: never pickle.
 """
 
@@ -25,7 +26,7 @@ def registration_from_bento_model(model: Any) -> Registration:
         {
             "model": model.tag.name,
             "version": model.tag.version,
-            "learner": md.get(md_keys.LEARNER, "xgboost"),
+            "learner": md.get(md_keys.LEARNER, md_keys.XGBOOST_LEARNER),
             "release": md.get(md_keys.RELEASE, ""),
             "description": md.get(md_keys.DESCRIPTION, ""),
             "schema": json.loads(md[md_keys.SCHEMA]),

@@ -1,9 +1,11 @@
-"""The predictor's request bodies and headers: parsed and validated before any scoring.
+"""The predictor's request bodies, headers and `?explain`: parsed and validated before scoring.
 
-A bad request is answered with a 400/413 naming `records[i].field` and the problem, as a
-`contract.errors.ErrorBody`, instead of BentoML's generic handler (which also logs a
-traceback per bad request). The request model is built from the model's own schema, so
-`/docs.json` states every field's type, range, nullability and categories.
+A bad request becomes a `Rejected` (the API method answers it as is) instead of an exception
+for BentoML's generic handler, which also logs a traceback per bad request: a 400 naming
+`records[i].field`, the header or `explain` and the problem, a 413 for too many records or
+bytes, a 415 for another media type, each as a `contract.errors.ErrorBody`. The request model
+is built from the model's own schema, so `/docs.json` states every field's type, range,
+nullability and categories.
 """
 
 from __future__ import annotations

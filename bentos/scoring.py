@@ -1,4 +1,4 @@
-"""Validated records to the model's input matrix, and prediction ids: the predictor's hot path.
+"""Validated records to the model's input matrix, prediction ids, and the opt-in explanations.
 
 Kept apart from the service so a unit test can hold `matrix_builder` equal to the contract's
 `ModelSchema.to_matrix` (which the monitor's shadow re-scoring uses) without loading a model.

@@ -5,10 +5,12 @@ model's metadata) becomes the strict pydantic request model at import time, so `
 states every field's type, range, nullability and categories. Nothing here is weather-specific.
 
 Hot path, kept lean on purpose (see docs/predictor.md for the measurements):
-* the request body is validated once, by pydantic-core straight from the JSON bytes;
-* a bad request is answered here with a 400/413 naming `records[i].field` and the problem,
-  instead of BentoML's generic handler (which also logs a traceback per bad request); the
-  body is `contract.errors.ErrorBody`, as the monitor's, and `/docs.json` says so;
+* the request body is validated once, by pydantic-core straight from the JSON bytes (JSON
+  lines: line by line), in `bentos.requests`;
+* a bad request arrives as a `Rejected` and is answered as is (400/413/415 naming
+  `records[i].field` and the problem), not through BentoML's generic handler (which also logs
+  a traceback per bad request); the body is `contract.errors.ErrorBody`, as the monitor's,
+  and `/docs.json` says so;
 * the float32 matrix is built directly from the validated records (no DataFrame); it is
   identical to `ModelSchema.to_matrix`, which a unit test checks;
 * the response JSON is written by hand, not through a pydantic output model;
@@ -16,8 +18,8 @@ Hot path, kept lean on purpose (see docs/predictor.md for the measurements):
 * `?explain=k` (opt-in) runs `score_explained` instead, which adds TreeSHAP contributions;
   without it `score` runs exactly as before.
 
-Two request headers steer inference logging: `X-Modelguard-Log: off` keeps the request's
-records out of the monitor (test traffic; counted in
+Two request headers (read by `bentos.requests`) steer inference logging: `X-Modelguard-Log:
+off` keeps the request's records out of the monitor (test traffic; counted in
 `modelguard_predictor_records_not_logged_total`), and `X-Modelguard-Event-Time` (ISO-8601)
 stamps its records with the time of the events they score (a backfill), which the monitor's
 chunks by period and report use; without it a record's event time is its serving time.
@@ -43,6 +45,7 @@ from bentos.requests import Prediction, Rejected, request_model
 from bentos.scoring import explainer, matrix_builder, new_prediction_ids
 from bentos.settings import PredictorSettings
 from bentos.shipping import Shipper, ShippingConfig, ShippingStats
+from contract import metadata as md_keys
 from contract.errors import ErrorBody
 from contract.schema import ModelSchema
 
@@ -56,7 +59,7 @@ TIMEOUT_FIX = patch_timeout_middleware()
 MODEL_REF = bentoml.models.BentoModel(SETTINGS.model_tag)  # also packs the model at build
 _STORED = bentoml.models.get(SETTINGS.model_tag)
 MODEL_NAME, MODEL_VERSION = _STORED.tag.name, str(_STORED.tag.version)
-SCHEMA = ModelSchema.model_validate_json(str(_STORED.info.metadata["schema"]))
+SCHEMA = ModelSchema.model_validate_json(str(_STORED.info.metadata[md_keys.SCHEMA]))
 INLINE_SCORING_ROWS = 256  # bigger requests are scored off the event loop
 INLINE_EXPLAINED_ROWS = 16  # TreeSHAP costs ~50 us per record: explained ones leave it sooner
 
@@ -147,7 +150,7 @@ class Predictor:
     def __init__(self) -> None:
         SETTINGS.log_effective()
         self.booster = xgb.Booster()
-        self.booster.load_model(self.model.path_of("saved_model.ubj"))
+        self.booster.load_model(self.model.path_of(md_keys.BOOSTER_FILE))
         self.booster.set_param({"nthread": SETTINGS.predict_threads})
         self.threshold = SCHEMA.threshold
         self.to_matrix = matrix_builder(SCHEMA)

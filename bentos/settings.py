@@ -1,10 +1,10 @@
 """The predictor's one settings object (environment prefix `PREDICTOR_`).
 
 Read once at import time of the service: BentoML builds the request model, the worker count
-and the OpenAPI document from it before any worker starts. Field names and defaults follow
-docs/contracts.md section 2; the extra knobs below it (batching of shipped records, worker
-count) are documented in docs/predictor.md. The monitor token is a `SecretStr` so that
-logging the effective settings can never print it.
+and the OpenAPI document from it before any worker starts. Every field, the contract's and
+the predictor-local knobs below them alike, is listed with its default in docs/contracts.md
+section 2. The monitor token is a `SecretStr` so that logging the effective settings can
+never print it.
 """
 
 from __future__ import annotations

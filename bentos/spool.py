@@ -3,11 +3,14 @@
 Why a module of its own: the spool is the part of record delivery that deals with files,
 `flock` ownership, orphan adoption and the byte bound, and none of that depends on the
 buffer or the sending thread in `bentos.shipping`, which only calls `put`, `oldest`,
-`remove_oldest`, `adopt_orphans` and `close`.
+`remove_oldest`, `len`, `adopt_orphans` and `close`.
 
 Each process keeps its own spool directory under an exclusive `flock`, so a directory whose
-lock can be taken is an orphan of a dead process and is adopted. Past `max_bytes` the oldest
-batches are dropped, counted (`spool_full`) and logged once per incident.
+lock can be taken is an orphan of a dead process (or of a closed spool that still held
+batches) and is adopted; adopted batches are merged in by name, which starts with the time
+they were written. Past `max_bytes` the oldest batches are dropped, counted (`spool_full`)
+and logged once per incident; a batch that cannot be written or read back is counted the
+same way.
 """
 
 from __future__ import annotations

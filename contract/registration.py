@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from contract.metadata import XGBOOST_LEARNER
 from contract.schema import ModelSchema
 
 NAME_PATTERN = r"^[a-z0-9]([-._a-z0-9]{0,61}[a-z0-9])?$"
@@ -62,7 +63,7 @@ class Registration(BaseModel):
     model: str = Field(pattern=NAME_PATTERN, description="Model name, e.g. rain_forecast")
     version: str = Field(pattern=NAME_PATTERN, description="Model version (BentoML tag version)")
     learner: str = Field(
-        default="xgboost", description="Learner family; shadow gaps compare like with like"
+        default=XGBOOST_LEARNER, description="Learner family; shadow gaps compare like with like"
     )
     release: str = ""
     description: str = ""

@@ -1,1 +1,1 @@
-"""The `modelguard` command: bring your own model (schema infer, package, validate)."""
+"""The `modelguard` command: bring your own model (schema infer, package, validate, candidate)."""

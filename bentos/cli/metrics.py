@@ -1,4 +1,4 @@
-"""Offline evaluation of a binary classifier: hold-out metrics, the threshold, AUC error."""
+"""Offline evaluation of a binary classifier: hold-out metrics, threshold, ROC AUC's error."""
 
 from __future__ import annotations
 

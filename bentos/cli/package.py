@@ -216,9 +216,9 @@ def metadata(
         md_keys.SCHEMA: assessed.schema.model_dump_json(),
         md_keys.RELEASE: release,
         md_keys.DESCRIPTION: description,
-        md_keys.LEARNER: "xgboost",
+        md_keys.LEARNER: md_keys.XGBOOST_LEARNER,
         **provenance,
-        "threshold_rule": assessed.threshold_rule,
+        md_keys.THRESHOLD_RULE: assessed.threshold_rule,
         md_keys.METRICS: assessed.metrics,
         md_keys.FEATURE_IMPORTANCE: assessed.importance,
         md_keys.REFERENCE_FILE: md_keys.DEFAULT_REFERENCE_FILE,
@@ -268,7 +268,7 @@ def save(
         tag,
         booster,
         metadata=md,
-        labels={"release": release or "none", "learner": "xgboost"},
+        labels={"release": release or "none", "learner": md_keys.XGBOOST_LEARNER},
     )
     # The object save_model returns points at its staging folder; the stored copy is here.
     model = bentoml.models.get(tag)

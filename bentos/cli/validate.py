@@ -46,8 +46,11 @@ def validate(tag: str) -> tuple[str, list[str]]:
     md: dict[str, Any] = dict(model.info.metadata)
     problems = [f"metadata `{key}` is missing" for key in md_keys.REQUIRED if key not in md]
     schema = _schema(md, problems)
-    if md.get(md_keys.LEARNER, "xgboost") != "xgboost":
-        problems.append(f"metadata `{md_keys.LEARNER}` is {md[md_keys.LEARNER]!r}, not 'xgboost'")
+    if md.get(md_keys.LEARNER, md_keys.XGBOOST_LEARNER) != md_keys.XGBOOST_LEARNER:
+        problems.append(
+            f"metadata `{md_keys.LEARNER}` is {md[md_keys.LEARNER]!r}, "
+            f"not {md_keys.XGBOOST_LEARNER!r}"
+        )
     metrics = md.get(md_keys.METRICS, {})
     if not isinstance(metrics, dict) or "roc_auc" not in metrics.get("reference", {}):
         problems.append(f"metadata `{md_keys.METRICS}` has no reference.roc_auc (the gate's)")
