@@ -143,7 +143,7 @@ class KubeTarget:
     def event(self, monitor: ModelMonitor, note: EventNote) -> None:
         body = event_body(monitor, note)
         with contextlib.suppress(Conflict):  # 409: this Event (named by its key) was posted
-            self._json(self._core.create_namespaced_event, body["metadata"]["namespace"], body)
+            self._json(self._core.create_namespaced_event, monitor.namespace, body)
 
     def publish_status(self, monitor: ModelMonitor, status: dict[str, Any]) -> None:
         self._json(
