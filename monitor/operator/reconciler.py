@@ -60,6 +60,11 @@ from monitor.operator.ports import EventNote, Observation, OperatorMetrics, Oper
 from monitor.operator.resource import ModelMonitor
 
 LOG = logging.getLogger("modelguard.operator")
+# Actions that are only said (once per release): their Event reason and audit kind.
+NOTIFICATIONS = {
+    "recommend-retraining": ("RetrainingRecommended", "retraining-recommended"),
+    "unavailable": ("RollbackUnavailable", "rollback-unavailable"),
+}
 
 
 @dataclass
@@ -277,26 +282,9 @@ class Operator:
                 audit=(publish.decision_audit(monitor, policy, decision, "known-good", now),),
                 events=(note,),
             )
-        if decision.action == "recommend-retraining":
-            return publish.notify_once(
-                monitor,
-                policy,
-                decision,
-                now,
-                incident,
-                "RetrainingRecommended",
-                "retraining-recommended",
-            )
-        if decision.action == "unavailable":
-            return publish.notify_once(
-                monitor,
-                policy,
-                decision,
-                now,
-                incident,
-                "RollbackUnavailable",
-                "rollback-unavailable",
-            )
+        if decision.action in NOTIFICATIONS:
+            reason, kind = NOTIFICATIONS[decision.action]
+            return publish.notify_once(monitor, policy, decision, now, incident, reason, kind)
         if decision.wants_rollback:
             return self._rollback(monitor, policy, decision, now, incident, result)
         return NOTHING
