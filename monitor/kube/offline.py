@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from monitor.kube.rollout import (
 )
 from monitor.memory.state import RollbackPlan
 from monitor.operator.ports import EventNote, Observation, Outcome
+from monitor.operator.resource import ModelMonitor
 
 LOG = logging.getLogger("modelguard.kube")
 
@@ -53,15 +54,16 @@ class OfflineTarget:
     def list_monitors(self) -> list[dict[str, Any]]:
         monitors = copy.deepcopy(self.monitors())
         for monitor in monitors:  # as an API server would: the last status written
-            status = self.statuses.get(monitor["metadata"]["name"])
+            status = self.statuses.get(ModelMonitor.from_body(monitor).name)
             if status is not None:
                 monitor["status"] = copy.deepcopy(status)
         return monitors
 
     def _model_of(self, deployment: str) -> str:
-        for monitor in self.monitors():
-            if monitor["spec"]["targetRef"]["name"] == deployment:
-                return str(monitor["spec"]["model"])
+        for body in self.monitors():
+            monitor = ModelMonitor.from_body(body)
+            if monitor.target_name == deployment and monitor.declared_model:
+                return monitor.declared_model
         raise KeyError(deployment)
 
     def observe(self, namespace: str, deployment: str) -> Observation | None:
@@ -99,12 +101,12 @@ class OfflineTarget:
     def rollback(self, plan: RollbackPlan) -> tuple[Outcome, list[dict[str, Any]]]:
         raise RuntimeError("offline mode never patches: run the ModelMonitor in dryRun")
 
-    def event(self, monitor: Mapping[str, Any], note: EventNote) -> None:
+    def event(self, monitor: ModelMonitor, note: EventNote) -> None:
         LOG.info("event %s: %s", note.reason, note.message)
         self.events.append(event_body(monitor, note))
 
-    def publish_status(self, monitor: Mapping[str, Any], status: dict[str, Any]) -> None:
-        self.statuses[monitor["metadata"]["name"]] = status
+    def publish_status(self, monitor: ModelMonitor, status: dict[str, Any]) -> None:
+        self.statuses[monitor.name] = status
 
 
 def synthesized_replicaset(

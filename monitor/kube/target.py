@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from monitor.kube.events import API_VERSION, GROUP, PLURAL, event_body
 from monitor.kube.rollout import observe, plan_for, rollout_undo_patch, same_template
 from monitor.memory.state import RollbackPlan
 from monitor.operator.ports import EventNote, Observation, Outcome, RevisionView
+from monitor.operator.resource import ModelMonitor
 
 LOG = logging.getLogger("modelguard.kube")
 
@@ -139,20 +140,19 @@ class KubeTarget:
                 continue
         return "failed", ops
 
-    def event(self, monitor: Mapping[str, Any], note: EventNote) -> None:
+    def event(self, monitor: ModelMonitor, note: EventNote) -> None:
         body = event_body(monitor, note)
         with contextlib.suppress(Conflict):  # 409: this Event (named by its key) was posted
-            self._json(self._core.create_namespaced_event, body["metadata"]["namespace"], body)
+            self._json(self._core.create_namespaced_event, monitor.namespace, body)
 
-    def publish_status(self, monitor: Mapping[str, Any], status: dict[str, Any]) -> None:
-        meta = monitor.get("metadata", {})
+    def publish_status(self, monitor: ModelMonitor, status: dict[str, Any]) -> None:
         self._json(
             self._custom.patch_namespaced_custom_object_status,
             GROUP,
             API_VERSION,
-            meta["namespace"],
+            monitor.namespace,
             PLURAL,
-            meta["name"],
+            monitor.name,
             {"status": status},
             _content_type="application/merge-patch+json",
         )

@@ -16,6 +16,7 @@ from typing import Any
 from kubernetes import watch
 
 from monitor.kube.events import API_VERSION, GROUP, PLURAL
+from monitor.operator.resource import ModelMonitor
 
 LOG = logging.getLogger("modelguard.kube")
 
@@ -24,12 +25,10 @@ def spec_changed(event: dict[str, Any], seen: dict[tuple[str, str], int]) -> boo
     """Whether a watch event carries a generation not yet reconciled nor already signalled."""
     if event.get("type") not in ("ADDED", "MODIFIED"):
         return False
-    obj = event.get("object") or {}
-    meta = obj.get("metadata") or {}
-    key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
-    generation = int(meta.get("generation") or 0)
-    observed = int((obj.get("status") or {}).get("observedGeneration") or 0)
-    if generation <= observed or seen.get(key) == generation:
+    monitor = ModelMonitor.from_body(event.get("object") or {})
+    key = (monitor.namespace, monitor.name)
+    generation = monitor.generation or 0
+    if generation <= monitor.observed_generation or seen.get(key) == generation:
         return False
     seen[key] = generation
     return True

@@ -1,16 +1,20 @@
-"""The reconcile loop: for each ModelMonitor, read -> decide -> act -> publish.
+"""The reconcile loop: for each ModelMonitor, read -> decide -> apply, in rounds.
 
 Level-triggered and idempotent: every pass recomputes the decision from durable state (the
 store: evidence, known-good, rejections, incidents) and the cluster (Deployment and its
-ReplicaSets), so running it twice, or after a crash, does nothing twice. The one step that
-must not be repeated, the Deployment patch, is bracketed by a durable "pending rollback"
-intent written before the patch and cleared after the rollback is published: a monitor
-restarted in between finds the intent, re-reads the Deployment and either finishes the
-publication (the patch landed) or patches once (it did not).
+ReplicaSets), so running it twice, or after a crash, does nothing twice. A pass is four
+rounds, each decided here as `effects.Effects` and run by `apply.apply` (the one place that
+writes, and where the Deployment patch is bracketed by its durable intent):
 
-Reading state into the decision's input is `inputs.py`; status, Events, audit and metrics
-are `publish.py`; what the loop needs from the cluster and the store is `ports.py`. This
-module holds the loop and the acting; `monitor/loops/wiring.py` builds it.
+1. resume: a rollback left pending by a restart is finished first (it changes the Deployment
+   the pass reads, and the incident the decision reads);
+2. prepare: `spec.knownGood` and `spec.candidates` recorded (the decision reads them);
+3. act: candidate verdicts, policy problems and the decision's action;
+4. report: the status, with the patch's outcome and the state as it now is.
+
+Reading state into the decision's input is `inputs.py`; the wording of status, Events and
+audit is `publish.py`; the resource as read is `resource.py`; what the loop needs from the
+cluster and the store is `ports.py`. `monitor/loops/wiring.py` builds the operator.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from monitor.decision.conditions import candidate_condition
 from monitor.decision.decide import decide
 from monitor.decision.policy import Policy, PolicyError, parse_policy
 from monitor.decision.types import TRIGGER_REASONS, Decision
+from monitor.memory.audit import AuditEntry
 from monitor.memory.candidates import CandidateState
 from monitor.memory.state import (
+    Incident,
     KnownGood,
     OperatorState,
     PendingRollback,
@@ -37,11 +43,28 @@ from monitor.memory.state import (
     RollbackPlan,
     RollbackRecord,
 )
+from monitor.operator import publish
+from monitor.operator.apply import World, apply
+from monitor.operator.effects import (
+    NOTHING,
+    CountReconcileError,
+    Effects,
+    InitRollbacks,
+    Reject,
+    Rollback,
+    SetKnownGood,
+    SyncSpecCandidates,
+)
 from monitor.operator.inputs import candidate_verdicts, decision_input, registered
-from monitor.operator.ports import Observation, OperatorMetrics, OperatorStore, Target
-from monitor.operator.publish import GuardedMetrics, Publisher
+from monitor.operator.ports import EventNote, Observation, OperatorMetrics, OperatorStore, Target
+from monitor.operator.resource import ModelMonitor
 
 LOG = logging.getLogger("modelguard.operator")
+# Actions that are only said (once per release): their Event reason and audit kind.
+NOTIFICATIONS = {
+    "recommend-retraining": ("RetrainingRecommended", "retraining-recommended"),
+    "unavailable": ("RollbackUnavailable", "rollback-unavailable"),
+}
 
 
 @dataclass
@@ -66,25 +89,22 @@ class Operator:
     ) -> None:
         self.store, self.target, self.clock = store, target, clock
         self.state = OperatorState(store)
-        self.publish = Publisher(store, target, GuardedMetrics(metrics))
+        self.world = World(store, target, metrics)
 
     def reconcile_once(self) -> list[ReconcileResult]:
         """One pass over every ModelMonitor; one failing monitor never stops the others."""
         results = []
-        for monitor in self.target.list_monitors():
-            meta = monitor.get("metadata", {})
+        for body in self.target.list_monitors():
+            monitor = ModelMonitor.from_body(body)
             try:
                 results.append(self.reconcile(monitor))
             except Exception as exc:  # reported, counted, retried next pass
-                LOG.exception("reconcile of %s/%s failed", meta.get("namespace"), meta.get("name"))
-                ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
-                self.publish.metrics.reconcile_error(ns, name)
+                LOG.exception("reconcile of %s/%s failed", monitor.namespace, monitor.name)
+                error = Effects(metrics=(CountReconcileError(monitor.namespace, monitor.name),))
+                apply(self.world, monitor, error)
                 results.append(
                     ReconcileResult(
-                        meta.get("namespace", ""),
-                        meta.get("name", ""),
-                        outcome="failed",
-                        error=repr(exc),
+                        monitor.namespace, monitor.name, outcome="failed", error=repr(exc)
                     )
                 )
         return results
@@ -93,12 +113,12 @@ class Operator:
         """What one pass would do, without doing any of it: no patch, no Event, no status and
         nothing written to the store (`reconcile --once --dry-run`)."""
         results = []
-        for monitor in self.target.list_monitors():
-            meta = monitor.get("metadata", {})
-            ns, name = str(meta.get("namespace", "default")), str(meta.get("name", ""))
+        for body in self.target.list_monitors():
+            monitor = ModelMonitor.from_body(body)
+            ns, name = monitor.namespace, monitor.name
             result = ReconcileResult(ns, name, outcome="planned")
             try:
-                policy = parse_policy(monitor.get("spec") or {})
+                policy = parse_policy(monitor.spec or {})
             except PolicyError as exc:
                 result.outcome, result.error = "invalid", str(exc)
                 results.append(result)
@@ -123,146 +143,176 @@ class Operator:
             self.reconcile_once()
             stop.wait(interval_seconds)
 
-    def reconcile(self, monitor: Mapping[str, Any]) -> ReconcileResult:
-        meta = monitor.get("metadata", {})
-        ns, name = str(meta.get("namespace", "default")), str(meta.get("name", ""))
+    def reconcile(self, body: Mapping[str, Any] | ModelMonitor) -> ReconcileResult:
+        monitor = body if isinstance(body, ModelMonitor) else ModelMonitor.from_body(body)
+        ns, name = monitor.namespace, monitor.name
         result = ReconcileResult(ns, name)
         now = self.clock()
         try:
-            policy = parse_policy(monitor.get("spec") or {})
+            policy = parse_policy(monitor.spec or {})
         except PolicyError as exc:
             result.outcome, result.error = "invalid", str(exc)
-            result.status = self.publish.invalid(monitor, str(exc), now)
+            reported = publish.invalid(monitor, str(exc), now, self.state)
+            apply(self.world, monitor, reported)
+            result.status = dict(reported.status or {})
             return result
         # Counters start at 0 so that the first rollback is an increase Prometheus can see.
-        triggers = tuple(TRIGGER_REASONS)
-        self.publish.metrics.init_rollbacks(ns, name, triggers, policy.mode)
-        self._finish_pending(monitor, policy, result)
+        init = InitRollbacks(ns, name, tuple(TRIGGER_REASONS), policy.mode)
+        apply(self.world, monitor, Effects(metrics=(init,)))
+        # 1. resume
+        resumed = apply(self.world, monitor, self._resume(monitor, policy))
+        if resumed.outcome is not None:
+            result.outcome, result.patch = resumed.outcome, resumed.patch
         seen = self.target.observe(ns, policy.target_name)
         if seen is None:
             msg = f"Deployment {ns}/{policy.target_name} not found"
-            result.status = self.publish.status(monitor, policy, None, None, now, not_found=msg)
-            self.target.publish_status(monitor, result.status)
+            result.status = publish.status(
+                monitor, policy, self.state, None, None, now, not_found=msg
+            )
+            apply(self.world, monitor, Effects(status=result.status))
             return result
-        self._declare_from_spec(monitor, policy, seen, now)
-        CandidateState(self.store).sync_spec(
-            policy.model, policy.candidates, policy.candidate_policy.backfill_chunks, iso(now)
-        )
+        # 2. prepare
+        apply(self.world, monitor, self._prepare(monitor, policy, seen, now))
+        # 3. act
         inp = decision_input(self.store, policy, seen, now, self.state.incident(ns, name))
         decision = decide(inp)
         result.decision = decision
         verdicts = candidate_verdicts(self.store, policy)
-        self.publish.candidates(monitor, policy, verdicts, now)
-        self.publish.policy_report(
-            monitor,
-            policy.model,
-            PolicyReport(ns, name, tuple((p.reason, p.message) for p in inp.problems)),
-            now,
+        report = PolicyReport(ns, name, tuple((p.reason, p.message) for p in inp.problems))
+        before = CandidateState(self.store).verdicts(policy.model)
+        stored_report = self.state.policy_report(policy.model)
+        acting = (
+            publish.candidates(monitor, policy, verdicts, before, now)
+            + publish.policy_report(monitor, policy.model, report, stored_report, now)
+            + self._act(monitor, policy, decision, now, result)
         )
-        self._act(monitor, policy, seen, decision, now, result)
-        result.status = self.publish.status(
+        acted = apply(self.world, monitor, acting)
+        if acted.outcome is not None:
+            result.outcome, result.patch = acted.outcome, acted.patch
+        # 4. report
+        judged = list(verdicts.values())
+        result.status = publish.status(
             monitor,
             policy,
+            self.state,
             seen,
             decision,
             now,
             patched=result.outcome,
-            candidates=list(verdicts.values()),
+            candidates=judged,
         )
-        self.target.publish_status(monitor, result.status)
-        for cond in (*decision.conditions, candidate_condition(list(verdicts.values()))):
-            self.publish.metrics.set_condition(ns, name, cond.type, cond.status == "True")
+        conditions = (*decision.conditions, candidate_condition(judged))
+        apply(
+            self.world,
+            monitor,
+            Effects(status=result.status) + publish.conditions_metrics(monitor, conditions),
+        )
         return result
 
-    # -- acting ----------------------------------------------------------------------------
+    # -- deciding --------------------------------------------------------------------------
+
+    def _resume(self, monitor: ModelMonitor, policy: Policy) -> Effects:
+        """A rollback decided before a restart: finish it exactly once."""
+        pending = self.state.pending(monitor.namespace, monitor.name)
+        if pending is None:
+            return NOTHING
+        rollback = Rollback(
+            pending, policy.model, policy.mode, policy.target_name, self.clock(), resumed=True
+        )
+        return Effects(rollback=rollback)
+
+    def _prepare(
+        self, monitor: ModelMonitor, policy: Policy, seen: Observation, now: datetime
+    ) -> Effects:
+        sync = SyncSpecCandidates(
+            policy.model,
+            tuple(policy.candidates),
+            policy.candidate_policy.backfill_chunks,
+            iso(now),
+        )
+        return self._declare_from_spec(monitor, policy, seen, now) + Effects(writes=(sync,))
 
     def _declare_from_spec(
-        self, monitor: Mapping[str, Any], policy: Policy, seen: Observation, now: datetime
-    ) -> None:
+        self, monitor: ModelMonitor, policy: Policy, seen: Observation, now: datetime
+    ) -> Effects:
         """`spec.knownGood` is the baseline while no version is known-good: recorded once
         (audited `known-good-declared`), so a first release is judged against it. A later
         promotion or `known-good set` supersedes it."""
         version = policy.known_good
         if version is None or policy.mode == "off":
-            return
+            return NOTHING
         if self.state.known_good(policy.model) is not None:
-            return
+            return NOTHING
         if version in self.state.rejections(policy.model):
-            return
+            return NOTHING
         if not registered(self.store, policy.model, version):
-            return  # reported as a policy problem (KnownGoodUnknown)
+            return NOTHING  # reported as a policy problem (KnownGoodUnknown)
         carrying = [n for n, v in seen.history.items() if v == version]
         revision = max(carrying) if carrying else None
-        self.state.set_known_good(
-            policy.model, KnownGood(version, revision, iso(now), declared_by="spec")
+        declared = KnownGood(version, revision, iso(now), declared_by="spec")
+        entry = AuditEntry(
+            kind="known-good-declared",
+            model=policy.model,
+            version=version,
+            by="spec",
+            namespace=monitor.namespace,
+            modelmonitor=monitor.name,
+            time=iso(now),
+            details={"revision": revision},
         )
-        meta = monitor["metadata"]
-        self.store.append_audit(
-            {
-                "time": iso(now),
-                "kind": "known-good-declared",
-                "model": policy.model,
-                "version": version,
-                "revision": revision,
-                "by": "spec",
-                "namespace": meta["namespace"],
-                "modelmonitor": meta["name"],
-            }
-        )
+        return Effects(writes=(SetKnownGood(policy.model, declared),), audit=(entry,))
 
     def _act(
         self,
-        monitor: Mapping[str, Any],
+        monitor: ModelMonitor,
         policy: Policy,
-        seen: Observation,
         decision: Decision,
         now: datetime,
         result: ReconcileResult,
-    ) -> None:
+    ) -> Effects:
         if policy.mode == "off":
-            return  # observe only: conditions and metrics, nothing recorded or posted
+            return NOTHING  # observe only: conditions and metrics, nothing recorded or posted
+        incident = self.state.incident(monitor.namespace, monitor.name)
         if decision.action == "promote-known-good":
             assert decision.target_version is not None
-            self.state.set_known_good(
-                policy.model,
-                KnownGood(decision.target_version, decision.target_revision, iso(now)),
+            kg = KnownGood(decision.target_version, decision.target_revision, iso(now))
+            note = EventNote("KnownGood", decision.message, now, f"{decision.release}")
+            return Effects(
+                writes=(SetKnownGood(policy.model, kg),),
+                audit=(publish.decision_audit(monitor, policy, decision, "known-good", now),),
+                events=(note,),
             )
-            self.publish.audit(monitor, policy, decision, "known-good", now)
-            self.publish.event(monitor, "KnownGood", decision.message, now, f"{decision.release}")
-        elif decision.action == "recommend-retraining":
-            self.publish.notify_once(
-                monitor, policy, decision, now, "RetrainingRecommended", "retraining-recommended"
-            )
-        elif decision.action == "unavailable":
-            self.publish.notify_once(
-                monitor, policy, decision, now, "RollbackUnavailable", "rollback-unavailable"
-            )
-        elif decision.wants_rollback:
-            self._rollback(monitor, policy, seen, decision, now, result)
+        if decision.action in NOTIFICATIONS:
+            reason, kind = NOTIFICATIONS[decision.action]
+            return publish.notify_once(monitor, policy, decision, now, incident, reason, kind)
+        if decision.wants_rollback:
+            return self._rollback(monitor, policy, decision, now, incident, result)
+        return NOTHING
 
     def _rollback(
         self,
-        monitor: Mapping[str, Any],
+        monitor: ModelMonitor,
         policy: Policy,
-        seen: Observation,
         decision: Decision,
         now: datetime,
+        incident: Incident,
         result: ReconcileResult,
-    ) -> None:
-        ns, name = monitor["metadata"]["namespace"], monitor["metadata"]["name"]
+    ) -> Effects:
         assert decision.target_revision is not None and decision.target_version is not None
+        rejected = NOTHING
         if decision.reject_reason:
-            self._reject(policy.model, decision.from_version or "", decision.reject_reason, now)
+            reject = Reject(
+                policy.model,
+                decision.from_version or "",
+                Rejection(decision.reject_reason, iso(now)),
+            )
+            rejected = Effects(writes=(reject,))
             if decision.action == "reject-and-rollback":
-                self.publish.event(
-                    monitor,
-                    "ReleaseRejected",
-                    decision.message,
-                    now,
-                    decision.release,
-                    warning=True,
+                note = EventNote(
+                    "ReleaseRejected", decision.message, now, decision.release, warning=True
                 )
-        plan = self._plan(ns, policy, decision)
+                rejected += Effects(events=(note,))
+        plan = self._plan(monitor.namespace, policy, decision)
         record = RollbackRecord(
             from_revision=decision.from_revision,
             to_revision=decision.target_revision,
@@ -275,16 +325,15 @@ class Operator:
         )
         if record.dry_run:
             result.outcome = "dry-run"
-            if self.state.incident(ns, name).dry_run_release == decision.release:
-                return  # already reported; a dry run changes nothing, so nothing new to say
+            if incident.dry_run_release == decision.release:
+                return rejected  # already reported; a dry run changes nothing, so nothing new
             result.patch = self.target.plan_patch(plan)
-            self.publish.rollback(monitor, policy, record, result.patch, now)
-            return
+            return rejected + publish.rolled_back(
+                monitor, policy.model, policy.mode, policy.target_name, record, result.patch, now
+            )
         pending = PendingRollback(plan, record, decision.release, policy.mode, policy.model)
-        self.state.set_pending(ns, name, pending)
-        outcome, result.patch = self.target.rollback(plan)
-        result.outcome = outcome
-        self._settle(monitor, policy, record, outcome, result.patch, now)
+        rollback = Rollback(pending, policy.model, policy.mode, policy.target_name, now)
+        return rejected + Effects(rollback=rollback)
 
     @staticmethod
     def _plan(namespace: str, policy: Policy, decision: Decision) -> RollbackPlan:
@@ -301,49 +350,3 @@ class Operator:
             decision.from_version or "",
             cause,
         )
-
-    def _settle(
-        self,
-        monitor: Mapping[str, Any],
-        policy: Policy,
-        record: RollbackRecord,
-        outcome: str,
-        patch: list[dict[str, Any]],
-        now: datetime,
-    ) -> None:
-        ns, name = monitor["metadata"]["namespace"], monitor["metadata"]["name"]
-        if outcome in ("patched", "already"):
-            self.publish.rollback(monitor, policy, record, patch, now)
-        elif outcome == "failed":
-            return  # keep the intent: the next pass re-reads and retries
-        else:  # superseded or missing: someone else changed the Deployment; do not fight it
-            self.store.append_audit(
-                {
-                    "time": iso(now),
-                    "model": policy.model,
-                    "namespace": ns,
-                    "modelmonitor": name,
-                    "kind": f"rollback-{outcome}",
-                    **record.to_json(),
-                }
-            )
-        self.state.clear_pending(ns, name)
-
-    def _finish_pending(
-        self, monitor: Mapping[str, Any], policy: Policy, result: ReconcileResult
-    ) -> None:
-        """A rollback decided before a restart: finish it exactly once."""
-        ns, name = monitor["metadata"]["namespace"], monitor["metadata"]["name"]
-        pending = self.state.pending(ns, name)
-        if pending is None:
-            return
-        plan = pending.plan
-        LOG.warning(
-            "resuming pending rollback %s -> revision %s", plan.from_version, plan.target_revision
-        )
-        outcome, patch = self.target.rollback(plan)
-        result.outcome, result.patch = outcome, patch
-        self._settle(monitor, policy, pending.record, outcome, patch, self.clock())
-
-    def _reject(self, model: str, version: str, reason: str, now: datetime) -> None:
-        self.state.reject(model, version, Rejection(reason, iso(now)))
