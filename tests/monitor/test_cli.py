@@ -153,3 +153,37 @@ def test_candidates_refuses_an_unknown_model(tmp_path: Path) -> None:
     assert runner.invoke(app, ["candidates", "--bogus"]).exit_code == 2
     none = runner.invoke(app, ["candidates", "--model", "m", "--db", str(db)])
     assert none.exit_code == 0 and "no candidates of m" in none.output
+
+
+def test_known_good_set_declares_a_registered_version_and_refuses_others(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    fill(db)  # v1 registered and rejected
+    with Store(db) as store:
+        store.register(
+            {
+                "model": "m",
+                "version": "v2",
+                "schema": {"features": [{"name": "x"}]},
+                "reference": [],
+                "artifact": base64.b64encode(b"y").decode(),
+            }
+        )
+    args = ["known-good", "set", "m", "--db", str(db), "--actor", "alice"]
+    unknown = runner.invoke(app, [*args[:3], "v9", *args[3:]])
+    assert unknown.exit_code == 2 and "version: m:v9 is not registered" in unknown.output
+    rejected = runner.invoke(app, [*args[:3], "v1", *args[3:]])
+    assert rejected.exit_code == 2 and "clear it first (clear-rejection)" in rejected.output
+    done = runner.invoke(app, [*args[:3], "v2", *args[3:]])
+    assert done.exit_code == 0, done.output
+    assert "m:v2 is known-good (before: none)" in done.output
+    with Store(db) as store:
+        [entry] = store.audit("m", "known-good-declared")
+    assert (entry["version"], entry["by"], entry["previous"]) == ("v2", "cli:alice", None)
+
+
+def test_clear_rejection_of_an_unknown_version_says_it_was_not_rejected(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    fill(db)
+    args = ["clear-rejection", "--model", "m", "--version", "v9", "--db", str(db)]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 1 and "m:v9 was not rejected" in result.output
