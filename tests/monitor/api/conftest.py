@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from monitor.api.app import create_app
 from monitor.core.settings import MonitorSettings
@@ -31,7 +32,9 @@ def client(tmp_path: Path, store: Store) -> Iterator[TestClient]:
     settings = MonitorSettings(
         db_path=tmp_path / "m.db",
         analysis_worker=False,
-        **{f"{role}_token": token for role, token in TOKENS.items()},
+        operator_token=SecretStr(TOKENS["operator"]),
+        reader_token=SecretStr(TOKENS["reader"]),
+        predictor_token=SecretStr(TOKENS["predictor"]),
     )
     with TestClient(create_app(settings, store=store, background=False)) as c:
         yield c
