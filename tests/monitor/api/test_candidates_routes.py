@@ -15,7 +15,8 @@ from contract.errors import ErrorBody
 from monitor.memory.candidates import CandidateState
 from monitor.store.sqlite import Store
 from tests.monitor.api.conftest import auth
-from tests.monitor.service.conftest import MODEL, register, worse_chunks
+from tests.monitor.service.conftest import MODEL, register
+from tests.support.candidates import worse_chunks
 
 BASE = f"/v1/models/{MODEL}/candidates"
 

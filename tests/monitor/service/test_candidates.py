@@ -9,7 +9,8 @@ from monitor.memory.candidates import CandidateState
 from monitor.service import candidates
 from monitor.service.errors import ConflictError, NotFoundError
 from monitor.store.sqlite import Store
-from tests.monitor.service.conftest import MODEL, audit_of, register, worse_chunks
+from tests.monitor.service.conftest import MODEL, audit_of, register
+from tests.support.candidates import worse_chunks
 
 
 def test_declaring_a_registered_version_stores_and_audits_it_once(store: Store) -> None:
