@@ -2,7 +2,10 @@
 candidates, declare a known-good version.
 
 Commands read the database directly (`--db`, default MONITOR_DB_PATH) or, for `audit`, a
-running monitor (`--url`). Telemetry is switched off by importing `monitor.core.settings` first.
+running monitor (`--url`). What a command asks of the monitor (a candidate listing, a
+known-good declaration, a cleared rejection) is the service's (monitor/service/), the same
+code the HTTP API calls; this module parses options and prints. Telemetry is switched off by
+importing `monitor.core.settings` first.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def report(
 ) -> None:
     """Write the model's HTML report (candidates with the verdicts `candidates` prints)."""
     from monitor.analysis.report import render_report
-    from monitor.api.routes.candidates import candidate_listing
+    from monitor.service import candidates
 
     with _store(db) as store:
         if model not in store.models():
@@ -86,7 +89,7 @@ def report(
             raise typer.Exit(1)
         verdicts = {
             c.version: c.verdict.model_dump()
-            for c in candidate_listing(store, model).candidates
+            for c in candidates.listing(store, model).candidates
             if c.verdict is not None
         }
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -142,8 +145,15 @@ def clear_rejection(
     actor: str = typer.Option(os.environ.get("USER", "cli"), help="Recorded in the audit log"),
 ) -> None:
     """Let a rejected version run again: the operator stops rolling it back."""
+    from monitor.service import rejections
+    from monitor.service.errors import NotFoundError
+
     with _store(db) as store:
-        if store.clear_rejection(model, version, actor=actor):
+        try:
+            cleared = rejections.clear_rejection(store, model, version, actor)
+        except NotFoundError:
+            cleared = False  # an unknown version is "not rejected" here, as it always was
+        if cleared:
             console.print(f"rejection of {model}:{version} cleared")
         else:
             console.print(f"[yellow]{model}:{version} was not rejected[/]")
@@ -165,17 +175,20 @@ def known_good_set(
 ) -> None:
     """Declare VERSION known-good: the baseline a release of MODEL is judged against and
     rolled back to, from its first release on (audited `known-good-declared`)."""
+    from monitor.service import known_good
+    from monitor.service.errors import ConflictError, NotFoundError
+
     with _store(db) as store:
-        registered = {v.version for v in store.versions(model) if v.registered_at}
-        if version not in registered:
-            console.print(f"[red]version: {model}:{version} is not registered[/]")
-            raise typer.Exit(2)
-        if version in store.rejected_versions(model):
+        try:
+            previous = known_good.declare_known_good(store, model, version, f"cli:{actor}")
+        except NotFoundError as exc:
+            console.print(f"[red]version: {exc}[/]")
+            raise typer.Exit(2) from None
+        except ConflictError:
             console.print(
                 f"[red]version: {model}:{version} is rejected; clear it first (clear-rejection)[/]"
             )
-            raise typer.Exit(2)
-        previous = store.declare_known_good(model, version, actor=f"cli:{actor}")
+            raise typer.Exit(2) from None
         console.print(f"{model}:{version} is known-good (before: {previous or 'none'})")
 
 
@@ -248,19 +261,18 @@ def candidates(
     """Each candidate (a registered version judged on the baseline's rows before it serves)
     with its verdict: the operator's last, else computed now under the default candidate
     policy; the same-rows gap with its band, chunks / rows scored, chunks still needed."""
-    from monitor.api.routes.candidates import candidate_listing
+    from monitor.service import candidates as service
+    from monitor.service.errors import NotFoundError
 
     with _store(db) as store:
-        known = store.models()
         if model is not None:
-            listing = candidate_listing(store, model)
-            if not listing.candidates and model not in known:
-                console.print(f"[red]--model: model {model!r} is unknown[/]")
-                raise typer.Exit(2)
-            listings = [listing]
+            try:
+                listings = [service.listing(store, model)]
+            except NotFoundError as exc:
+                console.print(f"[red]--model: {exc}[/]")
+                raise typer.Exit(2) from None
         else:
-            listings = [candidate_listing(store, m) for m in known]
-            listings = [lst for lst in listings if lst.candidates]
+            listings = service.listings(store)
     if as_json:
         docs = [lst.model_dump(mode="json") for lst in listings]
         typer.echo(json.dumps(docs[0] if model is not None else docs, indent=2))

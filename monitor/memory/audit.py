@@ -37,7 +37,9 @@ AuditKind = Literal[
 class AuditEntry:
     """One audit record. `namespace`/`modelmonitor` are set when a ModelMonitor acted;
     `by` names the actor of an API or CLI action (`api`, `spec`, a user); `details` holds
-    the kind's own fields (a decision's evidence, a verdict, a patch), stored flat."""
+    the kind's own fields (a decision's evidence, a verdict, a patch), stored flat. `time`
+    None stores no `time` key (the store's `at` is then the only stamp, as API and CLI
+    actions have always been written)."""
 
     kind: AuditKind | str
     model: str
@@ -45,12 +47,14 @@ class AuditEntry:
     by: str | None = None
     namespace: str | None = None
     modelmonitor: str | None = None
-    time: str = field(default_factory=now_iso)
+    time: str | None = field(default_factory=now_iso)
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: the fixed fields that are set, then the details, flat."""
         data: dict[str, Any] = {"time": self.time, "kind": self.kind, "model": self.model}
+        if self.time is None:
+            del data["time"]
         for key in ("version", "by", "namespace", "modelmonitor"):
             value = getattr(self, key)
             if value is not None:

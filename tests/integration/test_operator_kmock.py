@@ -24,6 +24,7 @@ from monitor.core.evidence import ChunkEvidence
 from monitor.kube.rollout import CHANGE_CAUSE, REVISION_ANNOTATION, RollbackPlan
 from monitor.kube.target import KubeTarget, Retry
 from monitor.operator.reconciler import Operator, ReconcileResult
+from monitor.service.rejections import clear_rejection
 from monitor.store.sqlite import Store
 from tests.support.kube import (
     DEPLOYMENTS,
@@ -405,7 +406,7 @@ def test_rejected_version_redeployed_is_rolled_back_until_cleared(cluster: Clust
     assert cluster.rollbacks_applied() == 2
     simulate_controller(cluster.kube, NS, DEP)
     # The operator clears the rejection (API/CLI); the version is judged afresh from then on.
-    assert cluster.store.clear_rejection(MODEL, BAD, actor="test")
+    assert clear_rejection(cluster.store, MODEL, BAD, "test")
     cluster.clock.now = T0 + timedelta(hours=1)
     deploy(cluster.kube, NS, DEP, BAD)
     [kept] = cluster.operator().reconcile_once()

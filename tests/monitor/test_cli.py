@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from monitor.cli import app
 from monitor.store.sqlite import Store
+from tests.support.candidates import register_bare, worse_chunks
 from tests.support.paths import REPO
 
 runner = CliRunner()
@@ -88,41 +89,14 @@ def test_python_dash_m_monitor_is_the_entry_point() -> None:
 
 def fill_candidates(db: Path) -> None:
     """v2 a declared candidate of m, scored on four of v1's chunks, 0.06 below it."""
-    from monitor.memory.candidates import CandidateChunk, CandidateState
+    from monitor.memory.candidates import CandidateState
 
     fill(db)
     with Store(db) as store:
-        store.register(
-            {
-                "model": "m",
-                "version": "v2",
-                "schema": {"features": [{"name": "x"}]},
-                "reference": [],
-                "artifact": base64.b64encode(b"y").decode(),
-            }
-        )
+        register_bare(store, "m", "v2")
         state = CandidateState(store)
         state.add("m", "v2", "api", at="2024-01-01T00:00:00+00:00", by="operator")
-        state.save_chunks(
-            "m",
-            "v2",
-            [
-                CandidateChunk(
-                    chunk_index=i,
-                    baseline_version="v1",
-                    rows=500,
-                    first_seq=500 * i + 1,
-                    last_seq=500 * (i + 1),
-                    candidate_estimate=0.80 + d,
-                    candidate_sampling_error=0.01,
-                    baseline_estimate=0.86,
-                    baseline_sampling_error=0.01,
-                    rank_correlation=0.9,
-                    analysed_at="2024-01-02T00:00:00+00:00",
-                )
-                for i, d in enumerate((0.001, -0.002, 0.0, 0.002))
-            ],
-        )
+        state.save_chunks("m", "v2", worse_chunks())
 
 
 def test_candidates_shows_each_verdict_with_its_gap_and_band(tmp_path: Path) -> None:
@@ -153,3 +127,29 @@ def test_candidates_refuses_an_unknown_model(tmp_path: Path) -> None:
     assert runner.invoke(app, ["candidates", "--bogus"]).exit_code == 2
     none = runner.invoke(app, ["candidates", "--model", "m", "--db", str(db)])
     assert none.exit_code == 0 and "no candidates of m" in none.output
+
+
+def test_known_good_set_declares_a_registered_version_and_refuses_others(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    fill(db)  # v1 registered and rejected
+    with Store(db) as store:
+        register_bare(store, "m", "v2")
+    args = ["known-good", "set", "m", "--db", str(db), "--actor", "alice"]
+    unknown = runner.invoke(app, [*args[:3], "v9", *args[3:]])
+    assert unknown.exit_code == 2 and "version: m:v9 is not registered" in unknown.output
+    rejected = runner.invoke(app, [*args[:3], "v1", *args[3:]])
+    assert rejected.exit_code == 2 and "clear it first (clear-rejection)" in rejected.output
+    done = runner.invoke(app, [*args[:3], "v2", *args[3:]])
+    assert done.exit_code == 0, done.output
+    assert "m:v2 is known-good (before: none)" in done.output
+    with Store(db) as store:
+        [entry] = store.audit("m", "known-good-declared")
+    assert (entry["version"], entry["by"], entry["previous"]) == ("v2", "cli:alice", None)
+
+
+def test_clear_rejection_of_an_unknown_version_says_it_was_not_rejected(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    fill(db)
+    args = ["clear-rejection", "--model", "m", "--version", "v9", "--db", str(db)]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 1 and "m:v9 was not rejected" in result.output

@@ -1,24 +1,17 @@
-"""Candidates (docs/monitor.md#candidates): versions registered but not serving, judged on
-the rows the baseline serves.
+"""Candidates (docs/monitor.md#candidates) over HTTP; what each call does and audits is the
+service's (monitor/service/candidates.py), which `python -m monitor candidates` calls too.
 
 - `POST /v1/models/{model}/candidates` (operator): register a version (vetted exactly as
-  `POST /v1/models`, `vet_and_register`) and declare it a candidate;
+  `POST /v1/models`) and declare it a candidate;
 - `PUT /v1/models/{model}/candidates/{version}` (operator): declare a registered version;
 - `DELETE /v1/models/{model}/candidates/{version}` (operator): withdraw the API's declaration
   (a ModelMonitor's `spec.candidates` is withdrawn there, not here);
 - `GET /v1/models/{model}/candidates` (reader): each candidate with its verdict.
-
-Declarations are `CandidateState`'s (monitor/memory/candidates.py), source "api"; each change is
-audited (`candidate-added`, `candidate-removed`). `candidate_listing` is also what
-`python -m monitor candidates` prints.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI, Request, Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from contract.registration import Registration
@@ -31,78 +24,26 @@ from monitor.api.models import (
     CANDIDATE_NOT_FOUND,
     PARAMETER_ERRORS,
     CandidateDeclared,
-    CandidateInfo,
-    CandidateList,
-    CandidateVerdictBody,
     CandidateWithdrawn,
 )
-from monitor.api.routes.registration import vet_and_register
-from monitor.core.times import now_iso
-from monitor.decision.policy import Policy
-from monitor.memory.candidates import CandidateEntry, CandidateState
-from monitor.operator.inputs import candidate_verdict
-
-SOURCE = "api"
+from monitor.api.routes.registration import artifact_limits
+from monitor.api.routes.service_errors import answered
+from monitor.service import candidates
+from monitor.service.candidates import Declaration
+from monitor.service.views import CandidateList
 
 
-def candidate_listing(store: Any, model: str) -> CandidateList:
-    """Every declared candidate of `model` with its verdict: the operator's last stored one,
-    else one computed now from its chunks under the default candidate policy (no
-    ModelMonitor has judged it, or the stored one is unreadable)."""
-    state = CandidateState(store)
-    stored = state.verdicts(model)
-    policy = Policy(model=model, target_name="")  # only its default candidate_policy is used
-    out = []
-    for version, entry in sorted(state.entries(model).items()):
-        verdict: CandidateVerdictBody | None = None
-        if version in stored:
-            try:
-                verdict = CandidateVerdictBody.model_validate(stored[version])
-            except ValidationError:
-                verdict = None
-        if verdict is None:
-            computed = candidate_verdict(store, policy, version)
-            if computed is not None:
-                verdict = CandidateVerdictBody.model_validate(computed.to_json())
-        out.append(
-            CandidateInfo(
-                version=version,
-                sources=list(entry.sources),  # type: ignore[arg-type]
-                added_at=entry.added_at,
-                added_by=entry.added_by,
-                verdict=verdict,
-            )
-        )
-    return CandidateList(model=model, candidates=out)
-
-
-def _declare(store: Any, model: str, version: str) -> tuple[bool, CandidateEntry]:
-    """Declare `version` from the API (audited when new); (newly declared, its entry)."""
-    state = CandidateState(store)
-    now = now_iso()
-    added = state.add(model, version, SOURCE, at=now, by="operator")
-    entry = state.entries(model)[version]
-    if added:
-        store.append_audit(
-            {
-                "kind": "candidate-added",
-                "model": model,
-                "version": version,
-                "by": SOURCE,
-                "sources": list(entry.sources),
-            }
-        )
-    return added, entry
-
-
-def _declared(model: str, added: bool, entry: CandidateEntry, **extra: Any) -> CandidateDeclared:
-    return CandidateDeclared(
-        model=model,
-        version=entry.version,
-        declared=added,
-        sources=list(entry.sources),  # type: ignore[arg-type]
-        added_at=entry.added_at,
-        **extra,
+def _declared(model: str, declaration: Declaration) -> CandidateDeclared:
+    entry = declaration.entry
+    return CandidateDeclared.model_validate(
+        {
+            "model": model,
+            "version": entry.version,
+            "declared": declaration.added,
+            "sources": list(entry.sources),
+            "added_at": entry.added_at,
+            "registration": declaration.registration,
+        }
     )
 
 
@@ -135,16 +76,13 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
                 422, f"is {reg.model!r}, but the path names the model {model!r}", "model"
             )
         raw = reg.artifact_bytes()
-
-        def work() -> CandidateDeclared:
-            status = vet_and_register(ctx, reg, raw)
-            added, entry = _declare(ctx.store(), model, reg.version)
-            return _declared(model, added, entry, registration=status)
-
-        result = await run_in_threadpool(work)
-        if not result.declared:
+        with answered():
+            declaration = await run_in_threadpool(
+                candidates.register_and_declare, ctx.store(), reg, raw, artifact_limits(ctx)
+            )
+        if not declaration.added:
             response.status_code = 200
-        return result
+        return _declared(model, declaration)
 
     @app.put(
         "/v1/models/{model}/candidates/{version}",
@@ -161,13 +99,11 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
     def put_candidate(model: str, version: str, response: Response) -> CandidateDeclared:
         """Declare an already registered version a candidate of `model` (no body). 201
         newly declared, 200 the API had declared it already."""
-        st = ctx.store()
-        if (model, version) not in st.registered_pairs():
-            raise ApiError(404, f"{model}:{version} is not registered", "version")
-        added, entry = _declare(st, model, version)
-        if not added:
+        with answered():
+            declaration = candidates.declare(ctx.store(), model, version)
+        if not declaration.added:
             response.status_code = 200
-        return _declared(model, added, entry)
+        return _declared(model, declaration)
 
     @app.delete(
         "/v1/models/{model}/candidates/{version}",
@@ -184,29 +120,8 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
         """Withdraw the API's declaration of `version` (its scored chunks are dropped once
         nothing declares it). 404 when it is not a candidate; 409, changing nothing, while a
         ModelMonitor's `spec.candidates` declares it (remove it there)."""
-        st = ctx.store()
-        state = CandidateState(st)
-        entry = state.entries(model).get(version)
-        if entry is None:
-            raise ApiError(404, f"{model}:{version} is not a candidate", "version")
-        if "spec" in entry.sources:
-            raise ApiError(
-                409,
-                f"{model}:{version} is declared by a ModelMonitor's spec.candidates:"
-                " remove it there",
-                "version",
-            )
-        removed, left = state.remove(model, version, SOURCE)
-        if removed:
-            st.append_audit(
-                {
-                    "kind": "candidate-removed",
-                    "model": model,
-                    "version": version,
-                    "by": SOURCE,
-                    "sources": list(left),
-                }
-            )
+        with answered():
+            removed = candidates.withdraw(ctx.store(), model, version)
         return CandidateWithdrawn(model=model, version=version, removed=removed)
 
     @app.get(
@@ -219,8 +134,5 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
         """Every declared candidate: who declared it, since when, and its verdict (the
         operator's last, else computed now under the default candidate policy). 404 for a
         model the monitor knows nothing of."""
-        st = ctx.store()
-        listing = candidate_listing(st, model)
-        if not listing.candidates and model not in st.models():
-            raise ApiError(404, f"model {model!r} is unknown", "model")
-        return listing
+        with answered():
+            return candidates.listing(ctx.store(), model)

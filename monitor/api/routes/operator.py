@@ -1,11 +1,11 @@
-"""Operator actions (operator token): clear a rejection, declare a version known-good."""
+"""Operator actions (operator token): clear a rejection, declare a version known-good; each
+the service's (monitor/service/rejections.py, known_good.py), audited with `by` "api"."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from monitor.api.context import AppContext
-from monitor.api.http import ApiError
 from monitor.api.models import (
     AUTH_ERRORS,
     CONFLICT,
@@ -14,6 +14,10 @@ from monitor.api.models import (
     ClearRejectionResult,
     KnownGoodResult,
 )
+from monitor.api.routes.service_errors import answered
+from monitor.service import known_good, rejections
+
+ACTOR = "api"
 
 
 def add_routes(app: FastAPI, ctx: AppContext) -> None:
@@ -27,11 +31,8 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
     )
     def clear_rejection(model: str, version: str) -> ClearRejectionResult:
         """Allow a rejected version to run again (the operator stops rolling it back)."""
-        st = ctx.store()
-        known = {v.version for v in st.versions(model)}
-        if version not in known and version not in st.rejected_versions(model):
-            raise ApiError(404, f"{model}:{version} is unknown")
-        cleared = st.clear_rejection(model, version, actor="api")
+        with answered():
+            cleared = rejections.clear_rejection(ctx.store(), model, version, ACTOR)
         return ClearRejectionResult(model=model, version=version, cleared=cleared)
 
     @app.post(
@@ -43,12 +44,6 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
     def declare_known_good(model: str, version: str) -> KnownGoodResult:
         """Declare a registered version known-good (audited `known-good-declared`): the
         baseline a first release is judged against and rolled back to."""
-        st = ctx.store()
-        if version not in {v.version for v in st.versions(model) if v.registered_at}:
-            raise ApiError(404, f"{model}:{version} is not registered", "version")
-        if version in st.rejected_versions(model):
-            raise ApiError(
-                409, f"{model}:{version} is rejected; clear the rejection first", "version"
-            )
-        previous = st.declare_known_good(model, version, actor="api")
+        with answered():
+            previous = known_good.declare_known_good(ctx.store(), model, version, ACTOR)
         return KnownGoodResult(model=model, version=version, previous=previous)

@@ -1,60 +1,26 @@
-"""`POST /v1/models`: register a model version (its artifact vetted in a child process).
-
-`vet_and_register` is the one path a registration takes into the store, whoever sends it:
-this route, and `POST /v1/models/{model}/candidates` (monitor/api/routes/candidates.py).
+"""`POST /v1/models`: register a model version (its artifact vetted in a child process by
+the service, monitor/service/registration.py). The route checks what only HTTP knows (which
+token sent it: a predictor's must name the version after the artifact's sha256).
 """
 
 from __future__ import annotations
-
-import logging
-from typing import Literal
 
 from fastapi import Depends, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from contract.registration import Registration, digest_bound
-from monitor.analysis.artifact import ArtifactRefusedError, vet
 from monitor.api.auth import Role
 from monitor.api.context import AppContext
 from monitor.api.http import ApiError, json_body, parse_body
 from monitor.api.models import AUTH_ERRORS, BODY_ERRORS, CONFLICT, RegistrationResult
-from monitor.store.types import Conflict
+from monitor.api.routes.service_errors import answered
+from monitor.service.registration import ArtifactLimits, register
 
-log = logging.getLogger("modelguard.monitor")
 
-
-def vet_and_register(
-    ctx: AppContext, reg: Registration, raw: bytes
-) -> Literal["created", "unchanged"]:
-    """Store `reg` (its artifact `raw` first loaded and scored in an isolated child when the
-    version is new) and audit a new one: "created", or "unchanged" for the same content
-    again. Raises `ApiError`: 400/422 naming `artifact` or `reference` when vetting fails,
-    409 on a changed registration under a stored name. Blocking: run it in a thread."""
-    st = ctx.store()
+def artifact_limits(ctx: AppContext) -> ArtifactLimits:
+    """What the vetting child may use, from the settings."""
     settings = ctx.settings
-    if (reg.model, reg.version) in st.registered_pairs():
-        holdout = None  # the same content again (200) or a conflict (409): no child
-    else:
-        try:
-            vetted = vet(
-                raw,
-                reg.schema.model_dump(mode="json"),
-                reg.reference,
-                memory_bytes=settings.artifact_memory_bytes,
-                timeout_seconds=settings.artifact_timeout_seconds,
-            )
-        except ArtifactRefusedError as exc:
-            log.warning("registration of %s:%s refused: %s", reg.model, reg.version, exc)
-            raise ApiError(exc.status, str(exc), exc.loc) from None
-        holdout = vetted.holdout
-    try:
-        status = st.register(reg, holdout=holdout)
-    except Conflict as exc:
-        raise ApiError(409, str(exc)) from None
-    if status == "created":
-        st.append_audit({"kind": "registered", "model": reg.model, "version": reg.version})
-        log.info("registered %s:%s", reg.model, reg.version)
-    return status
+    return ArtifactLimits(settings.artifact_memory_bytes, settings.artifact_timeout_seconds)
 
 
 def add_routes(app: FastAPI, ctx: AppContext) -> None:
@@ -88,7 +54,8 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
                 " only the operator token registers other names",
                 "version",
             )
-        status = await run_in_threadpool(vet_and_register, ctx, reg, raw)
+        with answered():
+            status = await run_in_threadpool(register, ctx.store(), reg, raw, artifact_limits(ctx))
         if status == "unchanged":
             response.status_code = 200
         return RegistrationResult(model=reg.model, version=reg.version, status=status)
