@@ -40,8 +40,8 @@ def vet_and_register(
                 raw,
                 reg.schema.model_dump(mode="json"),
                 reg.reference,
-                memory_bytes=settings.artifact_memory_bytes,
-                timeout_seconds=settings.artifact_timeout_seconds,
+                memory_bytes=settings.artifacts.memory_bytes,
+                timeout_seconds=settings.artifacts.timeout_seconds,
             )
         except ArtifactRefusedError as exc:
             log.warning("registration of %s:%s refused: %s", reg.model, reg.version, exc)
