@@ -1,10 +1,11 @@
 """The monitor's periodic work, run in background threads of the server process.
 
-Two loops: analysis (`monitor.analysis.cycle.run_cycle` every `analysis_interval_seconds`,
-with one cache of fitted calculators for the life of the process, each model chunked as its
-ModelMonitor's spec says: `chunk_plans`) and reconcile (the
-operator's `reconcile_once` every `reconcile_interval_seconds`, woken early by a ModelMonitor
-watch and by fresh evidence). One failing pass is logged and retried on the next tick; it
+Three loops, started by `monitor.server`: analysis (`monitor.analysis.cycle.run_cycle` every
+`analysis.interval_seconds`, with one cache of fitted calculators for the life of the process,
+each model chunked as its ModelMonitor's spec says: `chunk_plans`), retention (`Store.expire`
+every `store.retention_interval_seconds`) and reconcile (the operator's `reconcile_once` every
+`operator.reconcile_interval_seconds`, woken early by a ModelMonitor watch and by fresh
+evidence). One failing pass is logged and retried on the next tick; it
 never stops the loop. Shutdown sets one event and joins the threads, so a cycle in progress
 finishes its current write.
 """
