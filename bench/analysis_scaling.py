@@ -89,10 +89,8 @@ def cycle_on(
     """Seconds of one `run_cycle` over `frame`'s rows stored in `store` (an empty store of
     either backend, bench/store_backends.py), and its chunks."""
     from monitor.analysis.cycle import VersionCache, run_cycle
+    from monitor.core.settings import AnalysisSettings
     from monitor.metrics.registry import MonitorMetrics
-
-    class Settings:
-        chunk_size = CHUNK
 
     names = good.registration.schema.feature_names
     features = frame[names].astype(object).where(frame[names].notna(), None).to_dict("records")
@@ -126,7 +124,7 @@ def cycle_on(
     cache._fitted[(*good.key, CHUNK)] = good  # fitted before the clock, as when cached
     cache._fitted[(*retrain.key, CHUNK)] = retrain
     started = time.perf_counter()
-    chunks = run_cycle(store, Settings(), cache, MonitorMetrics())
+    chunks = run_cycle(store, AnalysisSettings(chunk_size=CHUNK), cache, MonitorMetrics())
     return time.perf_counter() - started, chunks
 
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from monitor.core.settings import MonitorSettings, disable_telemetry
+from monitor.core.settings import MonitorSettings, StoreSettings, disable_telemetry
 
 disable_telemetry()
 
@@ -31,18 +31,18 @@ console = Console()
 
 
 def _settings(db: Path | None) -> MonitorSettings:
-    return MonitorSettings(db_path=db) if db else MonitorSettings()
+    return MonitorSettings(store=StoreSettings(db_path=db)) if db else MonitorSettings()
 
 
 def _store(db: Path | None) -> Any:
     from monitor.store import database_url, open_store
 
     settings = _settings(db)
-    path = settings.db_path
-    if database_url(settings) is None and not path.exists():
+    path = settings.store.db_path
+    if database_url(settings.store) is None and not path.exists():
         console.print(f"[red]no monitor database at {path}[/]")
         raise typer.Exit(2)
-    return open_store(settings)
+    return open_store(settings.store)
 
 
 def setup_logging(level: str) -> None:
@@ -57,20 +57,11 @@ def serve(
     port: int | None = typer.Option(None, help="Port (default MONITOR_PORT)"),
 ) -> None:
     """Run the monitor's HTTP server, analysis loop and operator loop."""
-    import uvicorn
-
-    from monitor.api.app import create_app
+    from monitor.server import serve as run_server
 
     settings = MonitorSettings()
-    setup_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,  # 40+ requests/s of ingest would drown the useful lines
-        timeout_graceful_shutdown=30,
-    )
+    setup_logging(settings.logging.level)
+    run_server(settings, host=host, port=port)
 
 
 @app.command()
@@ -112,7 +103,7 @@ def audit(
 
         params: dict[str, Any] = {"limit": limit, **({"model": model} if model else {})}
         settings = MonitorSettings()  # the reader's (or operator's) token, when set
-        token = settings.token("reader") or settings.token("operator")
+        token = settings.tokens.of("reader") or settings.tokens.of("operator")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         resp = httpx.get(f"{url.rstrip('/')}/v1/audit", params=params, headers=headers, timeout=30)
         resp.raise_for_status()
@@ -337,7 +328,7 @@ def reconcile(
     from monitor.loops.wiring import build_operator
 
     settings = _settings(db)
-    setup_logging(settings.log_level)
+    setup_logging(settings.logging.level)
     with _store(db) as store:
         operator = build_operator(settings, store)
         while True:
@@ -346,7 +337,7 @@ def reconcile(
             if once:
                 failed = [r for r in results if r.outcome in ("failed", "invalid")]
                 raise typer.Exit(1 if failed else 0)
-            time.sleep(settings.reconcile_interval_seconds)
+            time.sleep(settings.operator.reconcile_interval_seconds)
 
 
 def _print_results(results: list[Any], dry_run: bool) -> None:

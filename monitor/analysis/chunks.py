@@ -44,7 +44,7 @@ from monitor.analysis.intervals import (
 )
 from monitor.analysis.univariate import UnivariateDrift
 from monitor.core.evidence import ChunkEvidence, Estimate, SegmentEvidence, TrackRecord
-from monitor.core.settings import MonitorSettings
+from monitor.core.settings import AnalysisSettings
 from monitor.core.times import now_iso
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class FittedVersion:
     ) -> FittedVersion:
         """`interval_level` None: `MONITOR_ESTIMATE_INTERVAL_LEVEL` (the cache passes none)."""
         if interval_level is None:
-            interval_level = MonitorSettings().estimate_interval_level
+            interval_level = AnalysisSettings().estimate_interval_level
         schema = registration.schema
         reference = registration.reference_frame().rename(columns={schema.label.name: LABEL})
         reference = reference.dropna(subset=[LABEL, PROBA]).reset_index(drop=True)

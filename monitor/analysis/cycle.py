@@ -44,6 +44,7 @@ from monitor.analysis.relabel import RELABEL_LOOKBACK_CHUNKS, LabelChanges
 from monitor.analysis.shadow import cumulative_gap, gap_pairs
 from monitor.core.evidence import ChunkEvidence
 from monitor.core.gap import GapSummary, summarize
+from monitor.core.settings import AnalysisSettings
 from monitor.memory.state import ChunkingStatus, OperatorState
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ def known_good_version(store: Any, model: str, live: str, registered: list[str])
 
 def run_cycle(
     store: Any,
-    settings: Any,
+    settings: AnalysisSettings,
     cache: VersionCache,
     metrics: Publisher,
     plans: Mapping[str, ChunkPlan] | None = None,
@@ -156,7 +157,7 @@ def run_cycle(
     `plans` (model -> ChunkPlan) comes from the ModelMonitors; a model without one is
     chunked by `settings.chunk_size` rows.
     """
-    default = ChunkPlan(rows=int(getattr(settings, "chunk_size", 500)))
+    default = ChunkPlan(rows=settings.chunk_size)
     produced: list[ChunkEvidence] = []
     for model in store.models():
         plan = (plans or {}).get(model, default)
@@ -198,11 +199,10 @@ def run_cycle(
     return produced
 
 
-def estimated_gap_summary(history: list[ChunkEvidence], settings: Any) -> GapSummary:
+def estimated_gap_summary(history: list[ChunkEvidence], settings: AnalysisSettings) -> GapSummary:
     """The cumulative same-rows estimated gap (live - known-good) with its band over the
     chunks: what the progressive-delivery templates read, with its rows and chunks."""
-    level = float(getattr(settings, "estimate_interval_level", 0.9))
-    return summarize(gap_pairs(history, "estimated"), level)
+    return summarize(gap_pairs(history, "estimated"), settings.estimate_interval_level)
 
 
 def _score_candidates(store: Any, cache: VersionCache, model: str, infos: list[Any]) -> None:

@@ -49,7 +49,7 @@ class Guard:
     def __init__(self, settings: MonitorSettings) -> None:
         self._tokens: dict[Role, bytes] = {}
         for role in ROLES:
-            token = settings.token(role)
+            token = settings.tokens.of(role)
             if token:
                 self._tokens[role] = token.encode()
         if len(set(self._tokens.values())) < len(self._tokens):

@@ -1,13 +1,15 @@
-"""What the routes of one app share: settings, the store, the analysis cache and worker, roles.
+"""What the routes of one app share: the pieces the server built, and the roles' guard.
 
-`create_app` (monitor/api/app.py) builds one `AppContext`; its lifespan fills `holder`,
-`caches` and `workers` at start-up and empties them at shutdown, and every route module
-(monitor/api/routes/) reads them through it.
+`monitor.server` builds the pieces (`AppPieces`: settings, the open store, the analysis cache
+and worker, whether the server has started) and hands them to `create_app`
+(monitor/api/app.py); every route module (monitor/api/routes/) reads them through one
+`AppContext`.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,30 +17,55 @@ from fastapi import Depends
 
 from monitor.analysis.cycle import VersionCache
 from monitor.api.auth import Guard, Role
-from monitor.api.http import ApiError
 from monitor.core.settings import MonitorSettings
 from monitor.loops.worker import AnalysisWorker
 from monitor.store.sqlite import Store
 
 
+def _always() -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class AppPieces:
+    """What the routes serve from. `cache` holds the fitted calculators the analysis loop
+    fills and in-process reports reuse; `worker` (None: reports in this process) builds the
+    reports with its own; `ready` answers /readyz (the server's parts are started)."""
+
+    settings: MonitorSettings
+    store: Store
+    cache: VersionCache
+    worker: AnalysisWorker | None = None
+    ready: Callable[[], bool] = _always
+
+
 @dataclass
 class AppContext:
-    settings: MonitorSettings
-    holder: dict[str, Store]  # "store": opened by the lifespan unless passed in
-    caches: dict[str, VersionCache] = field(default_factory=dict)  # "cache": loop's, for reports
-    workers: dict[str, AnalysisWorker | None] = field(default_factory=dict)  # "worker"
+    pieces: AppPieces
     guard: Guard = field(init=False)
     reports_running: threading.BoundedSemaphore = field(init=False)
 
     def __post_init__(self) -> None:
         self.guard = Guard(self.settings)
-        self.reports_running = threading.BoundedSemaphore(self.settings.report_concurrency)
+        self.reports_running = threading.BoundedSemaphore(self.settings.http.report_concurrency)
+
+    @property
+    def settings(self) -> MonitorSettings:
+        return self.pieces.settings
 
     def store(self) -> Store:
-        st = self.holder.get("store")
-        if st is None:
-            raise ApiError(503, "the store is not open yet")
-        return st
+        return self.pieces.store
+
+    @property
+    def cache(self) -> VersionCache:
+        return self.pieces.cache
+
+    @property
+    def worker(self) -> AnalysisWorker | None:
+        return self.pieces.worker
+
+    def ready(self) -> bool:
+        return self.pieces.ready()
 
     # Roles and their tokens (monitor/api/auth.py): each dependency reads only the
     # Authorization header, so it runs before a handler reads the body.

@@ -1,5 +1,6 @@
-"""The monitor's running parts: the background loops of the server and their wiring.
+"""The monitor's running parts: the background loops, the leadership, the analysis worker,
+and the wiring of the operator to its Kubernetes (or offline) target.
 
-The only place that puts the layers together: the store, the analysis cycle, the operator,
-its Kubernetes (or offline) target and the metrics.
+`monitor/server.py` puts them together with the store and the HTTP app; these modules build
+and run one part each.
 """

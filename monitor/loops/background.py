@@ -1,10 +1,11 @@
 """The monitor's periodic work, run in background threads of the server process.
 
-Two loops: analysis (`monitor.analysis.cycle.run_cycle` every `analysis_interval_seconds`,
-with one cache of fitted calculators for the life of the process, each model chunked as its
-ModelMonitor's spec says: `chunk_plans`) and reconcile (the
-operator's `reconcile_once` every `reconcile_interval_seconds`, woken early by a ModelMonitor
-watch and by fresh evidence). One failing pass is logged and retried on the next tick; it
+Three loops, started by `monitor.server`: analysis (`monitor.analysis.cycle.run_cycle` every
+`analysis.interval_seconds`, with one cache of fitted calculators for the life of the process,
+each model chunked as its ModelMonitor's spec says: `chunk_plans`), retention (`Store.expire`
+every `store.retention_interval_seconds`) and reconcile (the operator's `reconcile_once` every
+`operator.reconcile_interval_seconds`, woken early by a ModelMonitor watch and by fresh
+evidence). One failing pass is logged and retried on the next tick; it
 never stops the loop. Shutdown sets one event and joins the threads, so a cycle in progress
 finishes its current write.
 """
@@ -72,26 +73,26 @@ def analysis_pass(
     without one the pass makes its own. With the operator off no ModelMonitor is read: every
     model is chunked by `MONITOR_CHUNK_SIZE` rows.
     """
-    fitted = cache if cache is not None else VersionCache(store, settings.chunk_size)
+    fitted = cache if cache is not None else VersionCache(store, settings.analysis.chunk_size)
     plans = plan_reader(settings, store)
-    return lambda: run_cycle(store, settings, fitted, metrics.METRICS, plans())
+    return lambda: run_cycle(store, settings.analysis, fitted, metrics.METRICS, plans())
 
 
 def plan_reader(settings: MonitorSettings, store: Any) -> Callable[[], dict[str, ChunkPlan]]:
     """model -> ChunkPlan from the ModelMonitors at each call (none with the operator off)."""
-    return _PlanReader(build_target(settings, store) if settings.operator else None)
+    return _PlanReader(build_target(settings, store) if settings.operator.enabled else None)
 
 
 def retention_pass(store: Any, settings: MonitorSettings) -> Callable[[], Any] | None:
     """A callable deleting what is older than `MONITOR_RETENTION_DAYS` in bounded batches
     (`Store.expire`); None when retention is off (0 days)."""
-    if settings.retention_days <= 0:
+    if settings.store.retention_days <= 0:
         log.info("MONITOR_RETENTION_DAYS=0: records and labels are kept forever")
         return None
-    max_age = settings.retention_days * 86_400
+    max_age = settings.store.retention_days * 86_400
 
     def run() -> Any:
-        done = store.expire(max_age, batch_rows=settings.retention_batch_rows)
+        done = store.expire(max_age, batch_rows=settings.store.retention_batch_rows)
         if done.records or done.orphan_labels:
             log.info(
                 "retention: deleted %d records, %d of their labels, %d orphan labels",
@@ -115,7 +116,7 @@ def reconcile_pass(
     With `wake` and `stop`, a watch on ModelMonitors calls `wake` when one appears or its spec
     changes, so the loop reconciles at once (periodic passes still run: level-triggered).
     """
-    if not settings.operator:
+    if not settings.operator.enabled:
         log.info("MONITOR_OPERATOR=false: the operator loop is not started")
         return None
     operator = build_operator(settings, store)

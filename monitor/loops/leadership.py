@@ -173,36 +173,36 @@ def leader_of(
 ) -> Leadership:
     """`LeaderElection` when `MONITOR_LEADER_ELECTION` is on and an API server is configured;
     else `Always` (one replica, as without election)."""
-    if not settings.leader_election:
+    if not settings.leadership.enabled:
         return Always()
-    client = api_client(settings.kubernetes, settings.kubeconfig)
+    client = api_client(settings.kubernetes.access, settings.kubernetes.kubeconfig)
     if client is None:
         log.warning(
             "MONITOR_LEADER_ELECTION=true but no Kubernetes API (MONITOR_KUBERNETES=%s):"
             " no Lease, this replica acts as the only leader",
-            settings.kubernetes,
+            settings.kubernetes.access,
         )
         return Always()
     elector = LeaseElector(
         client,
-        name=settings.lease_name,
+        name=settings.leadership.lease_name,
         namespace=settings.effective_lease_namespace,
-        identity=settings.leader_identity,
-        duration_seconds=settings.lease_duration_seconds,
-        timeout_seconds=min(5.0, settings.lease_renew_seconds * 2),
+        identity=settings.leadership.identity,
+        duration_seconds=settings.leadership.lease_duration_seconds,
+        timeout_seconds=min(5.0, settings.leadership.lease_renew_seconds * 2),
     )
     log.info(
         "leader election on: Lease %s/%s as %s (duration %gs, renew every %gs)",
         elector.namespace,
         elector.name,
         elector.identity,
-        settings.lease_duration_seconds,
-        settings.lease_renew_seconds,
+        settings.leadership.lease_duration_seconds,
+        settings.leadership.lease_renew_seconds,
     )
     return LeaderElection(
         elector,
-        duration_seconds=settings.lease_duration_seconds,
-        renew_seconds=settings.lease_renew_seconds,
+        duration_seconds=settings.leadership.lease_duration_seconds,
+        renew_seconds=settings.leadership.lease_renew_seconds,
         on_acquired=on_acquired,
     )
 

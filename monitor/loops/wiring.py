@@ -17,11 +17,16 @@ LOG = logging.getLogger("modelguard.operator")
 
 def build_target(settings: MonitorSettings, store: OperatorStore) -> Target:
     """`KubeTarget` when a cluster is configured; else the offline synthesis (dryRun only)."""
-    client = api_client(settings.kubernetes, settings.kubeconfig)
+    client = api_client(settings.kubernetes.access, settings.kubernetes.kubeconfig)
     if client is None:
         LOG.info("no Kubernetes API: offline operator (dryRun patches are logged and audited)")
-        return offline_target(store, settings.namespace, settings.chunk_size, settings.policy_file)
-    return KubeTarget(client, namespace=settings.namespace)
+        return offline_target(
+            store,
+            settings.kubernetes.namespace,
+            settings.analysis.chunk_size,
+            settings.operator.policy_file,
+        )
+    return KubeTarget(client, namespace=settings.kubernetes.namespace)
 
 
 def build_operator(settings: MonitorSettings, store: OperatorStore) -> Operator:

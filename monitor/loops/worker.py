@@ -129,18 +129,18 @@ def _init_worker(settings: MonitorSettings, parent_pid: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s analysis-worker %(message)s"
+        level=settings.logging.level, format="%(asctime)s %(levelname)s analysis-worker %(message)s"
     )
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     from monitor.analysis.cycle import VersionCache
     from monitor.loops.background import plan_reader
     from monitor.store import open_store
 
-    store = open_store(settings)
+    store = open_store(settings.store)
     _WORKER.update(
         settings=settings,
         store=store,
-        cache=VersionCache(store, settings.chunk_size),
+        cache=VersionCache(store, settings.analysis.chunk_size),
         plans=plan_reader(settings, store),
         reports={},
     )
@@ -157,7 +157,9 @@ def _task_cycle() -> Outcome:
 
     recorder = Recorder()
     w = _WORKER
-    evidence = run_cycle(w["store"], w["settings"], w["cache"], cast(Any, recorder), w["plans"]())
+    evidence = run_cycle(
+        w["store"], w["settings"].analysis, w["cache"], cast(Any, recorder), w["plans"]()
+    )
     return Outcome(evidence, recorder.calls, w["cache"].fits)
 
 

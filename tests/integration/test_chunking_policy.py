@@ -20,7 +20,13 @@ from typer.testing import CliRunner
 
 from bentos.training.data import Split
 from monitor.cli import app
-from monitor.core.settings import MonitorSettings
+from monitor.core.settings import (
+    AnalysisSettings,
+    KubernetesSettings,
+    MonitorSettings,
+    OperatorSettings,
+    StoreSettings,
+)
 from monitor.kube.offline import offline_target
 from monitor.loops.background import analysis_pass
 from monitor.memory.state import OperatorState
@@ -40,11 +46,10 @@ def settings_for(tmp_path: Path, policy: dict[str, Any] | None = None) -> Monito
         policy_file = tmp_path / "policy.yaml"
         policy_file.write_text(yaml.safe_dump(policy))
     return MonitorSettings(
-        db_path=tmp_path / "monitor.db",
-        kubernetes="off",
-        namespace="demo",
-        policy_file=policy_file,
-        report_dir=tmp_path / "reports",
+        store=StoreSettings(db_path=tmp_path / "monitor.db"),
+        kubernetes=KubernetesSettings(access="off", namespace="demo"),
+        operator=OperatorSettings(policy_file=policy_file),
+        analysis=AnalysisSettings(report_dir=tmp_path / "reports"),
     )
 
 
@@ -68,7 +73,7 @@ def test_a_modelmonitors_chunk_size_changes_the_analysis(
     for workdir, policy in runs:
         workdir.mkdir()
         settings = settings_for(workdir, policy)
-        with Store(settings.db_path) as store:
+        with Store(settings.store.db_path) as store:
             fill(store, split, reg, 0, 650)
             analysis_pass(store, settings)()
     with Store(by_setting / "monitor.db") as store:
@@ -94,7 +99,7 @@ def test_without_a_chunk_size_it_is_derived_from_the_references_sampling_error(
     )
     expected = int(np.ceil(float(std) ** 2 / (bound**2 * float(fraction))))
     assert 50 < expected < 1000  # a real size, not a clamp
-    with Store(settings.db_path) as store:
+    with Store(settings.store.db_path) as store:
         fill(store, split, reg, 0, 2 * expected + 7)
         analysis_pass(store, settings)()
         status = OperatorState(store).chunking(reg.model, reg.version)
@@ -110,7 +115,7 @@ def test_chunks_by_period_follow_the_event_time_not_the_arrival(
     """A backfill received in one instant is chunked by the day its events happened."""
     reg = registrations["good"]
     settings = settings_for(tmp_path, {reg.model: {"chunkPeriod": "1d"}})
-    with Store(settings.db_path) as store:
+    with Store(settings.store.db_path) as store:
         records, labels = served(split, reg, 0, 24 * 4, "backfill")
         received = "2026-03-01T12:00:00+00:00"
         store.register(reg)
@@ -143,13 +148,13 @@ def test_a_declared_known_good_protects_the_first_release_of_a_small_model(
     good, worse = registrations["good"], registrations["no-key-features"]
     model = good.model
     settings = settings_for(tmp_path, {model: {"chunkSize": 60}})
-    with Store(settings.db_path) as store:
+    with Store(settings.store.db_path) as store:
         store.register(good)
         fill(store, split, worse, 0, 180)
         analysis_pass(store, settings)()
         assert [c.rows for c in store.chunks(model, worse.version)] == [60, 60, 60]
         metrics = MonitorMetrics()
-        target = offline_target(store, "demo", policy_file=settings.policy_file)
+        target = offline_target(store, "demo", policy_file=settings.operator.policy_file)
         operator = Operator(store, target, metrics=metrics)
         [before] = operator.reconcile_once()
         assert before.decision is not None and before.decision.trigger is None
@@ -165,18 +170,20 @@ def test_a_declared_known_good_protects_the_first_release_of_a_small_model(
         assert conditions["WaitingForData"].status == "False"
 
     missing = runner.invoke(
-        app, ["known-good", "set", model, "no-such-version", "--db", str(settings.db_path)]
+        app, ["known-good", "set", model, "no-such-version", "--db", str(settings.store.db_path)]
     )
     assert missing.exit_code == 2 and "no-such-version" in missing.output
     declared = runner.invoke(
-        app, ["known-good", "set", model, good.version, "--db", str(settings.db_path)]
+        app, ["known-good", "set", model, good.version, "--db", str(settings.store.db_path)]
     )
     assert declared.exit_code == 0, declared.output
 
-    with Store(settings.db_path) as store:
+    with Store(settings.store.db_path) as store:
         [entry] = store.audit(model=model, kind="known-good-declared")
         assert entry["version"] == good.version and entry["by"].startswith("cli:")
-        operator = Operator(store, offline_target(store, "demo", policy_file=settings.policy_file))
+        operator = Operator(
+            store, offline_target(store, "demo", policy_file=settings.operator.policy_file)
+        )
         [after] = operator.reconcile_once()
         assert after.decision is not None
         assert (after.decision.trigger, after.outcome) == ("gate", "dry-run")

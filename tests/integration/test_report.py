@@ -46,7 +46,7 @@ def test_report_is_self_contained_and_shows_every_part(tmp_path: Path, registrat
             {"model": "rain_forecast", "kind": "decision", "reason": "<script>alert(1)</script>"}
         )
         cache = VersionCache(store, CHUNK)
-        assert len(run_cycle(store, settings(tmp_path), cache, MonitorMetrics())) == 4
+        assert len(run_cycle(store, settings(tmp_path).analysis, cache, MonitorMetrics())) == 4
         page = render_report(store, "rain_forecast", cache)
         # The CLI has no analysis cache: the report fits what it needs and looks the same.
         standalone = render_report(store, "rain_forecast")

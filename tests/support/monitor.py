@@ -23,7 +23,13 @@ from typing import Any
 
 import httpx
 
-from monitor.core.settings import MonitorSettings
+from monitor.core.settings import (
+    AnalysisSettings,
+    KubernetesSettings,
+    MonitorSettings,
+    OperatorSettings,
+    StoreSettings,
+)
 from replay import launcher
 from replay.launcher import MonitorProcess
 
@@ -64,12 +70,10 @@ def measuring_settings(workdir: Path, chunk_size: int = 500) -> MonitorSettings:
     """The monitor's real settings, as an in-process measuring monitor with no cluster has
     them (for tests that run the analysis cycle without a server)."""
     return MonitorSettings(
-        db_path=workdir / "monitor.db",
-        chunk_size=chunk_size,
-        operator=False,
-        kubernetes="off",
-        namespace="default",
-        report_dir=workdir / "reports",
+        store=StoreSettings(db_path=workdir / "monitor.db"),
+        analysis=AnalysisSettings(chunk_size=chunk_size, report_dir=workdir / "reports"),
+        operator=OperatorSettings(enabled=False),
+        kubernetes=KubernetesSettings(access="off", namespace="default"),
     )
 
 

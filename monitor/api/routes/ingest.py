@@ -50,10 +50,12 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
 
     def store_records(batch: RecordsBatch) -> RecordsAccepted:
         n = len(batch.records)
-        if n > settings.max_records_per_request:
+        if n > settings.http.max_records_per_request:
             metrics.records_rejected("too_many", n)
             raise ApiError(
-                413, f"{n} records, at most {settings.max_records_per_request} allowed", "records"
+                413,
+                f"{n} records, at most {settings.http.max_records_per_request} allowed",
+                "records",
             )
         check_registered(batch)
         rows = [
@@ -96,9 +98,11 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
 
     def store_labels(batch: LabelsBatch) -> LabelsAccepted:
         n = len(batch.labels)
-        if n > settings.max_records_per_request:
+        if n > settings.http.max_records_per_request:
             raise ApiError(
-                413, f"{n} labels, at most {settings.max_records_per_request} allowed", "labels"
+                413,
+                f"{n} labels, at most {settings.http.max_records_per_request} allowed",
+                "labels",
             )
         result = ctx.store().append_labels_detailed([lab.model_dump() for lab in batch.labels])
         joined = sum(result.joined_by_model.values())

@@ -1,4 +1,4 @@
-"""`/metrics` (the monitor's own registry), `/livez` and `/readyz` (the store is open)."""
+"""`/metrics` (the monitor's own registry), `/livez` and `/readyz` (the server has started)."""
 
 from __future__ import annotations
 
@@ -22,5 +22,5 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
 
     @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
     def readyz() -> Response:
-        ready = "store" in ctx.holder
+        ready = ctx.ready()
         return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)

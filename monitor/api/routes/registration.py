@@ -20,7 +20,7 @@ from monitor.service.registration import ArtifactLimits, register
 def artifact_limits(ctx: AppContext) -> ArtifactLimits:
     """What the vetting child may use, from the settings."""
     settings = ctx.settings
-    return ArtifactLimits(settings.artifact_memory_bytes, settings.artifact_timeout_seconds)
+    return ArtifactLimits(settings.artifacts.memory_bytes, settings.artifacts.timeout_seconds)
 
 
 def add_routes(app: FastAPI, ctx: AppContext) -> None:

@@ -28,17 +28,15 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
         st = ctx.store()
         if model not in st.models():
             raise ApiError(404, f"model {model!r} is unknown")
-        cache = ctx.caches.get("cache")
-        if cache is None:  # like the store: opened by the lifespan, before anything is served
-            raise ApiError(503, "the analysis cache is not ready yet")
+        cache = ctx.cache
         if not ctx.reports_running.acquire(blocking=False):
             raise ApiError(
                 503,
-                f"{settings.report_concurrency} reports are being built; retry later",
+                f"{settings.http.report_concurrency} reports are being built; retry later",
                 headers={"Retry-After": "5"},
             )
         try:
-            worker = ctx.workers.get("worker")
+            worker = ctx.worker
             if worker is not None:
                 return HTMLResponse(worker.report(model))
             return HTMLResponse(render_report(st, model, cache=cache))

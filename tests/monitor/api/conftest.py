@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from monitor.api.app import create_app
-from monitor.core.settings import MonitorSettings
+from monitor.core.settings import AnalysisSettings, MonitorSettings, StoreSettings, TokenSettings
+from monitor.server import MonitorServer
 from monitor.store.sqlite import Store
 
 TOKENS = {"operator": "operator-token", "reader": "reader-token", "predictor": "predictor-token"}
@@ -30,11 +30,13 @@ def store(tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def client(tmp_path: Path, store: Store) -> Iterator[TestClient]:
     settings = MonitorSettings(
-        db_path=tmp_path / "m.db",
-        analysis_worker=False,
-        operator_token=SecretStr(TOKENS["operator"]),
-        reader_token=SecretStr(TOKENS["reader"]),
-        predictor_token=SecretStr(TOKENS["predictor"]),
+        store=StoreSettings(db_path=tmp_path / "m.db"),
+        analysis=AnalysisSettings(worker=False),
+        tokens=TokenSettings(
+            operator=SecretStr(TOKENS["operator"]),
+            reader=SecretStr(TOKENS["reader"]),
+            predictor=SecretStr(TOKENS["predictor"]),
+        ),
     )
-    with TestClient(create_app(settings, store=store, background=False)) as c:
+    with TestClient(MonitorServer(settings, store, background=False).app) as c:
         yield c

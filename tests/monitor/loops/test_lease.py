@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from monitor.core.settings import MonitorSettings
+from monitor.core.settings import (
+    KubernetesSettings,
+    LeadershipSettings,
+    MonitorSettings,
+    StoreSettings,
+)
 from monitor.core.times import micro_time
 from monitor.kube.errors import ServerError
 from monitor.kube.lease import Attempt, LeaseRecord, decide, expired, lease_spec
@@ -112,10 +117,14 @@ def test_the_lease_body_is_read_as_the_api_server_writes_it() -> None:
 def test_leader_election_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in ("POD_NAME", "MONITOR_LEADER_ELECTION", "MONITOR_DATABASE_URL"):
         monkeypatch.delenv(key, raising=False)
-    defaults = MonitorSettings(namespace="ml")
-    assert defaults.leader_election is False
-    assert (defaults.lease_name, defaults.effective_lease_namespace) == ("modelguard-monitor", "ml")
-    assert (defaults.lease_duration_seconds, defaults.lease_renew_seconds) == (15.0, 5.0)
+    defaults = MonitorSettings(kubernetes=KubernetesSettings(namespace="ml"))
+    assert defaults.leadership.enabled is False
+    assert (defaults.leadership.lease_name, defaults.effective_lease_namespace) == (
+        "modelguard-monitor",
+        "ml",
+    )
+    lease = defaults.leadership
+    assert (lease.lease_duration_seconds, lease.lease_renew_seconds) == (15.0, 5.0)
     monkeypatch.setenv("POD_NAME", "monitor-7d9-abc")
     monkeypatch.setenv("MONITOR_LEADER_ELECTION", "true")
     monkeypatch.setenv("MONITOR_DATABASE_URL", PG.get_secret_value())
@@ -123,27 +132,35 @@ def test_leader_election_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONITOR_LEASE_DURATION_SECONDS", "3")
     monkeypatch.setenv("MONITOR_LEASE_RENEW_SECONDS", "1")
     settings = MonitorSettings()
-    assert settings.leader_election and settings.leader_identity == "monitor-7d9-abc"
+    lease = settings.leadership
+    assert lease.enabled and lease.identity == "monitor-7d9-abc"
     assert settings.effective_lease_namespace == "ops"
-    assert (settings.lease_duration_seconds, settings.lease_renew_seconds) == (3.0, 1.0)
+    assert (lease.lease_duration_seconds, lease.lease_renew_seconds) == (3.0, 1.0)
 
 
 def test_leader_election_on_sqlite_is_refused_naming_the_settings(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as info:
-        MonitorSettings(db_path=tmp_path / "m.db", leader_election=True)
+        MonitorSettings(
+            store=StoreSettings(db_path=tmp_path / "m.db", database_url=None),
+            leadership=LeadershipSettings(enabled=True),
+        )
     assert "MONITOR_LEADER_ELECTION" in str(info.value)
     assert "MONITOR_DATABASE_URL" in str(info.value)
 
 
 def test_a_renew_interval_not_below_the_duration_is_refused() -> None:
     with pytest.raises(ValidationError) as info:
-        MonitorSettings(lease_duration_seconds=3, lease_renew_seconds=3)
+        LeadershipSettings(lease_duration_seconds=3, lease_renew_seconds=3)
     assert "MONITOR_LEASE_RENEW_SECONDS" in str(info.value)
 
 
 def test_without_election_or_without_an_api_server_this_process_always_leads() -> None:
     assert isinstance(leader_of(MonitorSettings()), Always)
-    off = MonitorSettings(leader_election=True, database_url=PG, kubernetes="off")
+    off = MonitorSettings(
+        store=StoreSettings(database_url=PG),
+        leadership=LeadershipSettings(enabled=True),
+        kubernetes=KubernetesSettings(access="off"),
+    )
     leader = leader_of(off)
     assert isinstance(leader, Always)
     leader.start()
