@@ -18,7 +18,7 @@ from monitor.api.auth import Guard, Role
 from monitor.api.http import ApiError
 from monitor.core.settings import MonitorSettings
 from monitor.loops.worker import AnalysisWorker
-from monitor.store.sqlite import Store
+from monitor.store.protocol import Store
 
 
 @dataclass

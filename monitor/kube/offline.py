@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from monitor.store.protocol import Store
 from monitor.kube.events import event_body
 from monitor.kube.rollout import (
     HASH_LABEL,
@@ -151,7 +152,7 @@ def synthesized_replicaset(
 
 
 def offline_target(
-    store: Any,
+    store: Store,
     namespace: str = "default",
     chunk_size: int = 500,
     policy_file: Path | None = None,

@@ -25,6 +25,7 @@ from monitor.kube.watch import start_spec_watch
 from monitor.loops.wiring import build_operator, build_target
 from monitor.metrics import process as metrics
 from monitor.operator.ports import Target
+from monitor.store.protocol import Store
 
 log = logging.getLogger("modelguard.monitor")
 
@@ -64,7 +65,7 @@ class _PlanReader:
 
 
 def analysis_pass(
-    store: Any, settings: MonitorSettings, cache: VersionCache | None = None
+    store: Store, settings: MonitorSettings, cache: VersionCache | None = None
 ) -> Callable[[], list[ChunkEvidence]]:
     """A callable running one analysis cycle, each model chunked as its ModelMonitor says.
 
@@ -77,12 +78,12 @@ def analysis_pass(
     return lambda: run_cycle(store, settings, fitted, metrics.METRICS, plans())
 
 
-def plan_reader(settings: MonitorSettings, store: Any) -> Callable[[], dict[str, ChunkPlan]]:
+def plan_reader(settings: MonitorSettings, store: Store) -> Callable[[], dict[str, ChunkPlan]]:
     """model -> ChunkPlan from the ModelMonitors at each call (none with the operator off)."""
     return _PlanReader(build_target(settings, store) if settings.operator else None)
 
 
-def retention_pass(store: Any, settings: MonitorSettings) -> Callable[[], Any] | None:
+def retention_pass(store: Store, settings: MonitorSettings) -> Callable[[], Any] | None:
     """A callable deleting what is older than `MONITOR_RETENTION_DAYS` in bounded batches
     (`Store.expire`); None when retention is off (0 days)."""
     if settings.retention_days <= 0:
@@ -105,7 +106,7 @@ def retention_pass(store: Any, settings: MonitorSettings) -> Callable[[], Any] |
 
 
 def reconcile_pass(
-    store: Any,
+    store: Store,
     settings: MonitorSettings,
     wake: Callable[[], None] | None = None,
     stop: threading.Event | None = None,

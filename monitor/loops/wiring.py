@@ -9,13 +9,14 @@ from monitor.kube.client import api_client
 from monitor.kube.offline import offline_target
 from monitor.kube.target import KubeTarget
 from monitor.metrics import process as metrics
-from monitor.operator.ports import OperatorStore, Target
+from monitor.operator.ports import Target
+from monitor.store.protocol import Store
 from monitor.operator.reconciler import Operator
 
 LOG = logging.getLogger("modelguard.operator")
 
 
-def build_target(settings: MonitorSettings, store: OperatorStore) -> Target:
+def build_target(settings: MonitorSettings, store: Store) -> Target:
     """`KubeTarget` when a cluster is configured; else the offline synthesis (dryRun only)."""
     client = api_client(settings.kubernetes, settings.kubeconfig)
     if client is None:
@@ -24,5 +25,5 @@ def build_target(settings: MonitorSettings, store: OperatorStore) -> Target:
     return KubeTarget(client, namespace=settings.namespace)
 
 
-def build_operator(settings: MonitorSettings, store: OperatorStore) -> Operator:
+def build_operator(settings: MonitorSettings, store: Store) -> Operator:
     return Operator(store, build_target(settings, store), metrics=metrics.METRICS)

@@ -1,4 +1,4 @@
-"""The operator's durable state and the audit log, a part of `sqlite.Store`.
+"""The operator's durable state and the audit log, a part of both stores.
 
 State is a small JSON document per key, written by the operator and read back after a
 restart, so that a restarted monitor never acts twice; which keys and what they hold is
@@ -8,14 +8,13 @@ restart, so that a restarted monitor never acts twice; which keys and what they 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from monitor.core.times import now_iso
 from monitor.memory.audit import AuditEntry
 from monitor.memory.state import KnownGood, OperatorState
-from monitor.store.types import Database
+from monitor.store.backend import Connection, Database
 
 
 def canonical_json(data: Any) -> str:
@@ -23,7 +22,7 @@ def canonical_json(data: Any) -> str:
 
 
 class StateAndAudit:
-    """Mixed into `Store`; its methods run on a `Database` (the connections)."""
+    """Mixed into both stores; its methods run on a `Database` (the connections)."""
 
     # -- operator state and audit log -----------------------------------------------------------
 
@@ -45,10 +44,12 @@ class StateAndAudit:
     def update_state(
         self: Database, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
     ) -> dict[str, Any] | None:
-        """Read-modify-write one key atomically (None from `change` deletes the key)."""
+        """Read-modify-write one key atomically (None from `change` deletes the key): the
+        row is locked where the dialect has row locks, inside the one write transaction."""
+        lock = self.dialect.lock_row
 
-        def work(conn: sqlite3.Connection) -> dict[str, Any] | None:
-            row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        def work(conn: Connection) -> dict[str, Any] | None:
+            row = conn.execute(f"SELECT value FROM state WHERE key = ?{lock}", (key,)).fetchone()
             new = change(None if row is None else json.loads(row[0]))
             if new is None:
                 conn.execute("DELETE FROM state WHERE key = ?", (key,))
@@ -61,8 +62,7 @@ class StateAndAudit:
                 )
             return new
 
-        result: dict[str, Any] | None = self._write(work)
-        return result
+        return self._write(work)
 
     def state_keys(self: Database, prefix: str = "") -> list[str]:
         rows = self._reader().execute(
@@ -77,15 +77,14 @@ class StateAndAudit:
         data.setdefault("at", now_iso())
         payload = json.dumps(data, separators=(",", ":"), default=str)
 
-        def work(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "INSERT INTO audit (at, model, kind, entry) VALUES (?, ?, ?, ?)",
+        def work(conn: Connection) -> int:
+            row = conn.execute(
+                "INSERT INTO audit (at, model, kind, entry) VALUES (?, ?, ?, ?) RETURNING id",
                 (data["at"], data.get("model"), data.get("kind"), payload),
-            )
-            return int(cur.lastrowid or 0)
+            ).fetchone()
+            return int(row[0]) if row else 0
 
-        result: int = self._write(work)
-        return result
+        return self._write(work)
 
     def audit(
         self: Database, model: str | None = None, kind: str | None = None, limit: int | None = None

@@ -16,7 +16,8 @@ from monitor.analysis.cycle import VersionCache, run_cycle
 from monitor.analysis.report import render_report
 from monitor.core.settings import MonitorSettings
 from monitor.metrics.registry import MonitorMetrics
-from monitor.store.sqlite import Store
+from monitor.store import Store
+from monitor.store.sqlite import SqliteStore
 from tests.support.monitor import RoleAuth, measuring_settings, running_monitor
 from tests.support.records import served
 
@@ -36,7 +37,7 @@ def ship(store: Store, split: Split, reg: Any, start: int, count: int, labelled:
 
 def test_report_is_self_contained_and_shows_every_part(tmp_path: Path, registrations, split):
     good, worse = registrations["good"], registrations["no-key-features"]
-    with Store(tmp_path / "monitor.db") as store:
+    with SqliteStore(tmp_path / "monitor.db") as store:
         store.register(good)
         store.register(worse)
         store.put_state("known_good/rain_forecast", {"version": good.version})

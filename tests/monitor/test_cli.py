@@ -12,14 +12,14 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.support.paths import REPO
 
 runner = CliRunner()
 
 
 def fill(db: Path) -> None:
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         store.register(
             {
                 "model": "m",
@@ -64,7 +64,7 @@ def test_clear_rejection_then_audit(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--actor", "alice"])
     assert result.exit_code == 0, result.output
     assert runner.invoke(app, args).exit_code == 1  # nothing left to clear
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         assert store.rejected_versions("m") == []
     audit = runner.invoke(app, ["audit", "--model", "m", "--db", str(db)])
     assert audit.exit_code == 0
@@ -91,7 +91,7 @@ def fill_candidates(db: Path) -> None:
     from monitor.memory.candidates import CandidateChunk, CandidateState
 
     fill(db)
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         store.register(
             {
                 "model": "m",

@@ -41,11 +41,12 @@ from monitor.core.times import now_iso
 from monitor.decision.policy import Policy
 from monitor.memory.candidates import CandidateEntry, CandidateState
 from monitor.operator.inputs import candidate_verdict
+from monitor.store.protocol import Store
 
 SOURCE = "api"
 
 
-def candidate_listing(store: Any, model: str) -> CandidateList:
+def candidate_listing(store: Store, model: str) -> CandidateList:
     """Every declared candidate of `model` with its verdict: the operator's last stored one,
     else one computed now from its chunks under the default candidate policy (no
     ModelMonitor has judged it, or the stored one is unreadable)."""
@@ -76,7 +77,7 @@ def candidate_listing(store: Any, model: str) -> CandidateList:
     return CandidateList(model=model, candidates=out)
 
 
-def _declare(store: Any, model: str, version: str) -> tuple[bool, CandidateEntry]:
+def _declare(store: Store, model: str, version: str) -> tuple[bool, CandidateEntry]:
     """Declare `version` from the API (audited when new); (newly declared, its entry)."""
     state = CandidateState(store)
     now = now_iso()

@@ -18,7 +18,7 @@ from monitor.api.auth import Role
 from monitor.api.context import AppContext
 from monitor.api.http import ApiError, json_body, parse_body
 from monitor.api.models import AUTH_ERRORS, BODY_ERRORS, CONFLICT, RegistrationResult
-from monitor.store.types import Conflict
+from monitor.store.types import RegistrationConflictError
 
 log = logging.getLogger("modelguard.monitor")
 
@@ -49,7 +49,7 @@ def vet_and_register(
         holdout = vetted.holdout
     try:
         status = st.register(reg, holdout=holdout)
-    except Conflict as exc:
+    except RegistrationConflictError as exc:
         raise ApiError(409, str(exc)) from None
     if status == "created":
         st.append_audit({"kind": "registered", "model": reg.model, "version": reg.version})

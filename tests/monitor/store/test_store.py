@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 
 from monitor.core.evidence import ChunkEvidence, Estimate, FeatureDrift
-from monitor.store import open_store
+from monitor.store import Store, open_store
 from monitor.store.migrations import MIGRATIONS, SCHEMA_VERSION, SchemaTooNewError
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from monitor.store.types import Conflict, NotFound
 from tests.support.paths import REPO
 from tests.support.postgres import pg_cluster, pg_database_url  # noqa: F401 (fixtures)
@@ -264,9 +264,9 @@ def test_clear_rejection_removes_the_version_and_audits_it(store: Store) -> None
 
 def test_reopen_keeps_data_and_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "monitor.db"
-    with Store(path) as st:
+    with SqliteStore(path) as st:
         st.append_records([record(i) for i in range(3)])
-    with Store(path) as st:
+    with SqliteStore(path) as st:
         assert st.count_records("m", "v1") == 3
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
@@ -275,7 +275,7 @@ def test_reopen_keeps_data_and_schema_version(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     with pytest.raises(SchemaTooNewError):
-        Store(path)
+        SqliteStore(path)
 
 
 WRITER = textwrap.dedent(
@@ -425,7 +425,7 @@ def test_a_database_written_before_event_times_opens_and_keeps_its_rows(tmp_path
     )
     conn.commit()
     conn.close()
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         (version,) = store._reader().execute("SELECT max(version) FROM schema_version").fetchone()
         assert version == SCHEMA_VERSION >= 2
         store.append_records(
@@ -449,7 +449,7 @@ def test_a_database_written_before_event_times_opens_and_keeps_its_rows(tmp_path
     assert frame.loc["old-1", "label"] == 1 and frame.loc["old-1", "x"] == 1.0
     assert frame.loc["new-1", "event_time"] == pd.Timestamp("2013-07-02T00:00:00Z")
     assert frame.loc["new-1", "timestamp"] == pd.Timestamp("2026-03-01T00:00:00Z")
-    with Store(db) as store:  # reopening applies nothing twice
+    with SqliteStore(db) as store:  # reopening applies nothing twice
         assert len(store.records_frame("m", "v1", event_from_us=1372723200000000)) == 1
 
 
@@ -558,7 +558,7 @@ def test_a_store_says_where_its_data_is_without_credentials(
 
     url = str(request.getfixturevalue("pg_database_url"))
 
-    with Store(tmp_path / "m.db") as lite:
+    with SqliteStore(tmp_path / "m.db") as lite:
         assert lite.location == str(tmp_path / "m.db")
     with_password = url.replace("user=postgres", "user=postgres&password=s3cret")
     with PostgresStore(with_password) as pg:
