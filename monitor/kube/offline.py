@@ -22,7 +22,6 @@ from typing import Any
 
 import yaml
 
-from monitor.store.protocol import Store
 from monitor.kube.events import event_body
 from monitor.kube.rollout import (
     HASH_LABEL,
@@ -35,6 +34,7 @@ from monitor.kube.rollout import (
 )
 from monitor.memory.state import RollbackPlan
 from monitor.operator.ports import EventNote, Observation, Outcome
+from monitor.store.protocol import Store
 
 LOG = logging.getLogger("modelguard.kube")
 

@@ -10,8 +10,8 @@ from monitor.kube.offline import offline_target
 from monitor.kube.target import KubeTarget
 from monitor.metrics import process as metrics
 from monitor.operator.ports import Target
-from monitor.store.protocol import Store
 from monitor.operator.reconciler import Operator
+from monitor.store.protocol import Store
 
 LOG = logging.getLogger("modelguard.operator")
 
