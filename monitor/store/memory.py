@@ -78,11 +78,13 @@ class StateAndAudit:
         payload = json.dumps(data, separators=(",", ":"), default=str)
 
         def work(conn: Connection) -> int:
-            row = conn.execute(
+            # RETURNING (SQLite >= 3.35) read to its end: no statement is left in progress
+            # when the transaction commits.
+            rows = conn.execute(
                 "INSERT INTO audit (at, model, kind, entry) VALUES (?, ?, ?, ?) RETURNING id",
                 (data["at"], data.get("model"), data.get("kind"), payload),
-            ).fetchone()
-            return int(row[0]) if row else 0
+            ).fetchall()
+            return int(rows[0][0]) if rows else 0
 
         return self._write(work)
 

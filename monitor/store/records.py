@@ -1,9 +1,9 @@
 """Inference records and labels as the analysis reads them, a part of both stores.
 
-What both backends share: label ingest (one upsert with the label clock), the reads of
-records, labels and the label clock, and the frame of a version's records. Record ingest is
-each backend's own (`SqliteStore.append_records_detailed`, `PostgresStore...`): the fast
-statement differs; a backend's `_row_batches` says how a long read is fetched.
+What both backends share: label ingest (one upsert that keeps the label clock), the reads
+of records, labels and the label clock, and the frame of a version's records. Record ingest
+(`append_records_detailed`) is each backend's own, because the fast statement differs, and
+so is `_row_batches`, how a long read is fetched.
 """
 
 from __future__ import annotations
