@@ -24,12 +24,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from monitor.store import Store
 
 RESULTS = ROOT / "bench" / "results" / "analysis_scaling.json"
 CHUNK = 500
@@ -77,14 +80,14 @@ def child(n: int, mode: str, registrations: Path) -> dict[str, Any]:
 
 
 def _cycle(frame: Any, regs: dict[str, Any], good: Any, retrain: Any) -> tuple[float, list[Any]]:
-    from monitor.store.sqlite import Store
+    from monitor.store.sqlite import SqliteStore
 
-    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "m.db") as store:
+    with tempfile.TemporaryDirectory() as tmp, SqliteStore(Path(tmp) / "m.db") as store:
         return cycle_on(store, frame, regs, good, retrain)
 
 
 def cycle_on(
-    store: Any, frame: Any, regs: dict[str, Any], good: Any, retrain: Any
+    store: Store, frame: Any, regs: dict[str, Any], good: Any, retrain: Any
 ) -> tuple[float, list[Any]]:
     """Seconds of one `run_cycle` over `frame`'s rows stored in `store` (an empty store of
     either backend, bench/store_backends.py), and its chunks."""

@@ -117,8 +117,8 @@ def ingest(
 
 READER = """
 import json, resource, sys, time
-from monitor.store.sqlite import Store
-store = Store(sys.argv[1])
+from monitor.store.sqlite import SqliteStore
+store = SqliteStore(sys.argv[1])
 rows = int(sys.argv[2])
 after = max(0, int(sys.argv[3]) - rows)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -137,16 +137,16 @@ def fill_for_reading(db: Path, rows: int) -> None:
     """`rows` records (half of them labelled) written straight into the store's tables.
 
     Bench set-up only: one transaction with `synchronous=OFF` and a pool of pre-encoded
-    feature rows, so filling 1M rows takes seconds; the schema comes from `Store` itself.
+    feature rows, so filling 1M rows takes seconds; the schema comes from `SqliteStore` itself.
     """
     import sqlite3
 
     from pydantic_core import to_json
 
-    from monitor.store.sqlite import Store
+    from monitor.store.sqlite import SqliteStore
     from monitor.store.types import to_epoch_us
 
-    Store(db).close()  # creates the schema
+    SqliteStore(db).close()  # creates the schema
     pool = [to_json(record()["features"]).decode() for _ in range(1000)]
     start_us = to_epoch_us("2013-07-01T00:00:00Z")
     conn = sqlite3.connect(db, isolation_level=None)
@@ -172,14 +172,14 @@ def fill_for_reading(db: Path, rows: int) -> None:
 
 READER = """
 import json, sys, time
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 
 def hwm_mib():  # this process's peak RSS (VmHWM is reset by exec, unlike ru_maxrss)
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return round(int(line.split()[1]) / 1024)
 
-store = Store(sys.argv[1])
+store = SqliteStore(sys.argv[1])
 rows = int(sys.argv[2])
 after = max(0, int(sys.argv[3]) - rows)
 store.count_records("rain_forecast", "v-read")  # open the reader connection

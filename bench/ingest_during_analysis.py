@@ -47,10 +47,10 @@ PERIOD = 0.02
 
 def fill(db: Path, reg: Any, split: Any, rows: int) -> tuple[list[dict], int]:
     """The registration and `rows` records (half labelled); returns fresh records to post."""
-    from monitor.store.sqlite import Store
+    from monitor.store.sqlite import SqliteStore
 
     base, labels = served(split, reg, 0, 5_000, "fill")
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         store.register(reg)
         for start in range(0, rows, 5_000):
             part = [

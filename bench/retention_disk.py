@@ -22,10 +22,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.ingest_bench import record  # noqa: E402  (the same synthetic record)
-from monitor.store.sqlite import Store  # noqa: E402
+from monitor.store.sqlite import SqliteStore  # noqa: E402
 
 
-def fill(store: Store, rows: int) -> None:
+def fill(store: SqliteStore, rows: int) -> None:
     for _ in range(0, rows, 5_000):
         batch = [record() for _ in range(5_000)]
         store.append_records(batch)
@@ -46,7 +46,7 @@ def main() -> None:
     random.seed(1)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "monitor.db"
-        with Store(path) as store:
+        with SqliteStore(path) as store:
             fill(store, args.rows)
             first = size(path)
             t0 = time.time_ns() // 1000

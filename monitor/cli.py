@@ -16,9 +16,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.core.settings import MonitorSettings, StoreSettings, disable_telemetry
+
+if TYPE_CHECKING:
+    from monitor.store import Store
 
 disable_telemetry()
 
@@ -34,7 +37,7 @@ def _settings(db: Path | None) -> MonitorSettings:
     return MonitorSettings(store=StoreSettings(db_path=db)) if db else MonitorSettings()
 
 
-def _store(db: Path | None) -> Any:
+def _store(db: Path | None) -> Store:
     from monitor.store import database_url, open_store
 
     settings = _settings(db)

@@ -32,8 +32,7 @@ from monitor.loops.background import (
 from monitor.loops.leadership import Leadership, leader_of, leading
 from monitor.loops.worker import AnalysisWorker
 from monitor.metrics import process as metrics
-from monitor.store import open_store
-from monitor.store.sqlite import Store
+from monitor.store import Store, open_store
 
 log = logging.getLogger("modelguard.monitor")
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from monitor.analysis.chunks import FittedVersion
 from monitor.analysis.estimation import LABEL, PROBA, realized_metrics
+from monitor.analysis.ports import AnalysisStore, VersionView
 from monitor.analysis.shadow import rank_correlation
 from monitor.core.evidence import ChunkEvidence
 from monitor.core.times import now_iso, parse_time
@@ -43,7 +44,7 @@ class Versions(Protocol):
 
 
 def baseline_version(
-    store: Any, model: str, versions: Sequence[Any], candidates: set[str]
+    store: AnalysisStore, model: str, versions: Sequence[VersionView], candidates: set[str]
 ) -> str | None:
     """The version whose rows candidates are scored on: the recorded known-good one while
     it has records, else the latest registered non-candidate version with records
@@ -59,7 +60,7 @@ def baseline_version(
 
 
 def score_candidates(
-    store: Any, cache: Versions, model: str, versions: Sequence[Any]
+    store: AnalysisStore, cache: Versions, model: str, versions: Sequence[VersionView]
 ) -> dict[str, list[CandidateChunk]]:
     """Score every declared, registered candidate of `model` on the baseline chunks it has
     not scored yet (the newest `backfill` ones when it is new) and on those whose labels
@@ -122,7 +123,7 @@ def _due(
 
 
 def _score(
-    store: Any,
+    store: AnalysisStore,
     cache: Versions,
     model: str,
     baseline: str,

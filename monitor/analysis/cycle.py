@@ -27,10 +27,10 @@ import base64
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,7 @@ from monitor.analysis.candidates import score_candidates
 from monitor.analysis.chunks import FittedVersion, analyse_chunks
 from monitor.analysis.intervals import LABELLED_SHARE, residual_of
 from monitor.analysis.plan import US, ChunkPlan, Sizing, period_origin_us
+from monitor.analysis.ports import AnalysisStore, VersionView
 from monitor.analysis.relabel import RELABEL_LOOKBACK_CHUNKS, LabelChanges
 from monitor.analysis.shadow import cumulative_gap, gap_pairs
 from monitor.core.evidence import ChunkEvidence
@@ -71,7 +72,7 @@ class Publisher(Protocol):
 class VersionCache:
     """(model, version) -> FittedVersion, fitted lazily from the store's registration."""
 
-    def __init__(self, store: Any, chunk_size: int = 500) -> None:
+    def __init__(self, store: AnalysisStore, chunk_size: int = 500) -> None:
         self._store = store
         self._chunk_size = chunk_size
         self._fitted: dict[tuple[str, str, int], FittedVersion] = {}
@@ -130,7 +131,9 @@ class VersionCache:
         return Registration.model_validate(payload)
 
 
-def known_good_version(store: Any, model: str, live: str, registered: list[str]) -> str | None:
+def known_good_version(
+    store: AnalysisStore, model: str, live: str, registered: list[str]
+) -> str | None:
     """The operator's recorded known-good version, else the earliest version registered
     before the live one (a later release is never the yardstick of an earlier one).
 
@@ -146,7 +149,7 @@ def known_good_version(store: Any, model: str, live: str, registered: list[str])
 
 
 def run_cycle(
-    store: Any,
+    store: AnalysisStore,
     settings: AnalysisSettings,
     cache: VersionCache,
     metrics: Publisher,
@@ -205,7 +208,9 @@ def estimated_gap_summary(history: list[ChunkEvidence], settings: AnalysisSettin
     return summarize(gap_pairs(history, "estimated"), settings.estimate_interval_level)
 
 
-def _score_candidates(store: Any, cache: VersionCache, model: str, infos: list[Any]) -> None:
+def _score_candidates(
+    store: AnalysisStore, cache: VersionCache, model: str, infos: Sequence[VersionView]
+) -> None:
     """Candidates of `model` scored on its baseline's new chunks (never fails the cycle)."""
     try:
         score_candidates(store, cache, model, infos)
@@ -213,25 +218,20 @@ def _score_candidates(store: Any, cache: VersionCache, model: str, infos: list[A
         log.exception("candidate scoring of %s failed", model)
 
 
-def _publish_label_lag(store: Any, metrics: Publisher, model: str) -> None:
+def _publish_label_lag(store: AnalysisStore, metrics: Publisher, model: str) -> None:
     """Age of the oldest record still waiting for its label (0 when all are labelled)."""
-    oldest = getattr(store, "oldest_unlabelled_us", lambda _m: None)(model)
+    oldest = store.oldest_unlabelled_us(model)
     lag = 0.0 if oldest is None else max(0.0, time.time() - oldest / 1e6)
     metrics.set_label_lag(model, lag)
 
 
-def _save(store: Any, evidence: list[ChunkEvidence]) -> None:
-    """One transaction for the whole batch when the store offers it (one fsync, not 200)."""
-    save_many = getattr(store, "save_chunks", None)
-    if save_many is not None:
-        save_many(evidence)
-        return
-    for ev in evidence:
-        store.save_chunk(ev)
+def _save(store: AnalysisStore, evidence: list[ChunkEvidence]) -> None:
+    """One transaction for the whole batch (one fsync, not 200)."""
+    store.save_chunks(evidence)
 
 
 def _analyse_version(
-    store: Any,
+    store: AnalysisStore,
     cache: VersionCache,
     model: str,
     version: str,
@@ -270,7 +270,7 @@ def _analyse_version(
 
 
 def _by_rows(
-    store: Any,
+    store: AnalysisStore,
     cache: VersionCache,
     model: str,
     version: str,
@@ -306,7 +306,7 @@ def _by_rows(
 
 
 def _by_period(
-    store: Any,
+    store: AnalysisStore,
     cache: VersionCache,
     model: str,
     version: str,
@@ -340,13 +340,15 @@ def _by_period(
     before = {c.chunk_index: c for c in stored}
     counts = frame.groupby("_period").agg(rows=("seq", "size"), labelled=("label", "count"))
     corrected = labels.changed_periods(frame)
+    periods = [int(p) for p in counts.index.tolist()]
+    tallies = zip(periods, counts["rows"].tolist(), counts["labelled"].tolist(), strict=True)
     changed = [
-        int(p)
-        for p, row in counts.iterrows()
-        if int(p) not in before
-        or before[int(p)].rows != int(row["rows"])
-        or before[int(p)].labelled_rows < int(row["labelled"])
-        or int(p) in corrected
+        p
+        for p, n, labelled in tallies
+        if p not in before
+        or before[p].rows != int(n)
+        or before[p].labelled_rows < int(labelled)
+        or p in corrected
     ]
     if not changed:
         return [], pending
@@ -366,7 +368,7 @@ def _by_period(
 
 
 def _reanalyse_labelled(
-    store: Any,
+    store: AnalysisStore,
     live: FittedVersion,
     known_good: FittedVersion | None,
     candidates: list[ChunkEvidence],

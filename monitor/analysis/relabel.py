@@ -8,11 +8,11 @@ store's label clock says which).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from monitor.analysis.ports import AnalysisStore
 from monitor.core.evidence import ChunkEvidence
 
 # Stored chunks still missing labels are re-checked this far back (in chunks) each cycle.
@@ -24,7 +24,7 @@ RELABEL_LOOKBACK_CHUNKS = 48
 class LabelChanges:
     """Which stored chunks' labels changed since each was last analysed (the store's label
     clock, `Store.label_changes`): a corrected label re-analyses its chunk even when the
-    count of labelled rows stayed the same. A store without a label clock reports none."""
+    count of labelled rows stayed the same."""
 
     model: str
     version: str
@@ -34,10 +34,8 @@ class LabelChanges:
 
     @classmethod
     def read(
-        cls, store: Any, model: str, version: str, stored: list[ChunkEvidence]
+        cls, store: AnalysisStore, model: str, version: str, stored: list[ChunkEvidence]
     ) -> LabelChanges:
-        if not hasattr(store, "label_clock"):
-            return cls(model, version)
         clock = int(store.label_clock())  # before the frames are read: nothing is missed
         if not stored:  # new chunks are analysed with every label up to `clock`
             return cls(model, version, clock, {}, [])
@@ -72,7 +70,7 @@ class LabelChanges:
                 out.add(int(period))
         return out
 
-    def mark_seen(self, store: Any, saved: bool) -> None:
+    def mark_seen(self, store: AnalysisStore, saved: bool) -> None:
         """After the version's chunks are saved: all of them are checked up to `clock`
         (one write, only when some chunk was behind the clock or new chunks were saved)."""
         if self.seen is None or self.clock == 0:

@@ -22,6 +22,7 @@ import numpy as np
 import plotly.offline
 
 from monitor.analysis import figures
+from monitor.analysis.ports import AnalysisStore, VersionView
 from monitor.analysis.shadow import cumulative_gap
 from monitor.core.evidence import ChunkEvidence
 from monitor.core.times import iso
@@ -41,7 +42,7 @@ font-size:.9rem;text-align:left}th{background:#f4f4f4}.note{color:#666;font-size
 
 
 def render_report(
-    store: Any,
+    store: AnalysisStore,
     model: str,
     cache: Any | None = None,
     verdicts: Mapping[str, Mapping[str, Any]] | None = None,
@@ -87,7 +88,7 @@ def _e(value: object) -> str:
     return html.escape(str(value))
 
 
-def _versions_table(store: Any, model: str, versions: Sequence[Any]) -> str:
+def _versions_table(store: AnalysisStore, model: str, versions: Sequence[VersionView]) -> str:
     rows = []
     for v in versions:
         chunks = store.chunks(model, v.version)
@@ -245,7 +246,7 @@ def _plain(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _nannyml_figures(store: Any, cache: Any, model: str, version: str) -> list[str]:
+def _nannyml_figures(store: AnalysisStore, cache: Any, model: str, version: str) -> list[str]:
     """NannyML's own plots for the newest chunks, recomputed from stored records."""
     from monitor.analysis.estimation import CHUNK_KEY, LABEL
 
@@ -277,7 +278,7 @@ def _nannyml_figures(store: Any, cache: Any, model: str, version: str) -> list[s
 
 
 def candidates_section(
-    store: Any, model: str, verdicts: Mapping[str, Mapping[str, Any]] | None = None
+    store: AnalysisStore, model: str, verdicts: Mapping[str, Mapping[str, Any]] | None = None
 ) -> list[str]:
     """The "Candidates" section: per declared candidate, its ROC AUC against the baseline's
     per chunk on the same rows (its scored chunks of the baseline its verdict stands on) and
@@ -338,7 +339,7 @@ def verdict_line(verdict: Mapping[str, Any] | None) -> str:
     return f"{head}{said}{more}. {verdict.get('message', '')}".strip()
 
 
-def _audit_table(store: Any, model: str) -> str:
+def _audit_table(store: AnalysisStore, model: str) -> str:
     entries = store.audit(model=model, limit=200)
     if not entries:
         return "<h2>Audit log</h2><p class=note>No entries.</p>"

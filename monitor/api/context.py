@@ -19,7 +19,7 @@ from monitor.analysis.cycle import VersionCache
 from monitor.api.auth import Guard, Role
 from monitor.core.settings import MonitorSettings
 from monitor.loops.worker import AnalysisWorker
-from monitor.store.sqlite import Store
+from monitor.store.protocol import Store
 
 
 def _always() -> bool:

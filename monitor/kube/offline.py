@@ -35,6 +35,7 @@ from monitor.kube.rollout import (
 from monitor.memory.state import RollbackPlan
 from monitor.operator.ports import EventNote, Observation, Outcome
 from monitor.operator.resource import ModelMonitor
+from monitor.store.protocol import Store
 
 LOG = logging.getLogger("modelguard.kube")
 
@@ -153,7 +154,7 @@ def synthesized_replicaset(
 
 
 def offline_target(
-    store: Any,
+    store: Store,
     namespace: str = "default",
     chunk_size: int = 500,
     policy_file: Path | None = None,

@@ -26,6 +26,7 @@ from monitor.kube.watch import start_spec_watch
 from monitor.loops.wiring import build_operator, build_target
 from monitor.metrics import process as metrics
 from monitor.operator.ports import Target
+from monitor.store.protocol import Store
 
 log = logging.getLogger("modelguard.monitor")
 
@@ -65,7 +66,7 @@ class _PlanReader:
 
 
 def analysis_pass(
-    store: Any, settings: MonitorSettings, cache: VersionCache | None = None
+    store: Store, settings: MonitorSettings, cache: VersionCache | None = None
 ) -> Callable[[], list[ChunkEvidence]]:
     """A callable running one analysis cycle, each model chunked as its ModelMonitor says.
 
@@ -78,12 +79,12 @@ def analysis_pass(
     return lambda: run_cycle(store, settings.analysis, fitted, metrics.METRICS, plans())
 
 
-def plan_reader(settings: MonitorSettings, store: Any) -> Callable[[], dict[str, ChunkPlan]]:
+def plan_reader(settings: MonitorSettings, store: Store) -> Callable[[], dict[str, ChunkPlan]]:
     """model -> ChunkPlan from the ModelMonitors at each call (none with the operator off)."""
     return _PlanReader(build_target(settings, store) if settings.operator.enabled else None)
 
 
-def retention_pass(store: Any, settings: MonitorSettings) -> Callable[[], Any] | None:
+def retention_pass(store: Store, settings: MonitorSettings) -> Callable[[], Any] | None:
     """A callable deleting what is older than `MONITOR_RETENTION_DAYS` in bounded batches
     (`Store.expire`); None when retention is off (0 days)."""
     if settings.store.retention_days <= 0:
@@ -106,7 +107,7 @@ def retention_pass(store: Any, settings: MonitorSettings) -> Callable[[], Any] |
 
 
 def reconcile_pass(
-    store: Any,
+    store: Store,
     settings: MonitorSettings,
     wake: Callable[[], None] | None = None,
     stop: threading.Event | None = None,

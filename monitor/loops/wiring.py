@@ -9,13 +9,14 @@ from monitor.kube.client import api_client
 from monitor.kube.offline import offline_target
 from monitor.kube.target import KubeTarget
 from monitor.metrics import process as metrics
-from monitor.operator.ports import OperatorStore, Target
+from monitor.operator.ports import Target
 from monitor.operator.reconciler import Operator
+from monitor.store.protocol import Store
 
 LOG = logging.getLogger("modelguard.operator")
 
 
-def build_target(settings: MonitorSettings, store: OperatorStore) -> Target:
+def build_target(settings: MonitorSettings, store: Store) -> Target:
     """`KubeTarget` when a cluster is configured; else the offline synthesis (dryRun only)."""
     client = api_client(settings.kubernetes.access, settings.kubernetes.kubeconfig)
     if client is None:
@@ -29,5 +30,5 @@ def build_target(settings: MonitorSettings, store: OperatorStore) -> Target:
     return KubeTarget(client, namespace=settings.kubernetes.namespace)
 
 
-def build_operator(settings: MonitorSettings, store: OperatorStore) -> Operator:
+def build_operator(settings: MonitorSettings, store: Store) -> Operator:
     return Operator(store, build_target(settings, store), metrics=metrics.METRICS)

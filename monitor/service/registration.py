@@ -17,7 +17,7 @@ from monitor.analysis.artifact import ArtifactRefusedError, vet
 from monitor.memory.audit import AuditEntry
 from monitor.service.errors import ConflictError, InvalidError, UnusableError
 from monitor.service.ports import ServiceStore
-from monitor.store.types import Conflict
+from monitor.store.types import RegistrationConflictError
 
 log = logging.getLogger("modelguard.monitor")
 
@@ -47,7 +47,7 @@ def register(
         holdout = _vetted_holdout(reg, raw, limits)
     try:
         status = store.register(reg, holdout=holdout)
-    except Conflict as exc:
+    except RegistrationConflictError as exc:
         raise ConflictError(str(exc)) from None
     if status == "created":
         store.append_audit(AuditEntry("registered", reg.model, reg.version, time=None))

@@ -1,29 +1,36 @@
-"""The monitor's store: the only code that touches the database.
+"""The monitor's store: the only code that touches the database, on SQLite or PostgreSQL.
 
-`open_store(settings)` picks the backend: PostgreSQL when `database_url` is set
-(`MONITOR_DATABASE_URL=postgresql://...`), else the SQLite file at `db_path`.
+Callers type against the `Store` protocol (protocol.py); `open_store(settings)` picks the
+backend: `PostgresStore` when `database_url` is set (`MONITOR_DATABASE_URL=postgresql://...`),
+else `SqliteStore` on the file at `db_path`. The errors and plain types callers see are in
+types.py.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from monitor.store.sqlite import Store
+from pydantic import SecretStr
+
+from monitor.store.protocol import Store
+from monitor.store.sqlite import SqliteStore
+
+__all__ = ["Store", "StoreSettings", "database_url", "open_store"]
 
 
 class StoreSettings(Protocol):
     @property
     def db_path(self) -> Path: ...
     @property
-    def database_url(self) -> Any: ...  # SecretStr | str | None
+    def database_url(self) -> SecretStr | str | None: ...
 
 
 def database_url(settings: StoreSettings) -> str | None:
     url = getattr(settings, "database_url", None)
     if url is None:
         return None
-    text = url.get_secret_value() if hasattr(url, "get_secret_value") else str(url)
+    text = url.get_secret_value() if isinstance(url, SecretStr) else str(url)
     return text or None
 
 
@@ -37,4 +44,4 @@ def open_store(settings: StoreSettings) -> Store:
 
         return PostgresStore(url)
 
-    return Store(settings.db_path)
+    return SqliteStore(settings.db_path)

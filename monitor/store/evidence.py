@@ -1,4 +1,4 @@
-"""Chunk evidence, a part of `sqlite.Store`: what each analysed chunk found, stored as JSON
+"""Chunk evidence, a part of both stores: what each analysed chunk found, stored as JSON
 per (model, version, chunk_index) and overwritten when a chunk is re-analysed.
 """
 
@@ -10,11 +10,11 @@ from typing import Any
 
 from monitor.core.evidence import ChunkEvidence
 from monitor.core.times import now_iso
-from monitor.store.types import Database
+from monitor.store.backend import Database
 
 
 class ChunkStore:
-    """Mixed into `Store`; its methods run on a `Database` (the connections)."""
+    """Mixed into both stores; its methods run on a `Database` (the connections)."""
 
     def save_chunk(self: Database, evidence: ChunkEvidence) -> None:
         """Insert or replace the evidence of one chunk (re-analysis overwrites)."""

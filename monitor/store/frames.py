@@ -1,6 +1,6 @@
-"""Turning stored inference rows into the DataFrame analysis works on.
+"""Turning stored inference rows into the DataFrame analysis works on (both backends).
 
-Separate from `store.py` because this is the hot path of every analysis cycle (>= 100k rows/s
+Separate from the stores because this is the hot path of every analysis cycle (>= 100k rows/s
 is the target): the features of all rows are parsed by one call of pydantic-core's JSON
 parser over the joined array text (measured: 2x one `json.loads`, far more than one per row).
 """
@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic_core import from_json
+
+FRAME_BATCH_ROWS = 50_000  # rows turned into a DataFrame at a time (a backend's `_row_batches`)
 
 BASE_COLUMNS = (
     "seq",

@@ -1,4 +1,4 @@
-"""The operator's durable state and the audit log, a part of `sqlite.Store`.
+"""The operator's durable state and the audit log, a part of both stores.
 
 State is a small JSON document per key, written by the operator and read back after a
 restart, so that a restarted monitor never acts twice; which keys and what they hold is
@@ -8,14 +8,13 @@ restart, so that a restarted monitor never acts twice; which keys and what they 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from monitor.core.times import now_iso
 from monitor.memory.audit import AuditEntry
-from monitor.memory.state import KnownGood, OperatorState
-from monitor.store.types import Database
+from monitor.memory.state import OperatorState
+from monitor.store.backend import Connection, Database
 
 
 def canonical_json(data: Any) -> str:
@@ -23,7 +22,7 @@ def canonical_json(data: Any) -> str:
 
 
 class StateAndAudit:
-    """Mixed into `Store`; its methods run on a `Database` (the connections)."""
+    """Mixed into both stores; its methods run on a `Database` (the connections)."""
 
     # -- operator state and audit log -----------------------------------------------------------
 
@@ -45,10 +44,12 @@ class StateAndAudit:
     def update_state(
         self: Database, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
     ) -> dict[str, Any] | None:
-        """Read-modify-write one key atomically (None from `change` deletes the key)."""
+        """Read-modify-write one key atomically (None from `change` deletes the key): the
+        row is locked where the dialect has row locks, inside the one write transaction."""
+        lock = self.dialect.lock_row
 
-        def work(conn: sqlite3.Connection) -> dict[str, Any] | None:
-            row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        def work(conn: Connection) -> dict[str, Any] | None:
+            row = conn.execute(f"SELECT value FROM state WHERE key = ?{lock}", (key,)).fetchone()
             new = change(None if row is None else json.loads(row[0]))
             if new is None:
                 conn.execute("DELETE FROM state WHERE key = ?", (key,))
@@ -61,8 +62,7 @@ class StateAndAudit:
                 )
             return new
 
-        result: dict[str, Any] | None = self._write(work)
-        return result
+        return self._write(work)
 
     def state_keys(self: Database, prefix: str = "") -> list[str]:
         rows = self._reader().execute(
@@ -71,21 +71,22 @@ class StateAndAudit:
         )
         return [r[0] for r in rows]
 
-    def append_audit(self: Database, entry: AuditEntry | Mapping[str, Any]) -> int:
+    def append_audit(self: Database, entry: AuditEntry) -> int:
         """Append one audit record (`model` and `kind` are indexed); returns its id."""
-        data = entry.to_json() if isinstance(entry, AuditEntry) else dict(entry)
+        data = entry.to_json()
         data.setdefault("at", now_iso())
         payload = json.dumps(data, separators=(",", ":"), default=str)
 
-        def work(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "INSERT INTO audit (at, model, kind, entry) VALUES (?, ?, ?, ?)",
+        def work(conn: Connection) -> int:
+            # RETURNING (SQLite >= 3.35) read to its end: no statement is left in progress
+            # when the transaction commits.
+            rows = conn.execute(
+                "INSERT INTO audit (at, model, kind, entry) VALUES (?, ?, ?, ?) RETURNING id",
                 (data["at"], data.get("model"), data.get("kind"), payload),
-            )
-            return int(cur.lastrowid or 0)
+            ).fetchall()
+            return int(rows[0][0]) if rows else 0
 
-        result: int = self._write(work)
-        return result
+        return self._write(work)
 
     def audit(
         self: Database, model: str | None = None, kind: str | None = None, limit: int | None = None
@@ -109,35 +110,3 @@ class StateAndAudit:
 
     def rejected_versions(self: Database, model: str) -> list[str]:
         return list(OperatorState(self).rejections(model))
-
-    def clear_rejection(self: Database, model: str, version: str, actor: str = "api") -> bool:
-        """Remove `version` from the model's rejections and audit it; False if not rejected."""
-        cleared = OperatorState(self).clear_rejection(model, version)
-        if cleared:
-            self.append_audit(
-                {"kind": "rejection-cleared", "model": model, "version": version, "by": actor}
-            )
-        return cleared
-
-    # -- a declared known-good version ---------------------------------------------------------
-
-    def declare_known_good(
-        self: Database, model: str, version: str, actor: str = "api", revision: int | None = None
-    ) -> str | None:
-        """Make `version` the model's known-good version and audit it; returns the previous one.
-
-        The caller checks that the version exists and is not rejected.
-        """
-        state = OperatorState(self)
-        previous = state.known_good(model)
-        state.set_known_good(model, KnownGood(version, revision, now_iso(), declared_by=actor))
-        self.append_audit(
-            {
-                "kind": "known-good-declared",
-                "model": model,
-                "version": version,
-                "previous": previous.version if previous else None,
-                "by": actor,
-            }
-        )
-        return previous.version if previous else None

@@ -1,10 +1,11 @@
 """The monitor database's tables and their migrations (SQLite).
 
-Kept apart from `store.py` so the layout of the data on the PVC can be read in one place.
-Each migration is a list of statements applied in one transaction; `schema_version` records
-the highest applied, so opening an older database upgrades it and opening a newer one fails
-loudly instead of writing rows an older monitor does not understand. Migrations only add
-(tables, nullable columns): no stored row is rewritten or lost.
+Kept apart from `SqliteStore` (sqlite.py) so the layout of the data on the PVC can be read in
+one place. Each migration is a list of statements applied in one transaction;
+`schema_version` records the highest applied, so opening an older database upgrades it and
+opening a newer one fails loudly instead of writing rows an older monitor does not
+understand. Migrations only add (tables, nullable columns): no stored row is rewritten or
+lost.
 """
 
 from __future__ import annotations

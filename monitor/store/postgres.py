@@ -1,10 +1,11 @@
 """The monitor's durable state on PostgreSQL (psycopg 3 with its connection pool).
 
 For teams that already run PostgreSQL and outgrow one pod's disk: selected by
-`MONITOR_DATABASE_URL=postgresql://...` (`monitor.store.open_store`). It is the SQLite `Store`
-with other connections: the same public methods and the same SQL where the dialects agree
-(`?` placeholders become `%s`), and its own statements where they do not (ingest, retention,
-the audit id, state read-modify-write).
+`MONITOR_DATABASE_URL=postgresql://...` (`monitor.store.open_store`). `PostgresStore`
+implements the `Store` protocol (protocol.py), a sibling of `SqliteStore`: it shares the
+parts whose SQL both engines accept (records.py, versions.py, memory.py, evidence.py,
+retention.py), run through `dialect.POSTGRES` (`?` placeholders become `%s`, row locks), and
+keeps its own connections, record ingest (binary arrays) and batched reads here.
 
 Same semantics as SQLite:
 - an acknowledged write survives a crash: a method returns after COMMIT, and PostgreSQL's
@@ -21,29 +22,25 @@ Reads borrow a pooled connection in autocommit mode: each statement sees committ
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from monitor.core.times import now_iso
-from monitor.memory.audit import AuditEntry
-from monitor.store import sqlite as sqlite_store
-from monitor.store.memory import canonical_json
+from monitor.store import frames
+from monitor.store.dialect import PG_WRITE_LOCK, POSTGRES
+from monitor.store.evidence import ChunkStore
+from monitor.store.memory import StateAndAudit
 from monitor.store.postgres_schema import migrate
-from monitor.store.sqlite import Store
+from monitor.store.records import RecordsAndLabels
+from monitor.store.retention import Retention
 from monitor.store.types import IngestResult, features_json, to_epoch_us
+from monitor.store.versions import ModelVersions
 
-WRITE_LOCK = 7_212_002  # pg_advisory_xact_lock key: one write transaction at a time
-
-
-def _sql(statement: str) -> str:
-    """SQLite's `?` placeholders as psycopg's `%s` (the shared SQL has no literal % or ?)."""
-    return statement.replace("?", "%s")
+T = TypeVar("T")
 
 
 class _Rows:
@@ -52,6 +49,7 @@ class _Rows:
     def __init__(self, rows: list[tuple[Any, ...]]) -> None:
         self._rows = rows
         self._at = 0
+        self.rowcount = len(rows)
 
     def fetchone(self) -> tuple[Any, ...] | None:
         if self._at >= len(self._rows):
@@ -79,7 +77,7 @@ class _Reader:
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> _Rows:
         with self._pool.connection() as conn:
-            cur = conn.execute(_sql(statement), tuple(params))
+            cur = conn.execute(POSTGRES.sql(statement), tuple(params))
             return _Rows(cur.fetchall() if cur.description is not None else [])
 
 
@@ -90,22 +88,21 @@ class _Writer:
         self.raw = conn
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
-        return self.raw.execute(_sql(statement), tuple(params))
+        return self.raw.execute(POSTGRES.sql(statement), tuple(params))
 
-    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> psycopg.Cursor[Any]:
+    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor[Any]:
         cur = self.raw.cursor()
-        cur.executemany(_sql(statement), [tuple(r) for r in rows])
+        cur.executemany(POSTGRES.sql(statement), [tuple(r) for r in rows])
         return cur
 
 
-class PostgresStore(Store):
+class PostgresStore(RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, Retention):
     """Thread-safe access to one monitor database on a PostgreSQL server."""
 
-    top_seq_sql = "SELECT coalesce(max(seq), 0) FROM records"
+    dialect = POSTGRES
 
     def __init__(self, url: str, *, pool_size: int = 8, timeout_seconds: float = 30.0) -> None:
         self.url = url
-        self.path = None  # type: ignore[assignment]  # no file: the data is on the server
         info = conninfo_to_dict(url)
         where = info.get("host") or "localhost"
         self._location = f"postgresql://{info.get('user', '')}@{where}/{info.get('dbname', '')}"
@@ -135,12 +132,12 @@ class PostgresStore(Store):
 
     # -- connections -------------------------------------------------------------------
 
-    def _reader(self) -> Any:
+    def _reader(self) -> _Reader:
         if self._closed:
             raise RuntimeError("store is closed")
         return self._reads
 
-    def _write(self, work: Callable[[Any], Any]) -> Any:
+    def _write(self, work: Callable[[_Writer], T]) -> T:
         """Run `work` in one transaction, after every other writer's: all of it or nothing.
 
         One write at a time per process (the lock: writers never take the pool's connections
@@ -149,10 +146,10 @@ class PostgresStore(Store):
             if self._closed:
                 raise RuntimeError("store is closed")
             with self._pool.connection() as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (PG_WRITE_LOCK,))
                 return work(_Writer(conn))
 
-    def _write_grouped(self, work: Callable[[Any], Any]) -> Any:
+    def _write_grouped(self, work: Callable[[_Writer], T]) -> T:
         # No group commit here: measured in-process with 4 writer threads, sharing commits
         # did not raise ingest (the statements, not the WAL flush, bound it). That was before
         # ingest sent its arrays as binary parameters, which made the statements ~3x cheaper:
@@ -169,7 +166,10 @@ class PostgresStore(Store):
     def __enter__(self) -> PostgresStore:
         return self
 
-    # -- the statements that differ from SQLite's --------------------------------------------
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- what PostgreSQL does its own way ---------------------------------------------------
 
     def _row_batches(self, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:
         """The rows of one read in batches from a server-side cursor (one snapshot): a long
@@ -179,8 +179,8 @@ class PostgresStore(Store):
             conn.transaction(),
             conn.cursor(name="records_frame") as cur,
         ):
-            cur.execute(_sql(sql), tuple(params))
-            while rows := cur.fetchmany(sqlite_store._FRAME_BATCH_ROWS):
+            cur.execute(POSTGRES.sql(sql), tuple(params))
+            while rows := cur.fetchmany(frames.FRAME_BATCH_ROWS):
                 yield rows
 
     def append_records_detailed(self, records: Sequence[Mapping[str, Any]]) -> IngestResult:
@@ -232,43 +232,3 @@ class PostgresStore(Store):
             return result
 
         return self._write_grouped(work) if groups else IngestResult()
-
-    def update_state(
-        self, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
-    ) -> dict[str, Any] | None:
-        """Read-modify-write one key atomically (None from `change` deletes the key)."""
-
-        def work(conn: _Writer) -> dict[str, Any] | None:
-            row = conn.raw.execute(
-                "SELECT value FROM state WHERE key = %s FOR UPDATE", (key,)
-            ).fetchone()
-            new = change(None if row is None else json.loads(row[0]))
-            if new is None:
-                conn.raw.execute("DELETE FROM state WHERE key = %s", (key,))
-            else:
-                conn.raw.execute(
-                    "INSERT INTO state (key, value, updated_at) VALUES (%s, %s, %s)"
-                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
-                    " updated_at = excluded.updated_at",
-                    (key, canonical_json(new), now_iso()),
-                )
-            return new
-
-        result: dict[str, Any] | None = self._write(work)
-        return result
-
-    def append_audit(self, entry: AuditEntry | Mapping[str, Any]) -> int:
-        """Append one audit record (`model` and `kind` are indexed); returns its id."""
-        data = entry.to_json() if isinstance(entry, AuditEntry) else dict(entry)
-        data.setdefault("at", now_iso())
-        payload = json.dumps(data, separators=(",", ":"), default=str)
-
-        def work(conn: _Writer) -> int:
-            row = conn.raw.execute(
-                "INSERT INTO audit (at, model, kind, entry) VALUES (%s, %s, %s, %s) RETURNING id",
-                (data["at"], data.get("model"), data.get("kind"), payload),
-            ).fetchone()
-            return int(row[0]) if row else 0
-
-        result: int = self._write(work)
-        return result

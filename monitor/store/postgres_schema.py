@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+
 from monitor.store.migrations import SchemaTooNewError
 
 MIGRATIONS: list[list[str]] = [
@@ -75,10 +77,9 @@ SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK = 7_212_001  # pg_advisory_xact_lock key held while migrating
 
 
-def migrate(conn: Any) -> int:
+def migrate(conn: psycopg.Connection[Any]) -> int:
     """Bring the database to `SCHEMA_VERSION` (one transaction); returns the version found.
-
-    `conn` is a psycopg connection that is not in a transaction."""
+    `conn` is not in a transaction."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")

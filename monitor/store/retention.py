@@ -1,33 +1,21 @@
-"""Retention, a part of `sqlite.Store`: old records and labels are deleted in batches.
+"""Retention, a part of both stores: old records and labels are deleted in batches.
 
-Chunk evidence, state and the audit log are kept. The same code serves the PostgreSQL store
-(its writer translates the `?` placeholders); only how the highest sequence is read differs by
-dialect (`Database.top_seq_sql`).
+Chunk evidence, state and the audit log are kept. Only how the highest sequence is read
+differs by backend (`Dialect.top_seq_sql`).
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from monitor.core.times import iso
-from monitor.store.types import Database
-
-
-@dataclass
-class Expired:
-    """What one `Store.expire` call deleted."""
-
-    records: int = 0
-    labels: int = 0  # labels of the expired records
-    orphan_labels: int = 0  # labels whose record never arrived
-    batches: int = 0
+from monitor.store.backend import Connection, Database
+from monitor.store.types import Expired
 
 
 class Retention:
-    """Mixed into `Store`; its methods run on a `Database` (the connections)."""
+    """Mixed into both stores; its methods run on a `Database` (the connections)."""
 
     def expire(
         self: Database,
@@ -49,8 +37,10 @@ class Retention:
         now = int(time.time() * 1_000_000) if now_us is None else int(now_us)
         cutoff_us = now - int(max_age_seconds * 1_000_000)
 
-        def mark(conn: sqlite3.Connection) -> int:
-            (top,) = conn.execute(self.top_seq_sql).fetchone() or (0,)
+        top_seq_sql = self.dialect.top_seq_sql
+
+        def mark(conn: Connection) -> int:
+            (top,) = conn.execute(top_seq_sql).fetchone() or (0,)
             conn.execute(
                 "INSERT INTO seq_marks (at_us, seq) VALUES (?, ?)"
                 " ON CONFLICT (at_us) DO UPDATE SET seq = excluded.seq",
@@ -69,7 +59,7 @@ class Retention:
         done = Expired()
         while upto:
 
-            def records_batch(conn: sqlite3.Connection) -> tuple[int, int]:
+            def records_batch(conn: Connection) -> tuple[int, int]:
                 pick = "SELECT prediction_id FROM records WHERE seq <= ? ORDER BY seq LIMIT ?"
                 labels = conn.execute(
                     f"DELETE FROM labels WHERE prediction_id IN ({pick})", (upto, batch_rows)

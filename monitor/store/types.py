@@ -1,30 +1,27 @@
-"""The store's plain types and value conversions (no database access).
-
-Imported by `monitor.store`, which re-exports the names of the contract (`Conflict`,
-`NotFound`, `VersionInfo`).
-"""
+"""The store's plain types and value conversions (no database access), shared by both
+backends and by the callers of the `Store` protocol (monitor/store/protocol.py)."""
 
 from __future__ import annotations
 
 import math
-import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
+from pydantic import BaseModel
 from pydantic_core import to_json
 
-from monitor.core.evidence import ChunkEvidence
-from monitor.memory.audit import AuditEntry
+from contract.registration import Registration
 
 
-class Conflict(Exception):  # noqa: N818 (the name is in the contract)
-    """The same model version was registered before with different content."""
+class RegistrationConflictError(Exception):
+    """The same model version was registered before with different content (HTTP 409)."""
 
 
-class NotFound(KeyError):  # noqa: N818
-    """No such model version (or artifact) in the store."""
+class UnknownVersionError(KeyError):
+    """No such model version (or artifact) in the store (HTTP 404). A `KeyError`: callers
+    that look a version up may treat it as any missing key."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +43,16 @@ class IngestResult:
     duplicates: int = 0
     accepted_by_version: dict[tuple[str, str], int] = field(default_factory=dict)
     labels_joined_by_model: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Expired:
+    """What one `Store.expire` call deleted."""
+
+    records: int = 0
+    labels: int = 0  # labels of the expired records
+    orphan_labels: int = 0  # labels whose record never arrived
+    batches: int = 0
 
 
 @dataclass
@@ -71,25 +78,7 @@ def features_json(features: Mapping[str, Any]) -> str:
     return to_json(features).decode()
 
 
-def registration_dict(reg: Any) -> dict[str, Any]:
-    if hasattr(reg, "model_dump"):
+def registration_dict(reg: Registration | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(reg, BaseModel):
         return dict(reg.model_dump(by_alias=True, mode="json"))
     return dict(reg)
-
-
-class Database(Protocol):
-    """What the parts of `Store` (state and audit, versions, chunk evidence, retention) need
-    from the whole: the connections, and the methods they call on each other."""
-
-    top_seq_sql: str  # the highest record sequence ever assigned, in the store's dialect
-
-    def _reader(self) -> sqlite3.Connection: ...
-    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any: ...
-    def get_state(self, key: str) -> dict[str, Any] | None: ...
-    def put_state(self, key: str, value: Mapping[str, Any]) -> None: ...
-    def update_state(
-        self, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
-    ) -> dict[str, Any] | None: ...
-    def append_audit(self, entry: AuditEntry | Mapping[str, Any]) -> int: ...
-    def save_chunks(self, evidences: Sequence[ChunkEvidence]) -> None: ...
-    def chunk_dicts(self, model: str, version: str | None = None) -> list[dict[str, Any]]: ...

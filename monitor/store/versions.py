@@ -1,10 +1,10 @@
-"""Model-version registrations and the versions overview, a part of `sqlite.Store`.
+"""Model-version registrations and the versions overview, a part of both stores.
 
-Why a module of its own: registering a version (content-addressed, idempotent, `Conflict` on
-changed content, with the monitor's own hold-out metrics beside it) and listing versions with
-their lifecycle state are one cohesive job that the API, the CLI and analysis share, separate
-from record ingest and chunk evidence in `sqlite.py`. The rows live in the `model_versions`
-table of the same SQLite file.
+Why a module of its own: registering a version (content-addressed, idempotent, refused with
+`RegistrationConflictError` on changed content, with the monitor's own hold-out metrics
+beside it) and listing versions with their lifecycle state are one cohesive job that the API,
+the CLI and analysis share, separate from records (records.py) and chunk evidence
+(evidence.py). The rows live in the `model_versions` table.
 """
 
 from __future__ import annotations
@@ -12,24 +12,34 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import sqlite3
+from collections.abc import Mapping
 from typing import Any, Literal
 
+from contract.registration import Registration
 from monitor.core.times import now_iso
 from monitor.memory.state import OperatorState
+from monitor.store.backend import Connection, Database
 from monitor.store.memory import canonical_json
-from monitor.store.types import Conflict, Database, NotFound, VersionInfo, registration_dict
+from monitor.store.types import (
+    RegistrationConflictError,
+    UnknownVersionError,
+    VersionInfo,
+    registration_dict,
+)
 
 
 class ModelVersions:
-    """Mixed into `Store`; its methods run on a `Database` (the connections and state)."""
+    """Mixed into both stores; its methods run on a `Database` (the connections and state)."""
 
     # -- model versions --------------------------------------------------------------------
 
     def register(
-        self: Database, reg: Any, *, holdout: dict[str, Any] | None = None
+        self: Database,
+        reg: Registration | Mapping[str, Any],
+        *,
+        holdout: dict[str, Any] | None = None,
     ) -> Literal["created", "unchanged"]:
-        """Store a registration (dict or `Registration`); raises `Conflict` on a changed one.
+        """Store a registration (dict or `Registration`); `RegistrationConflictError` if changed.
 
         `holdout`: the hold-out metrics the monitor computed itself from the artifact and
         the reference rows (monitor/analysis/artifact.py), kept as `monitor_holdout` beside
@@ -46,7 +56,7 @@ class ModelVersions:
         if holdout is not None:
             meta["monitor_holdout"] = holdout
 
-        def work(conn: sqlite3.Connection) -> Literal["created", "unchanged"]:
+        def work(conn: Connection) -> Literal["created", "unchanged"]:
             row = conn.execute(
                 "SELECT content_sha256 FROM model_versions WHERE model = ? AND version = ?",
                 (model, version),
@@ -54,7 +64,9 @@ class ModelVersions:
             if row is not None:
                 if row[0] == digest:
                     return "unchanged"
-                raise Conflict(f"{model}:{version} is registered with different content")
+                raise RegistrationConflictError(
+                    f"{model}:{version} is registered with different content"
+                )
             conn.execute(
                 "INSERT INTO model_versions (model, version, registration, reference, artifact,"
                 " content_sha256, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -62,8 +74,7 @@ class ModelVersions:
             )
             return "created"
 
-        result: Literal["created", "unchanged"] = self._write(work)
-        return result
+        return self._write(work)
 
     def registration(
         self: Database, model: str, version: str, *, with_reference: bool = True
@@ -79,7 +90,7 @@ class ModelVersions:
             .fetchone()
         )
         if row is None:
-            raise NotFound(f"{model}:{version} is not registered")
+            raise UnknownVersionError(f"{model}:{version} is not registered")
         data: dict[str, Any] = json.loads(row[0])
         data["registered_at"] = row[1]
         if with_reference:
@@ -96,7 +107,7 @@ class ModelVersions:
             .fetchone()
         )
         if row is None:
-            raise NotFound(f"{model}:{version} is not registered")
+            raise UnknownVersionError(f"{model}:{version} is not registered")
         return bytes(row[0])
 
     def registered_pairs(self: Database) -> set[tuple[str, str]]:

@@ -14,7 +14,7 @@ import pytest
 
 from contract.errors import ErrorBody
 from monitor.memory.candidates import CandidateChunk, CandidateState
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.support.monitor import MonitorProcess, RoleAuth, register_as, running_monitor
 
 pytestmark = pytest.mark.slow
@@ -52,7 +52,7 @@ def body_of(reg: Any, version: str | None = None) -> dict[str, Any]:
 
 def stored(monitor: MonitorProcess) -> tuple[set[str], dict[str, Any], list[dict[str, Any]]]:
     """(registered versions, declared candidates, candidate audit records) of the store."""
-    with Store(monitor.db_path) as store:
+    with SqliteStore(monitor.db_path) as store:
         versions = {v.version for v in store.versions(MODEL) if v.registered_at}
         entries = CandidateState(store).entries(MODEL)
         audit = [e for e in store.audit(MODEL) if str(e.get("kind")).startswith("candidate-")]
@@ -187,7 +187,7 @@ def test_a_spec_declared_candidate_is_withdrawn_in_its_modelmonitor(
 ) -> None:
     register_as(monitor, registrations["retrain"], "spec-declared")
     now = datetime.now(UTC).isoformat()
-    with Store(monitor.db_path) as store:  # as the operator's reconcile of spec.candidates
+    with SqliteStore(monitor.db_path) as store:  # as the operator's reconcile of spec.candidates
         assert CandidateState(store).sync_spec(MODEL, ["spec-declared"], 4, now)
     assert listed(client)["spec-declared"]["sources"] == ["spec"]
     assert client.put(f"{BASE}/spec-declared").status_code == 201  # the API declares it too
@@ -197,7 +197,7 @@ def test_a_spec_declared_candidate_is_withdrawn_in_its_modelmonitor(
     assert resp.status_code == 409, resp.text
     assert "spec.candidates" in error(resp).error and "remove it there" in error(resp).error
     assert stored(monitor) == before  # nothing changed
-    with Store(monitor.db_path) as store:  # the ModelMonitor drops it
+    with SqliteStore(monitor.db_path) as store:  # the ModelMonitor drops it
         CandidateState(store).sync_spec(MODEL, [], 4, now)
     assert client.delete(f"{BASE}/spec-declared").status_code == 200
     assert "spec-declared" not in listed(client)
@@ -226,7 +226,7 @@ def test_the_verdict_is_the_operators_else_computed_now(
     assert client.put(f"{BASE}/judged").status_code == 201
     now = datetime.now(UTC).isoformat()
     gaps = (-0.061, -0.058, -0.064, -0.060)
-    with Store(monitor.db_path) as store:  # as the analysis cycle scores it
+    with SqliteStore(monitor.db_path) as store:  # as the analysis cycle scores it
         CandidateState(store).save_chunks(
             MODEL, "judged", [chunk(i, 0.86 + g, 0.86, now) for i, g in enumerate(gaps)]
         )
@@ -238,7 +238,7 @@ def test_the_verdict_is_the_operators_else_computed_now(
     )
     # Once the operator stored a verdict (its spec's candidatePolicy), that one is shown.
     mine = {**verdict, "verdict": "Inconclusive", "reason": "BandOverlaps", "message": "kept"}
-    with Store(monitor.db_path) as store:
+    with SqliteStore(monitor.db_path) as store:
         CandidateState(store).set_verdicts(MODEL, {"judged": mine})
     assert listed(client)["judged"]["verdict"] == mine
     assert client.delete(f"{BASE}/judged").status_code == 200

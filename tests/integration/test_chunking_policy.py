@@ -32,7 +32,8 @@ from monitor.loops.background import analysis_pass
 from monitor.memory.state import OperatorState
 from monitor.metrics.registry import MonitorMetrics
 from monitor.operator.reconciler import Operator
-from monitor.store.sqlite import Store
+from monitor.store import Store
+from monitor.store.sqlite import SqliteStore
 from tests.support.monitor import RoleAuth, running_monitor
 from tests.support.records import served
 
@@ -73,14 +74,14 @@ def test_a_modelmonitors_chunk_size_changes_the_analysis(
     for workdir, policy in runs:
         workdir.mkdir()
         settings = settings_for(workdir, policy)
-        with Store(settings.store.db_path) as store:
+        with SqliteStore(settings.store.db_path) as store:
             fill(store, split, reg, 0, 650)
             analysis_pass(store, settings)()
-    with Store(by_setting / "monitor.db") as store:
+    with SqliteStore(by_setting / "monitor.db") as store:
         assert [c.rows for c in store.chunks(reg.model)] == [500]
         status = OperatorState(store).chunking(reg.model, reg.version)
         assert status is not None and (status.chunk_rows, status.pending_rows) == (500, 150)
-    with Store(by_spec / "monitor.db") as store:
+    with SqliteStore(by_spec / "monitor.db") as store:
         assert [c.rows for c in store.chunks(reg.model)] == [100] * 6
         status = OperatorState(store).chunking(reg.model, reg.version)
         assert status is not None
@@ -99,7 +100,7 @@ def test_without_a_chunk_size_it_is_derived_from_the_references_sampling_error(
     )
     expected = int(np.ceil(float(std) ** 2 / (bound**2 * float(fraction))))
     assert 50 < expected < 1000  # a real size, not a clamp
-    with Store(settings.store.db_path) as store:
+    with SqliteStore(settings.store.db_path) as store:
         fill(store, split, reg, 0, 2 * expected + 7)
         analysis_pass(store, settings)()
         status = OperatorState(store).chunking(reg.model, reg.version)
@@ -115,7 +116,7 @@ def test_chunks_by_period_follow_the_event_time_not_the_arrival(
     """A backfill received in one instant is chunked by the day its events happened."""
     reg = registrations["good"]
     settings = settings_for(tmp_path, {reg.model: {"chunkPeriod": "1d"}})
-    with Store(settings.store.db_path) as store:
+    with SqliteStore(settings.store.db_path) as store:
         records, labels = served(split, reg, 0, 24 * 4, "backfill")
         received = "2026-03-01T12:00:00+00:00"
         store.register(reg)
@@ -148,7 +149,7 @@ def test_a_declared_known_good_protects_the_first_release_of_a_small_model(
     good, worse = registrations["good"], registrations["no-key-features"]
     model = good.model
     settings = settings_for(tmp_path, {model: {"chunkSize": 60}})
-    with Store(settings.store.db_path) as store:
+    with SqliteStore(settings.store.db_path) as store:
         store.register(good)
         fill(store, split, worse, 0, 180)
         analysis_pass(store, settings)()
@@ -178,7 +179,7 @@ def test_a_declared_known_good_protects_the_first_release_of_a_small_model(
     )
     assert declared.exit_code == 0, declared.output
 
-    with Store(settings.store.db_path) as store:
+    with SqliteStore(settings.store.db_path) as store:
         [entry] = store.audit(model=model, kind="known-good-declared")
         assert entry["version"] == good.version and entry["by"].startswith("cli:")
         operator = Operator(
@@ -259,6 +260,6 @@ def test_declaring_known_good_over_http_is_authenticated_and_audited(
         assert resp.json() == {"model": reg.model, "version": reg.version, "previous": None}
         audit = client.get("/v1/audit", params={"model": reg.model, "kind": "known-good-declared"})
         assert [(e["version"], e["by"]) for e in audit.json()] == [(reg.version, "api")]
-    with Store(mon.db_path) as store:
+    with SqliteStore(mon.db_path) as store:
         kg = OperatorState(store).known_good(reg.model)
         assert kg is not None and (kg.version, kg.declared_by) == (reg.version, "api")

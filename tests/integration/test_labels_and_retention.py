@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from monitor.analysis.cycle import VersionCache, run_cycle
+from monitor.memory.audit import AuditEntry
 from monitor.metrics.registry import MonitorMetrics
+from monitor.store import Store
 from monitor.store.migrations import MIGRATIONS, SCHEMA_VERSION
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.support.monitor import measuring_settings
 from tests.support.records import served
 
@@ -28,7 +30,7 @@ def test_flipped_labels_change_the_realized_auc_within_one_cycle(
 ) -> None:
     good = registrations["good"]
     settings = measuring_settings(tmp_path, CHUNK)
-    with Store(tmp_path / "monitor.db") as store:
+    with SqliteStore(tmp_path / "monitor.db") as store:
         store.register(good)
         shipped, labels = served(split, good, 0, 2 * CHUNK, "relabel")
         store.append_records(shipped)
@@ -60,9 +62,9 @@ def test_retention_deletes_old_rows_in_batches_and_keeps_evidence_and_audit(
     good = registrations["good"]
     settings = measuring_settings(tmp_path, CHUNK)
     path = tmp_path / "monitor.db"
-    with Store(path) as store:
+    with SqliteStore(path) as store:
         store.register(good)
-        store.append_audit({"kind": "note", "model": "rain_forecast"})
+        store.append_audit(AuditEntry("note", "rain_forecast"))
         old, old_labels = served(split, good, 0, 2 * CHUNK, "old")
         store.append_records(old)
         store.append_labels(old_labels)
@@ -101,7 +103,7 @@ def test_database_stops_growing_under_retention(
     good = registrations["good"]
     path = tmp_path / "monitor.db"
     day = 86_400 * 1_000_000
-    with Store(path) as store:
+    with SqliteStore(path) as store:
         store.register(good)
         sizes = []
         rows, labels = served(split, good, 0, 2_000, "round")
@@ -125,7 +127,7 @@ def test_a_schema_2_database_migrates_and_reads_as_before(
 ) -> None:
     good = registrations["good"]
     path = tmp_path / "monitor.db"
-    with Store(path) as store:
+    with SqliteStore(path) as store:
         store.register(good)
         shipped, labels = served(split, good, 0, CHUNK, "legacy")
         store.append_records(shipped)
@@ -144,7 +146,7 @@ def test_a_schema_2_database_migrates_and_reads_as_before(
             "INSERT INTO labels SELECT prediction_id, label, label_ts_us, received_at"
             " FROM new.labels"
         )
-    with Store(legacy) as store:
+    with SqliteStore(legacy) as store:
         (version,) = store._writer.execute("SELECT max(version) FROM schema_version").fetchone()
         assert version == SCHEMA_VERSION
         frame = store.records_frame("rain_forecast", good.version)

@@ -22,8 +22,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from contract.errors import ErrorBody, openapi_schemas
+from monitor.memory.audit import AuditEntry
 from monitor.store import open_store
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.support.monitor import MonitorProcess, RoleAuth, register_as, running_monitor
 from tests.support.postgres import (  # noqa: F401 (fixtures)
     BACKENDS,
@@ -357,23 +358,23 @@ def test_a_registration_whose_artifact_is_not_a_booster_is_refused(
 
 
 def test_clear_rejection(client: httpx.Client, monitor: MonitorProcess) -> None:
-    with Store(monitor.db_path) as store:
+    with SqliteStore(monitor.db_path) as store:
         store.put_state("rejected/m-rej", {"versions": {"v9": {"reason": "gap"}}})
     path = "/v1/models/m-rej/versions/v9/clear-rejection"
     assert client.post(path, headers=NO_TOKEN).status_code == 401
     resp = client.post(path, headers=monitor.auth)
     assert resp.status_code == 200 and resp.json()["cleared"] is True
     assert client.post(path, headers=monitor.auth).status_code == 404  # neither rejected nor known
-    with Store(monitor.db_path) as store:
+    with SqliteStore(monitor.db_path) as store:
         assert store.rejected_versions("m-rej") == []
     audit = client.get("/v1/audit", params={"model": "m-rej"}).json()
     assert [(e["kind"], e["version"]) for e in audit] == [("rejection-cleared", "v9")]
 
 
 def test_read_outs_and_health(client: httpx.Client, monitor: MonitorProcess) -> None:
-    with Store(monitor.db_path) as store:
-        store.append_audit({"kind": "rollback", "model": "m-read", "trigger": "parity"})
-        store.append_audit({"kind": "registered", "model": "m-read"})
+    with SqliteStore(monitor.db_path) as store:
+        store.append_audit(AuditEntry("rollback", "m-read", details={"trigger": "parity"}))
+        store.append_audit(AuditEntry("registered", "m-read"))
     decisions = client.get("/v1/decisions", params={"model": "m-read"}).json()
     assert [d["trigger"] for d in decisions] == ["parity"]
     assert client.get("/v1/models/m-read/chunks").json() == []

@@ -25,7 +25,8 @@ from monitor.kube.rollout import CHANGE_CAUSE, REVISION_ANNOTATION, RollbackPlan
 from monitor.kube.target import KubeTarget, Retry
 from monitor.operator.reconciler import Operator, ReconcileResult
 from monitor.service.rejections import clear_rejection
-from monitor.store.sqlite import Store
+from monitor.store import Store
+from monitor.store.sqlite import SqliteStore
 from tests.support.kube import (
     DEPLOYMENTS,
     EVENTS,
@@ -116,7 +117,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     """Revision 1 = GOOD (known-good), revision 2 = BAD now live, a ModelMonitor in auto."""
     with kube_emulator() as kube:
         db = tmp_path / "monitor.db"
-        store = Store(db)
+        store = SqliteStore(db)
         try:
             register(store, GOOD, 0.845)
             register(store, BAD, 0.840)
@@ -383,7 +384,7 @@ def test_restart_between_decision_and_patch_makes_exactly_one_rollback(
         Operator(cluster.store, crashing, clock=cluster.clock, metrics=None).reconcile_once()
     assert cluster.store.get_state(f"pending_rollback/{NS}/{MM}")  # the intent survived
     cluster.store.close()
-    cluster.store = Store(cluster.db)  # a new process opens the same database
+    cluster.store = SqliteStore(cluster.db)  # a new process opens the same database
     results: list[ReconcileResult] = cluster.operator().reconcile_once()
     assert results[0].outcome == ("already" if after_patch else "patched")
     cluster.operator().reconcile_once()

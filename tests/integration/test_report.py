@@ -15,8 +15,10 @@ from bentos.training.data import Split
 from monitor.analysis.cycle import VersionCache, run_cycle
 from monitor.analysis.report import render_report
 from monitor.core.settings import MonitorSettings
+from monitor.memory.audit import AuditEntry
 from monitor.metrics.registry import MonitorMetrics
-from monitor.store.sqlite import Store
+from monitor.store import Store
+from monitor.store.sqlite import SqliteStore
 from tests.support.monitor import RoleAuth, measuring_settings, running_monitor
 from tests.support.records import served
 
@@ -36,14 +38,14 @@ def ship(store: Store, split: Split, reg: Any, start: int, count: int, labelled:
 
 def test_report_is_self_contained_and_shows_every_part(tmp_path: Path, registrations, split):
     good, worse = registrations["good"], registrations["no-key-features"]
-    with Store(tmp_path / "monitor.db") as store:
+    with SqliteStore(tmp_path / "monitor.db") as store:
         store.register(good)
         store.register(worse)
         store.put_state("known_good/rain_forecast", {"version": good.version})
         ship(store, split, good, 0, 1000, labelled=1000)
         ship(store, split, worse, 1000, 1000, labelled=500)
         store.append_audit(
-            {"model": "rain_forecast", "kind": "decision", "reason": "<script>alert(1)</script>"}
+            AuditEntry("decision", "rain_forecast", details={"reason": "<script>alert(1)</script>"})
         )
         cache = VersionCache(store, CHUNK)
         assert len(run_cycle(store, settings(tmp_path).analysis, cache, MonitorMetrics())) == 4

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from monitor.core.evidence import Estimate
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.support.kube import MODEL, chunk
 from tests.support.monitor import running_monitor
 
@@ -27,7 +27,7 @@ CHUNKS = [
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "monitor.db"
-    with Store(path) as store:
+    with SqliteStore(path) as store:
         for i, (value, (low, high), realized) in enumerate(CHUNKS):
             est = Estimate(
                 value, value - 0.03, value + 0.03, sampling_error=0.01,

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contract.errors import ErrorBody
 from monitor.operator.inputs import gate_holdouts
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.support.monitor import MonitorProcess, RoleAuth, running_monitor
 from tests.support.records import served
 
@@ -54,7 +54,7 @@ def good(monitor: MonitorProcess, registrations: dict[str, Any]) -> Any:
 
 
 def counts(monitor: MonitorProcess) -> tuple[int, int, int]:
-    with Store(monitor.db_path) as store:
+    with SqliteStore(monitor.db_path) as store:
         conn = store._reader()
         return tuple(
             conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
@@ -128,7 +128,7 @@ def test_a_predictor_token_cannot_call_operator_endpoints(
             resp = client.post(path, headers=monitor.headers(role))
             assert resp.status_code == 403, (path, role, resp.text)
             assert "operator token" in error(resp).error
-    with Store(monitor.db_path) as store:
+    with SqliteStore(monitor.db_path) as store:
         assert store.audit(good.model, "known-good-declared") == []
     assert client.post(f"{base}/known-good").status_code == 200  # the operator may
 
@@ -209,7 +209,7 @@ def test_self_declared_holdout_metrics_decide_nothing(
     assert detail["metrics"]["reference"]["roc_auc"] == 0.99  # kept as sent, not used
     own = detail["monitor_holdout"]["roc_auc"]
     assert own == pytest.approx(reg.metrics["reference"]["roc_auc"], abs=1e-6)
-    with Store(monitor.db_path) as store:
+    with SqliteStore(monitor.db_path) as store:
         live, known_good = gate_holdouts(store, reg.model, reg.version, good.version)
     assert live is not None and known_good is not None
     assert live["roc_auc"] == pytest.approx(own, abs=0.02)
@@ -297,7 +297,7 @@ def test_truncated_and_fuzzed_boosters_are_refused_and_the_monitor_stays_up(
     log = monitor.log()
     assert "crashed XGBoost while loading (SIGSEGV)" in log  # the 35% cut, in the child
     assert "needs more than" in log
-    with Store(monitor.db_path) as store:
+    with SqliteStore(monitor.db_path) as store:
         stored = {v.version for v in store.versions(reg.model)}
     assert not {f"truncated-{n}" for n in CUTS} & stored
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.support.candidates import register_bare, worse_chunks
 from tests.support.paths import REPO
 
@@ -20,7 +20,7 @@ runner = CliRunner()
 
 
 def fill(db: Path) -> None:
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         store.register(
             {
                 "model": "m",
@@ -65,7 +65,7 @@ def test_clear_rejection_then_audit(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--actor", "alice"])
     assert result.exit_code == 0, result.output
     assert runner.invoke(app, args).exit_code == 1  # nothing left to clear
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         assert store.rejected_versions("m") == []
     audit = runner.invoke(app, ["audit", "--model", "m", "--db", str(db)])
     assert audit.exit_code == 0
@@ -92,7 +92,7 @@ def fill_candidates(db: Path) -> None:
     from monitor.memory.candidates import CandidateState
 
     fill(db)
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         register_bare(store, "m", "v2")
         state = CandidateState(store)
         state.add("m", "v2", "api", at="2024-01-01T00:00:00+00:00", by="operator")
@@ -132,7 +132,7 @@ def test_candidates_refuses_an_unknown_model(tmp_path: Path) -> None:
 def test_known_good_set_declares_a_registered_version_and_refuses_others(tmp_path: Path) -> None:
     db = tmp_path / "m.db"
     fill(db)  # v1 registered and rejected
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         register_bare(store, "m", "v2")
     args = ["known-good", "set", "m", "--db", str(db), "--actor", "alice"]
     unknown = runner.invoke(app, [*args[:3], "v9", *args[3:]])
@@ -142,7 +142,7 @@ def test_known_good_set_declares_a_registered_version_and_refuses_others(tmp_pat
     done = runner.invoke(app, [*args[:3], "v2", *args[3:]])
     assert done.exit_code == 0, done.output
     assert "m:v2 is known-good (before: none)" in done.output
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         [entry] = store.audit("m", "known-good-declared")
     assert (entry["version"], entry["by"], entry["previous"]) == ("v2", "cli:alice", None)
 

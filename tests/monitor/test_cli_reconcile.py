@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from monitor.cli import app
 from monitor.kube.rollout import VERSION_ANNOTATION
 from monitor.memory.state import KnownGood, OperatorState
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.support.kube import MODEL, chunk
 
 GOOD, BAD = "good-aaaa", "bad-bbbb"
@@ -27,7 +27,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MONITOR_KUBERNETES", "off")
     monkeypatch.setenv("MONITOR_NAMESPACE", "demo")
     path = tmp_path / "monitor.db"
-    with Store(path) as store:
+    with SqliteStore(path) as store:
         for version in (GOOD, BAD):
             store.register(
                 {
@@ -59,7 +59,7 @@ def test_dry_run_prints_the_decision_and_patch_and_writes_nothing(db: Path) -> N
     assert "rollback" in result.output and "ScoreParity" in result.output
     template = next(op for op in _patch_in(result.output) if op["path"] == "/spec/template")
     assert template["value"]["metadata"]["annotations"][VERSION_ANNOTATION] == GOOD  # type: ignore[index]
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         assert store.audit(model=MODEL) == []
         assert OperatorState(store).incident("demo", "rain-forecast").last_rollback is None
     assert db.read_bytes() == before
@@ -69,7 +69,7 @@ def test_once_without_dry_run_acts_as_the_loop_would(db: Path) -> None:
     result = runner.invoke(app, ["reconcile", "--once", "--db", str(db)])
     assert result.exit_code == 0, result.output
     assert "dry-run" in result.output  # the offline ModelMonitor is in dryRun mode
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         [audit] = store.audit(model=MODEL, kind="dry-run-rollback")
         assert audit["trigger"] == "parity" and audit["toVersion"] == GOOD
         incident = OperatorState(store).incident("demo", "rain-forecast")

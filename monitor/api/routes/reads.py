@@ -10,7 +10,7 @@ from monitor.analysis.track_record import track_record
 from monitor.api.context import AppContext
 from monitor.api.http import ApiError
 from monitor.api.models import AUTH_ERRORS, NOT_FOUND, PARAMETER_ERRORS, VersionSummary
-from monitor.store.types import NotFound
+from monitor.store.types import UnknownVersionError
 
 
 def add_routes(app: FastAPI, ctx: AppContext) -> None:
@@ -34,7 +34,7 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
         """The registration as sent, without its artifact and reference rows."""
         try:
             return ctx.store().registration(model, version, with_reference=False)
-        except NotFound:
+        except UnknownVersionError:
             raise ApiError(404, f"{model}:{version} is not registered") from None
 
     @app.get(

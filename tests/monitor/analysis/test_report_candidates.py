@@ -12,7 +12,8 @@ from typing import Any
 
 from monitor.analysis.report import render_report, verdict_line
 from monitor.memory.candidates import CandidateChunk, CandidateState
-from monitor.store.sqlite import Store
+from monitor.store import Store
+from monitor.store.sqlite import SqliteStore
 
 MODEL = "m"
 
@@ -61,7 +62,7 @@ def traces(page: str, title: str) -> dict[str, list[Any]]:
 
 
 def test_candidates_section_with_figure_and_verdict(tmp_path: Path) -> None:
-    with Store(tmp_path / "m.db") as store:
+    with SqliteStore(tmp_path / "m.db") as store:
         for version in ("v1", "v2", "v3<x>"):
             register(store, version)
         state = CandidateState(store)
@@ -111,7 +112,7 @@ def test_candidates_section_with_figure_and_verdict(tmp_path: Path) -> None:
 
 
 def test_no_candidates_no_section(tmp_path: Path) -> None:
-    with Store(tmp_path / "m.db") as store:
+    with SqliteStore(tmp_path / "m.db") as store:
         register(store, "v1")
         page = render_report(store, MODEL, cache=object())
     assert "Candidates" not in page and "Candidate " not in page

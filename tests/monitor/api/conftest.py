@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from monitor.core.settings import AnalysisSettings, MonitorSettings, StoreSettings, TokenSettings
 from monitor.server import MonitorServer
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 
 TOKENS = {"operator": "operator-token", "reader": "reader-token", "predictor": "predictor-token"}
 
@@ -22,13 +22,13 @@ def auth(role: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "m.db") as st:
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    with SqliteStore(tmp_path / "m.db") as st:
         yield st
 
 
 @pytest.fixture
-def client(tmp_path: Path, store: Store) -> Iterator[TestClient]:
+def client(tmp_path: Path, store: SqliteStore) -> Iterator[TestClient]:
     settings = MonitorSettings(
         store=StoreSettings(db_path=tmp_path / "m.db"),
         analysis=AnalysisSettings(worker=False),

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from contract.errors import ErrorBody
 from monitor.memory.candidates import CandidateState
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.monitor.api.conftest import auth
 from tests.monitor.service.conftest import MODEL, register
 from tests.support.candidates import worse_chunks
@@ -26,7 +26,9 @@ def refusal(resp: Any, status: int) -> ErrorBody:
     return ErrorBody.model_validate_json(resp.content, strict=True)
 
 
-def test_put_declares_a_registered_version_201_then_200(client: TestClient, store: Store) -> None:
+def test_put_declares_a_registered_version_201_then_200(
+    client: TestClient, store: SqliteStore
+) -> None:
     register(store, "v2")
     first = client.put(f"{BASE}/v2", headers=auth("operator"))
     assert first.status_code == 201, first.text
@@ -39,7 +41,7 @@ def test_put_declares_a_registered_version_201_then_200(client: TestClient, stor
 
 
 def test_put_of_an_unregistered_version_is_a_404_naming_it(
-    client: TestClient, store: Store
+    client: TestClient, store: SqliteStore
 ) -> None:
     error = refusal(client.put(f"{BASE}/v9", headers=auth("operator")), 404)
     assert error.errors[0].loc == "version"
@@ -47,7 +49,7 @@ def test_put_of_an_unregistered_version_is_a_404_naming_it(
 
 
 def test_delete_withdraws_404_when_not_a_candidate_409_when_spec_declares(
-    client: TestClient, store: Store
+    client: TestClient, store: SqliteStore
 ) -> None:
     register(store, "v2")
     register(store, "v3")
@@ -63,7 +65,7 @@ def test_delete_withdraws_404_when_not_a_candidate_409_when_spec_declares(
 
 
 def test_get_lists_each_candidate_with_the_verdict_the_service_gives(
-    client: TestClient, store: Store
+    client: TestClient, store: SqliteStore
 ) -> None:
     register(store, "v1")
     register(store, "v2")
@@ -85,7 +87,7 @@ def test_get_of_an_unknown_model_is_a_404_naming_the_model(client: TestClient) -
 
 @pytest.mark.slow
 def test_post_registers_and_declares_and_maps_an_unusable_artifact_to_400(
-    client: TestClient, store: Store, registrations: dict[str, Any]
+    client: TestClient, store: SqliteStore, registrations: dict[str, Any]
 ) -> None:
     reg = registrations["good"]
     body = reg.model_dump(by_alias=True, mode="json")
@@ -115,7 +117,7 @@ def test_post_registers_and_declares_and_maps_an_unusable_artifact_to_400(
     ],
 )
 def test_each_route_admits_only_its_role(
-    client: TestClient, store: Store, method: str, path: str, role: str | None, status: int
+    client: TestClient, store: SqliteStore, method: str, path: str, role: str | None, status: int
 ) -> None:
     register(store, "v2")
     headers = auth(role) if role else {}

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from monitor.memory.audit import AuditEntry
 from monitor.memory.state import OperatorState, Rejection
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.monitor.api.conftest import auth
 from tests.monitor.service.conftest import MODEL, register
 
@@ -14,7 +15,7 @@ VERSIONS = f"/v1/models/{MODEL}/versions"
 
 
 def test_known_good_404_unregistered_409_rejected_then_declared(
-    client: TestClient, store: Store
+    client: TestClient, store: SqliteStore
 ) -> None:
     register(store, "v1")
     register(store, "v2")
@@ -32,7 +33,7 @@ def test_known_good_404_unregistered_409_rejected_then_declared(
 
 
 def test_clear_rejection_404_unknown_then_cleared_then_not(
-    client: TestClient, store: Store
+    client: TestClient, store: SqliteStore
 ) -> None:
     register(store, "v1")
     OperatorState(store).reject(MODEL, "v1", Rejection("estimated gap"))
@@ -47,12 +48,12 @@ def test_clear_rejection_404_unknown_then_cleared_then_not(
 
 
 def test_decisions_are_the_audit_records_that_name_a_trigger(
-    client: TestClient, store: Store
+    client: TestClient, store: SqliteStore
 ) -> None:
-    store.append_audit({"kind": "rollback", "model": MODEL, "trigger": "parity"})
-    store.append_audit({"kind": "known-good", "model": MODEL, "trigger": None})
-    store.append_audit({"kind": "registered", "model": MODEL, "version": "v1"})
-    store.append_audit({"kind": "decision", "model": MODEL})  # a kind no writer uses
+    store.append_audit(AuditEntry("rollback", MODEL, details={"trigger": "parity"}))
+    store.append_audit(AuditEntry("known-good", MODEL, details={"trigger": None}))
+    store.append_audit(AuditEntry("registered", MODEL, version="v1"))
+    store.append_audit(AuditEntry("decision", MODEL))  # a kind no writer uses
     resp = client.get("/v1/decisions", params={"model": MODEL}, headers=auth("reader"))
     assert resp.status_code == 200
     assert [e["kind"] for e in resp.json()] == ["rollback", "known-good"]

@@ -19,7 +19,7 @@ from monitor.decision.candidates import judge
 from monitor.decision.decide import decide
 from monitor.decision.policy import CandidatePolicy, PolicyError, parse_policy
 from monitor.memory.candidates import CandidateChunk, CandidateState
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.monitor.analysis.test_analysis import CHUNK, replay_rows
 from tests.monitor.decision.test_decision import BAD, inp, policy
 
@@ -214,7 +214,7 @@ def test_the_switch_and_a_cleared_rejection_leave_it_to_the_live_rules() -> None
 
 
 def test_declarations_by_api_and_spec_are_tracked_separately(tmp_path: Path) -> None:
-    store = Store(tmp_path / "m.db")
+    store = SqliteStore(tmp_path / "m.db")
     state = CandidateState(store)
     assert state.add("rain", "v2", "api", "2026-01-01T00:00:00Z", "operator")
     assert not state.add("rain", "v2", "api", "2026-01-02T00:00:00Z")
@@ -232,7 +232,7 @@ def test_declarations_by_api_and_spec_are_tracked_separately(tmp_path: Path) -> 
 
 
 def test_chunks_upsert_by_baseline_and_index(tmp_path: Path) -> None:
-    state = CandidateState(Store(tmp_path / "m.db"))
+    state = CandidateState(SqliteStore(tmp_path / "m.db"))
     first = scored([-0.1, -0.1])
     state.save_chunks("rain", "v2", first)
     state.save_chunks("rain", "v2", [replace(first[1], labelled_rows=7)])

@@ -34,7 +34,7 @@ from monitor.operator.effects import (
 )
 from monitor.operator.ports import EventNote
 from monitor.operator.resource import ModelMonitor
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.monitor.operator.fakes import NOW, PATCH, RecordingTarget
 
 MODEL = "rain_forecast"
@@ -51,8 +51,8 @@ ROLLBACK_KEYS = {
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "monitor.db") as opened:
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    with SqliteStore(tmp_path / "monitor.db") as opened:
         yield opened
 
 
@@ -65,7 +65,7 @@ def rollbacks_counted(metrics: MonitorMetrics) -> float | None:
     return metrics.registry.get_sample_value("modelguard_rollbacks_total", labels)
 
 
-def test_every_kind_of_effect_lands_where_it_belongs(store: Store) -> None:
+def test_every_kind_of_effect_lands_where_it_belongs(store: SqliteStore) -> None:
     target, metrics = RecordingTarget(), MonitorMetrics()
     entry = AuditEntry(
         "known-good", MODEL, namespace="ml", modelmonitor="rain", time=iso(NOW), details={"to": 1}
@@ -115,7 +115,9 @@ def test_every_kind_of_effect_lands_where_it_belongs(store: Store) -> None:
     assert target.rollbacks == []
 
 
-def test_the_intent_is_stored_before_the_patch_and_cleared_once_reported(store: Store) -> None:
+def test_the_intent_is_stored_before_the_patch_and_cleared_once_reported(
+    store: SqliteStore,
+) -> None:
     at_patch: list[Any] = []
     target = RecordingTarget("patched", on_rollback=lambda _: at_patch.append(
         (store.get_state(PENDING_KEY), store.audit(model=MODEL))
@@ -144,7 +146,7 @@ def test_the_intent_is_stored_before_the_patch_and_cleared_once_reported(store: 
     assert rollbacks_counted(metrics) == 1
 
 
-def test_a_failed_patch_keeps_the_intent_and_says_nothing(store: Store) -> None:
+def test_a_failed_patch_keeps_the_intent_and_says_nothing(store: SqliteStore) -> None:
     target = RecordingTarget("failed")
     applied = apply(World(store, target, None), MONITOR, Effects(rollback=rollback()))
     assert applied.outcome == "failed"
@@ -155,7 +157,7 @@ def test_a_failed_patch_keeps_the_intent_and_says_nothing(store: Store) -> None:
 
 @pytest.mark.parametrize("outcome", ["superseded", "missing"])
 def test_a_deployment_changed_by_someone_else_is_audited_not_fought(
-    store: Store, outcome: Any
+    store: SqliteStore, outcome: Any
 ) -> None:
     target = RecordingTarget(outcome)
     apply(World(store, target, None), MONITOR, Effects(rollback=rollback()))
@@ -167,7 +169,7 @@ def test_a_deployment_changed_by_someone_else_is_audited_not_fought(
     assert OperatorState(store).incident("ml", "rain").last_rollback is None
 
 
-def test_a_restart_at_the_patch_resumes_it_without_a_second_rollback(store: Store) -> None:
+def test_a_restart_at_the_patch_resumes_it_without_a_second_rollback(store: SqliteStore) -> None:
     def die(_: RollbackPlan) -> None:
         raise KeyboardInterrupt("monitor killed")
 
@@ -198,7 +200,7 @@ class BrokenMetrics(MonitorMetrics):
         raise RuntimeError("registry gone")
 
 
-def test_metrics_never_break_a_pass(store: Store) -> None:
+def test_metrics_never_break_a_pass(store: SqliteStore) -> None:
     target = RecordingTarget()
     effects = Effects(
         status={"observedGeneration": 2}, metrics=(SetCondition("ml", "rain", "Ready", True),)

@@ -12,7 +12,8 @@ from monitor.kube.offline import offline_target
 from monitor.kube.rollout import VERSION_ANNOTATION
 from monitor.metrics.registry import MonitorMetrics
 from monitor.operator.reconciler import Operator
-from monitor.store.sqlite import Store
+from monitor.store import Store
+from monitor.store.sqlite import SqliteStore
 from tests.support.kube import MODEL, chunk
 
 GOOD, BAD = "good-aaaa", "bad-bbbb"
@@ -33,7 +34,7 @@ def register(store: Store, version: str) -> None:
 
 
 def test_offline_operator_promotes_then_computes_the_rollback_patch(tmp_path: Path) -> None:
-    with Store(tmp_path / "monitor.db") as store:
+    with SqliteStore(tmp_path / "monitor.db") as store:
         # Built at start-up, before any predictor registered: it must see models added later.
         target = offline_target(store, namespace="demo")
         assert target.list_monitors() == []

@@ -17,7 +17,7 @@ from monitor.kube.offline import offline_target
 from monitor.memory.state import ChunkingStatus, OperatorState
 from monitor.metrics.registry import MonitorMetrics
 from monitor.operator.reconciler import Operator
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.support.kube import MODEL, chunk
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -27,7 +27,7 @@ runner = CliRunner()
 def setup(tmp_path: Path, spec: dict[str, object]) -> tuple[Path, Path]:
     db, policy = tmp_path / "monitor.db", tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump({MODEL: spec}))
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         store.register(
             {
                 "model": MODEL,
@@ -54,7 +54,7 @@ def condition(metrics: MonitorMetrics, type_: str) -> float | None:
 def test_min_rows_above_the_chunk_size_shows_everywhere(tmp_path: Path) -> None:
     db, policy = setup(tmp_path, {"chunkSize": 60, "minRowsPerChunk": 300})
     metrics = MonitorMetrics()
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         target = offline_target(store, "demo", policy_file=policy)
         operator = Operator(store, target, clock=lambda: NOW, metrics=metrics)
         [result] = operator.reconcile_once()
@@ -81,7 +81,7 @@ def test_min_rows_above_the_chunk_size_shows_everywhere(tmp_path: Path) -> None:
 def test_fixing_the_policy_clears_the_condition_and_is_audited(tmp_path: Path) -> None:
     db, policy = setup(tmp_path, {"chunkSize": 60, "minRowsPerChunk": 300})
     metrics = MonitorMetrics()
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         operator = Operator(
             store, offline_target(store, "demo", policy_file=policy), lambda: NOW, metrics
         )
@@ -100,7 +100,7 @@ def test_fixing_the_policy_clears_the_condition_and_is_audited(tmp_path: Path) -
 def test_an_invalid_spec_keeps_its_condition_metrics_and_is_audited(tmp_path: Path) -> None:
     db, policy = setup(tmp_path, {"chunkSize": 60})
     metrics = MonitorMetrics()
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         operator = Operator(
             store, offline_target(store, "demo", policy_file=policy), lambda: NOW, metrics
         )

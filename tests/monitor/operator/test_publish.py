@@ -31,7 +31,7 @@ from monitor.operator.apply import World, apply
 from monitor.operator.effects import Effects, NoteRollback
 from monitor.operator.reconciler import Operator
 from monitor.operator.resource import ModelMonitor
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.monitor.operator.fakes import NOW, RecordingTarget
 
 MODEL = "rain_forecast"
@@ -68,7 +68,7 @@ NO_GAP = GapSummary(None, None, None, 0, 0, None, 0.9)
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    with Store(tmp_path / "monitor.db") as store:
+    with SqliteStore(tmp_path / "monitor.db") as store:
         yield World(store, RecordingTarget(), MonitorMetrics())
 
 
@@ -238,7 +238,7 @@ def test_a_verdict_is_announced_when_it_changes_and_only_then(world: World) -> N
 def test_spec_known_good_is_declared_once_with_the_keys_it_always_had(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump({MODEL: {"knownGood": "v1"}}))
-    with Store(tmp_path / "monitor.db") as store:
+    with SqliteStore(tmp_path / "monitor.db") as store:
         for version in ("v1", "v2"):
             store.register(
                 {

@@ -9,21 +9,21 @@ from typing import Any
 
 import pytest
 
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.support.candidates import register_bare
 
 MODEL = "m"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "m.db") as st:
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    with SqliteStore(tmp_path / "m.db") as st:
         yield st
 
 
-def register(store: Store, version: str) -> None:
+def register(store: SqliteStore, version: str) -> None:
     register_bare(store, MODEL, version)
 
 
-def audit_of(store: Store, kind: str) -> list[dict[str, Any]]:
+def audit_of(store: SqliteStore, kind: str) -> list[dict[str, Any]]:
     return store.audit(MODEL, kind)

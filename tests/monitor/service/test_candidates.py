@@ -8,12 +8,12 @@ import pytest
 from monitor.memory.candidates import CandidateState
 from monitor.service import candidates
 from monitor.service.errors import ConflictError, NotFoundError
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.monitor.service.conftest import MODEL, audit_of, register
 from tests.support.candidates import worse_chunks
 
 
-def test_declaring_a_registered_version_stores_and_audits_it_once(store: Store) -> None:
+def test_declaring_a_registered_version_stores_and_audits_it_once(store: SqliteStore) -> None:
     register(store, "v2")
     first = candidates.declare(store, MODEL, "v2")
     assert first.added and first.registration is None
@@ -26,7 +26,7 @@ def test_declaring_a_registered_version_stores_and_audits_it_once(store: Store) 
     assert (entry["version"], entry["by"], entry["sources"]) == ("v2", "api", ["api"])
 
 
-def test_an_unregistered_version_is_not_declared(store: Store) -> None:
+def test_an_unregistered_version_is_not_declared(store: SqliteStore) -> None:
     with pytest.raises(NotFoundError) as refused:
         candidates.declare(store, MODEL, "v9")
     assert refused.value.loc == "version" and "not registered" in refused.value.message
@@ -34,7 +34,7 @@ def test_an_unregistered_version_is_not_declared(store: Store) -> None:
     assert audit_of(store, "candidate-added") == []
 
 
-def test_withdrawing_the_apis_declaration_audits_who_still_declares_it(store: Store) -> None:
+def test_withdrawing_the_apis_declaration_audits_who_still_declares_it(store: SqliteStore) -> None:
     register(store, "v2")
     candidates.declare(store, MODEL, "v2")
     assert candidates.withdraw(store, MODEL, "v2") is True
@@ -46,7 +46,7 @@ def test_withdrawing_the_apis_declaration_audits_who_still_declares_it(store: St
         candidates.withdraw(store, MODEL, "v2")
 
 
-def test_a_candidate_a_modelmonitor_declares_is_not_withdrawn_here(store: Store) -> None:
+def test_a_candidate_a_modelmonitor_declares_is_not_withdrawn_here(store: SqliteStore) -> None:
     register(store, "v2")
     CandidateState(store).sync_spec(MODEL, ["v2"], backfill=0, at="2024-01-01T00:00:00Z")
     candidates.declare(store, MODEL, "v2")
@@ -57,7 +57,7 @@ def test_a_candidate_a_modelmonitor_declares_is_not_withdrawn_here(store: Store)
     assert audit_of(store, "candidate-removed") == []
 
 
-def test_a_listing_computes_the_verdict_no_operator_stored(store: Store) -> None:
+def test_a_listing_computes_the_verdict_no_operator_stored(store: SqliteStore) -> None:
     register(store, "v1")
     register(store, "v2")
     candidates.declare(store, MODEL, "v2")
@@ -69,7 +69,9 @@ def test_a_listing_computes_the_verdict_no_operator_stored(store: Store) -> None
     assert (info.verdict.chunks, info.verdict.rows) == (4, 2000)
 
 
-def test_a_listing_prefers_the_operators_verdict_unless_it_is_unreadable(store: Store) -> None:
+def test_a_listing_prefers_the_operators_verdict_unless_it_is_unreadable(
+    store: SqliteStore,
+) -> None:
     register(store, "v1")
     register(store, "v2")
     candidates.declare(store, MODEL, "v2")
@@ -86,7 +88,7 @@ def test_a_listing_prefers_the_operators_verdict_unless_it_is_unreadable(store: 
     assert info.verdict is not None and info.verdict.verdict == "Worse"
 
 
-def test_listing_an_unknown_model_is_refused_a_known_one_may_be_empty(store: Store) -> None:
+def test_listing_an_unknown_model_is_refused_a_known_one_may_be_empty(store: SqliteStore) -> None:
     with pytest.raises(NotFoundError) as refused:
         candidates.listing(store, "nope")
     assert refused.value.loc == "model"

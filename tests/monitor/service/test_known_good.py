@@ -8,11 +8,11 @@ import pytest
 from monitor.memory.state import OperatorState, Rejection
 from monitor.service.errors import ConflictError, NotFoundError
 from monitor.service.known_good import declare_known_good
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 from tests.monitor.service.conftest import MODEL, audit_of, register
 
 
-def test_declaring_stores_it_and_audits_the_previous_one(store: Store) -> None:
+def test_declaring_stores_it_and_audits_the_previous_one(store: SqliteStore) -> None:
     register(store, "v1")
     register(store, "v2")
     assert declare_known_good(store, MODEL, "v1", "cli:alice") is None
@@ -25,7 +25,7 @@ def test_declaring_stores_it_and_audits_the_previous_one(store: Store) -> None:
     assert (second["version"], second["previous"]) == ("v2", "v1")
 
 
-def test_an_unregistered_version_is_refused(store: Store) -> None:
+def test_an_unregistered_version_is_refused(store: SqliteStore) -> None:
     with pytest.raises(NotFoundError) as refused:
         declare_known_good(store, MODEL, "v9", "api")
     assert refused.value.loc == "version"
@@ -33,7 +33,7 @@ def test_an_unregistered_version_is_refused(store: Store) -> None:
     assert audit_of(store, "known-good-declared") == []
 
 
-def test_a_rejected_version_is_refused_until_cleared(store: Store) -> None:
+def test_a_rejected_version_is_refused_until_cleared(store: SqliteStore) -> None:
     register(store, "v1")
     OperatorState(store).reject(MODEL, "v1", Rejection("estimated gap"))
     with pytest.raises(ConflictError) as refused:

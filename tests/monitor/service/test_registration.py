@@ -14,7 +14,7 @@ from monitor.memory.candidates import CandidateState
 from monitor.service import candidates
 from monitor.service.errors import ConflictError, UnusableError
 from monitor.service.registration import ArtifactLimits, register
-from monitor.store.sqlite import Store
+from monitor.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.slow  # trains the session's models (tests/conftest.py)
 LIMITS = ArtifactLimits(memory_bytes=2 * 1024**3, timeout_seconds=60)
@@ -25,7 +25,7 @@ def variant(reg: Registration, **change: Any) -> Registration:
 
 
 def test_a_new_version_is_vetted_stored_and_audited_once(
-    store: Store, registrations: dict[str, Any]
+    store: SqliteStore, registrations: dict[str, Any]
 ) -> None:
     reg = registrations["good"]
     assert register(store, reg, reg.artifact_bytes(), LIMITS) == "created"
@@ -38,7 +38,7 @@ def test_a_new_version_is_vetted_stored_and_audited_once(
 
 
 def test_changed_content_under_a_stored_version_is_a_conflict(
-    store: Store, registrations: dict[str, Any]
+    store: SqliteStore, registrations: dict[str, Any]
 ) -> None:
     reg = registrations["good"]
     register(store, reg, reg.artifact_bytes(), LIMITS)
@@ -50,7 +50,7 @@ def test_changed_content_under_a_stored_version_is_a_conflict(
 
 
 def test_an_artifact_that_does_not_load_is_refused_and_nothing_stored(
-    store: Store, registrations: dict[str, Any]
+    store: SqliteStore, registrations: dict[str, Any]
 ) -> None:
     bad = variant(
         registrations["good"],
@@ -65,7 +65,9 @@ def test_an_artifact_that_does_not_load_is_refused_and_nothing_stored(
     assert store.audit(bad.model) == []
 
 
-def test_register_and_declare_reports_both(store: Store, registrations: dict[str, Any]) -> None:
+def test_register_and_declare_reports_both(
+    store: SqliteStore, registrations: dict[str, Any]
+) -> None:
     reg = registrations["retrain"]
     first = candidates.register_and_declare(store, reg, reg.artifact_bytes(), LIMITS)
     assert (first.added, first.registration) == (True, "created")

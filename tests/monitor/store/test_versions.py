@@ -1,0 +1,37 @@
+"""Registrations and the versions overview on both backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.store import Store
+from monitor.store.types import RegistrationConflictError, UnknownVersionError
+from tests.monitor.store.samples import record, registration
+
+
+def test_registration_is_idempotent_and_conflicts_are_refused(store: Store) -> None:
+    assert store.register(registration()) == "created"
+    assert store.register(registration()) == "unchanged"
+    with pytest.raises(RegistrationConflictError):
+        store.register(registration(description="changed"))
+    assert store.artifact("m", "v1") == b"booster-bytes"
+    reg = store.registration("m", "v1")
+    assert "artifact" not in reg and reg["reference"][0]["temp"] == 1.0
+    assert "reference" not in store.registration("m", "v1", with_reference=False)
+    with pytest.raises(UnknownVersionError):
+        store.artifact("m", "nope")
+    with pytest.raises(UnknownVersionError):
+        store.registration("m", "nope")
+
+
+def test_versions_list_registered_and_record_only_versions(store: Store) -> None:
+    store.register(registration("v1"))
+    store.append_records([record(i, "v1") for i in range(3)] + [record(7, "v9")])
+    infos = {v.version: v for v in store.versions("m")}
+    assert infos["v1"].state == "registered" and infos["v1"].records == 3
+    assert infos["v9"].state == "unregistered" and infos["v9"].registered_at is None
+    store.put_state("known_good/m", {"version": "v1", "revision": 3})
+    store.put_state("rejected/m", {"versions": [{"version": "v9", "reason": "gap"}]})
+    infos = {v.version: v for v in store.versions()}
+    assert infos["v1"].state == "known-good" and infos["v9"].state == "rejected"
+    assert store.models() == ["m"]
