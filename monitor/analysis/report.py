@@ -22,10 +22,11 @@ import numpy as np
 import plotly.offline
 
 from monitor.analysis import figures
-from monitor.analysis.shadow import cumulative_gap
 from monitor.core.evidence import ChunkEvidence
+from monitor.core.gap import serving_gap
 from monitor.core.times import iso
 from monitor.memory.candidates import CandidateState
+from monitor.memory.state import OperatorState
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def render_report(
         if not chunks:
             continue
         parts.append(f"<h2>Version {_e(info.version)}</h2>")
-        parts.extend(_version_section(chunks))
+        parts.extend(_version_section(chunks, _chunk_rows(store, model, info.version)))
         parts.extend(_nannyml_figures(store, cache, model, info.version))
     parts.extend(candidates_section(store, model, verdicts))
     parts.append(_audit_table(store, model))
@@ -91,7 +92,8 @@ def _versions_table(store: Any, model: str, versions: Sequence[Any]) -> str:
     rows = []
     for v in versions:
         chunks = store.chunks(model, v.version)
-        est, real = cumulative_gap(chunks, "estimated"), cumulative_gap(chunks, "realized")
+        basis = _chunk_rows(store, model, v.version)
+        est, real = (serving_gap(chunks, f, basis).gap for f in ("estimated", "realized"))
         rows.append(
             "<tr>"
             + "".join(
@@ -125,16 +127,23 @@ def _versions_table(store: Any, model: str, versions: Sequence[Any]) -> str:
     return f"<h2>Versions</h2><table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def _chunk_rows(store: Any, model: str, version: str) -> int | None:
+    """The rows the version's chunks are expected to hold (what the gap's filter scales
+    with), as the analysis last stored it."""
+    status = OperatorState(store).chunking(model, version)
+    return status.basis_rows if status is not None else None
+
+
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:+.3f}"
 
 
-def _version_section(chunks: list[ChunkEvidence]) -> list[str]:
+def _version_section(chunks: list[ChunkEvidence], chunk_rows: int | None) -> list[str]:
     # One evenly spaced point per chunk (a category axis, not a time axis): chunks are equal
     # in rows, not in time, and a replay on an accelerated clock packs months into minutes.
     x = [f"#{c.chunk_index} {c.start_time[:16].replace('T', ' ')}" for c in chunks]
     out = [figures.performance_figure(chunks, x), figures.estimate_error_figure(chunks, x)]
-    out.append(figures.shadow_figure(chunks, x))
+    out.append(figures.shadow_figure(chunks, x, chunk_rows))
     out.append(figures.drift_heatmap(chunks, x))
     out.append(figures.reliance_figure(chunks, x))
     out.append(figures.multivariate_figure(chunks, x))

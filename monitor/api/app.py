@@ -58,7 +58,7 @@ def create_app(
         if owned:
             holder["store"] = open_store(settings)
         st = holder["store"]
-        cache = ctx.caches["cache"] = VersionCache(st, settings.chunk_size)
+        cache = ctx.caches["cache"] = VersionCache.of(st, settings)
         # The analysis cycle and the reports run in a worker process (monitor/loops/worker.py)
         # so a cycle never holds this process's interpreter while it serves ingest.
         worker = AnalysisWorker(settings, metrics.METRICS) if settings.analysis_worker else None

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from monitor.analysis.cycle import VersionCache, run_cycle
+from monitor.analysis.cycle import CycleOptions, VersionCache, run_cycle
 from monitor.analysis.plan import ChunkPlan
 from monitor.core.evidence import ChunkEvidence
 from monitor.core.settings import MonitorSettings
@@ -72,9 +72,9 @@ def analysis_pass(
     without one the pass makes its own. With the operator off no ModelMonitor is read: every
     model is chunked by `MONITOR_CHUNK_SIZE` rows.
     """
-    fitted = cache if cache is not None else VersionCache(store, settings.chunk_size)
+    fitted = cache if cache is not None else VersionCache.of(store, settings)
     plans = plan_reader(settings, store)
-    return lambda: run_cycle(store, settings, fitted, metrics.METRICS, plans())
+    return lambda: run_cycle(store, CycleOptions.of(settings), fitted, metrics.METRICS, plans())
 
 
 def plan_reader(settings: MonitorSettings, store: Any) -> Callable[[], dict[str, ChunkPlan]]:
