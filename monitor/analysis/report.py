@@ -92,8 +92,7 @@ def _versions_table(store: Any, model: str, versions: Sequence[Any]) -> str:
     rows = []
     for v in versions:
         chunks = store.chunks(model, v.version)
-        basis = _chunk_rows(store, model, v.version)
-        est, real = (serving_gap(chunks, f, basis).gap for f in ("estimated", "realized"))
+        est, real = version_gaps(store, model, v.version, chunks)
         rows.append(
             "<tr>"
             + "".join(
@@ -125,6 +124,15 @@ def _versions_table(store: Any, model: str, versions: Sequence[Any]) -> str:
         )
     )
     return f"<h2>Versions</h2><table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def version_gaps(
+    store: Any, model: str, version: str, chunks: Sequence[ChunkEvidence]
+) -> tuple[float | None, float | None]:
+    """The version's cumulative same-rows gaps (estimated, realized) as the exported series
+    has them: `monitor.core.gap.serving_gap` at the version's chunk size."""
+    basis = _chunk_rows(store, model, version)
+    return serving_gap(chunks, "estimated", basis).gap, serving_gap(chunks, "realized", basis).gap
 
 
 def _chunk_rows(store: Any, model: str, version: str) -> int | None:
