@@ -40,7 +40,7 @@ from monitor.analysis.plan import US, ChunkPlan, period_origin_us
 from monitor.analysis.relabel import RELABEL_LOOKBACK_CHUNKS, LabelChanges
 from monitor.analysis.versions import VersionCache
 from monitor.core.evidence import ChunkEvidence
-from monitor.core.gap import GapSummary, serving_gap
+from monitor.core.gap import GapRules, GapSummary, serving_gap
 from monitor.core.settings import MonitorSettings
 from monitor.memory.state import ChunkingStatus, OperatorState
 
@@ -135,7 +135,8 @@ def run_cycle(
             if evidence:
                 merged = {c.chunk_index: c for c in stored} | {e.chunk_index: e for e in evidence}
                 history = [merged[k] for k in sorted(merged)]
-                estimated, realized = published_gaps(history, status, options.interval_level)
+                level = options.interval_level
+                estimated, realized = published_gaps(history, status, level, plan.gaps)
                 metrics.publish_cumulative(model, info.version, estimated, realized.gap)
             metrics.observe_analysis(time.perf_counter() - started, True, model)
             produced.extend(evidence)
@@ -145,13 +146,20 @@ def run_cycle(
 
 
 def published_gaps(
-    history: list[ChunkEvidence], status: ChunkingStatus, level: float
+    history: list[ChunkEvidence],
+    status: ChunkingStatus,
+    level: float,
+    rules: GapRules | None = None,
 ) -> tuple[GapSummary, GapSummary]:
     """The version's cumulative same-rows gaps (estimated, realized) since the release, the
-    chunks counted as the rollback rules count them at the version's chunk size: what the
-    progressive-delivery templates gate on, with its band, rows and chunks."""
+    chunks counted as the ModelMonitor's rollback rules (`rules`) count them at the version's
+    chunk size: what the progressive-delivery templates gate on, with its band, rows and
+    chunks."""
     basis = status.basis_rows
-    return serving_gap(history, "estimated", basis, level), serving_gap(history, "realized", basis)
+    return (
+        serving_gap(history, "estimated", basis, level, rules),
+        serving_gap(history, "realized", basis, level, rules),
+    )
 
 
 def _score_candidates(store: Any, cache: VersionCache, model: str, infos: list[Any]) -> None:

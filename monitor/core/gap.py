@@ -79,14 +79,8 @@ class GapFilter:
 
     @classmethod
     def scaled(cls, baseline: str | None, chunk_rows: int | None) -> GapFilter:
-        """The filter of a ModelMonitor that sets none of its values, at this chunk size
-        (None: the fallback size): what `monitor.decision.policy.resolve` gives it."""
-        basis = chunk_rows or FALLBACK_CHUNK_ROWS
-        return cls(
-            baseline,
-            max(1, math.ceil(MIN_ROWS_SHARE * basis)),
-            max(1, math.ceil(MIN_LABELLED_SHARE * basis)),
-        )
+        """The filter of a ModelMonitor that sets none of its values, at this chunk size."""
+        return GapRules().at(baseline, chunk_rows)
 
     def weight(self, chunk: ChunkGap, field: GapField) -> float:
         """The chunk's weight in the gap (its rows, or its labelled rows); 0: left out."""
@@ -101,6 +95,28 @@ class GapFilter:
         if chunk.labelled_rows < self.min_labelled_rows:
             return 0.0
         return float(chunk.labelled_rows)
+
+
+@dataclass(frozen=True)
+class GapRules:
+    """The filter values a ModelMonitor sets itself (`spec.minRowsPerChunk`,
+    `rollbackRules.realizedGap.minLabelledRows`, `rollbackRules.estimatedGap.sameLearnerOnly`);
+    a minimum left unset scales with the chunk: `MIN_ROWS_SHARE`, `MIN_LABELLED_SHARE`."""
+
+    min_rows: int | None = None
+    min_labelled_rows: int | None = None
+    same_learner_only: bool = True
+
+    def at(self, baseline: str | None, chunk_rows: int | None) -> GapFilter:
+        """The filter at this chunk size (None: the fallback size), what
+        `monitor.decision.policy.resolve` resolves the policy to."""
+        basis = chunk_rows or FALLBACK_CHUNK_ROWS
+        return GapFilter(
+            baseline,
+            self.min_rows or max(1, math.ceil(MIN_ROWS_SHARE * basis)),
+            self.min_labelled_rows or max(1, math.ceil(MIN_LABELLED_SHARE * basis)),
+            self.same_learner_only,
+        )
 
 
 def latest_baseline(chunks: Iterable[ChunkEvidence]) -> str | None:
@@ -204,12 +220,13 @@ def serving_gap(
     field: GapField,
     chunk_rows: int | None = None,
     level: float = 0.9,
+    rules: GapRules | None = None,
 ) -> GapSummary:
     """A serving version's gap against the known-good version its newest compared chunk
-    was scored with, counted as a ModelMonitor with the default rules counts it at this
-    chunk size: the exported series and the report's figure."""
+    was scored with, counted as the ModelMonitor's `rules` (None: a spec that sets none)
+    count it at this chunk size: the exported series and the report's figure."""
     chunks = list(chunks)
-    where = GapFilter.scaled(latest_baseline(chunks), chunk_rows)
+    where = (rules or GapRules()).at(latest_baseline(chunks), chunk_rows)
     return same_rows_gap([ChunkGap.of(c) for c in chunks], field, where, level)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from monitor.core.evidence import ChunkEvidence
-from monitor.core.gap import ChunkGap, GapField, GapFilter, gap_pairs, running_gap
+from monitor.core.gap import ChunkGap, GapField, GapFilter, GapRules, gap_pairs, running_gap
 from monitor.decision.policy import Policy
 from monitor.decision.types import DecisionInput, TriggerEvidence
 
@@ -149,6 +149,18 @@ def _rank(policy: Policy, chunks: list[ChunkEvidence], version: str) -> TriggerE
     floor = next(c.rank_correlation_floor for c in chunks if c.chunk_index == run[0][-1])
     return TriggerEvidence(
         "rank_correlation", run[1], float(floor or 0.0), tuple(run[0]), version, None
+    )
+
+
+def gap_rules(policy: Policy) -> GapRules:
+    """The gap filter's values the spec sets (the others scale with the chunk): what the
+    analysis needs to export the gap these rules act on."""
+    return GapRules(
+        policy.min_rows_per_chunk if "minRowsPerChunk" in policy.explicit else None,
+        policy.realized_gap_min_labelled_rows
+        if "realizedGap.minLabelledRows" in policy.explicit
+        else None,
+        policy.estimated_gap_same_learner_only,
     )
 
 

@@ -21,6 +21,7 @@ from monitor.analysis.plan import ChunkPlan
 from monitor.core.evidence import ChunkEvidence
 from monitor.core.settings import MonitorSettings
 from monitor.decision.policy import PolicyError, parse_policy
+from monitor.decision.rules import gap_rules
 from monitor.kube.watch import start_spec_watch
 from monitor.loops.wiring import build_operator, build_target
 from monitor.metrics import process as metrics
@@ -42,6 +43,7 @@ def chunk_plans(monitors: list[dict[str, Any]]) -> dict[str, ChunkPlan]:
             rows=None if policy.chunk_period else policy.fixed_chunk_rows,
             period=policy.chunk_period,
             max_sampling_error=policy.max_sampling_error,
+            gaps=gap_rules(policy),
         )
     return plans
 

@@ -5,6 +5,7 @@ same number from the same chunks, every filter applied by each (`monitor.core.ga
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from monitor.core.gap import GapField, GapFilter
 from monitor.decision.candidates import judge
 from monitor.decision.policy import CandidatePolicy, parse_policy, resolve
 from monitor.decision.rules import cumulative_gap_rule, gap_filter
+from monitor.loops.background import chunk_plans
 from monitor.memory.candidates import CandidateChunk
 from monitor.memory.state import ChunkingStatus, OperatorState
 from monitor.metrics.registry import MonitorMetrics
@@ -22,7 +24,16 @@ from monitor.store.sqlite import Store
 
 MODEL, LIVE, GOOD, OLDER = "rain", "v2", "v1", "v0"
 STATUS = ChunkingStatus("rows", 500, None, 500, 0.025, 4000)
-POLICY, _ = resolve(parse_policy({"model": MODEL, "targetRef": {"name": "predictor"}}), STATUS)
+SPEC: dict[str, Any] = {"model": MODEL, "targetRef": {"name": "predictor"}}
+# A spec that sets the filter's values itself: every chunk of the right baseline counts.
+OWN = {
+    **SPEC,
+    "minRowsPerChunk": 100,
+    "rollbackRules": {
+        "estimatedGap": {"sameLearnerOnly": False},
+        "realizedGap": {"minLabelledRows": 100},
+    },
+}
 
 # (baseline, rows, labelled rows, estimated gap, realized gap): each chunk after the first
 # is one that a filter leaves out -- compared with an older known-good, too few rows (the
@@ -84,18 +95,24 @@ def candidate_chunks() -> list[CandidateChunk]:
     ]
 
 
-def consumers(tmp_path: Path, same_learner: bool, field: GapField) -> dict[str, float | None]:
+def consumers(
+    tmp_path: Path, same_learner: bool, field: GapField, spec: dict[str, Any] = SPEC
+) -> dict[str, float | None]:
+    """Each consumer's gap, given the policy as each one knows it: the decision and the
+    candidate verdict the resolved policy, the analysis the ModelMonitor's chunk plan."""
+    policy, _ = resolve(parse_policy(spec), STATUS)
+    plan = chunk_plans([{"spec": spec}])[MODEL]
     chunks = evidence(same_learner)
-    rule = cumulative_gap_rule(POLICY, chunks, GOOD, field)
+    rule = cumulative_gap_rule(policy, chunks, GOOD, field)
     verdict = judge(
         LIVE,
         candidate_chunks(),
         CandidatePolicy(),
         same_learner,
-        gaps=gap_filter(POLICY, None),
+        gaps=gap_filter(policy, None),
     )
     metrics = MonitorMetrics()
-    estimated, realized = published_gaps(chunks, STATUS, 0.9)
+    estimated, realized = published_gaps(chunks, STATUS, 0.9, plan.gaps)
     metrics.publish_cumulative(MODEL, LIVE, estimated, realized.gap)
     gauge = f"modelguard_{field}_gap_cumulative"
     store = Store(tmp_path / f"{same_learner}-{field}.db")
@@ -130,8 +147,20 @@ def test_across_learners_no_consumer_reads_an_estimated_gap_and_all_read_the_lab
     assert realized == {k: pytest.approx((500 * -0.06 + 400 * -0.02) / 900) for k in realized}
 
 
-def test_the_exported_series_counts_with_the_policys_default_values() -> None:
-    """The cycle knows the ModelMonitor only as its chunk plan: its filter is what a
-    spec that sets none of minRowsPerChunk, sameLearnerOnly, minLabelledRows resolves to."""
-    assert gap_filter(POLICY, GOOD) == GapFilter.scaled(GOOD, STATUS.basis_rows)
-    assert GapFilter.scaled(GOOD, 500) == GapFilter(GOOD, 300, 200, True)
+def test_a_spec_with_its_own_filter_values_is_exported_with_them(tmp_path: Path) -> None:
+    """Only the older baseline's chunk 0 is left out: chunks 1-4 count, by rows (estimated,
+    across learners too) and by labelled rows (realized). The report reads no ModelMonitor:
+    it counts as a spec that sets none of these values does (docs/design.md)."""
+    est = consumers(tmp_path, False, "estimated", OWN)
+    assert est.pop("report") is None  # the default: same learner only
+    expected = (500 * -0.04 + 500 * -0.02 + 200 * -0.50 + 500 * -0.01) / 1700
+    assert est == {k: pytest.approx(expected) for k in est}
+    real = consumers(tmp_path, True, "realized", OWN)
+    assert real.pop("report") == pytest.approx((500 * -0.06 + 400 * -0.02) / 900)
+    expected = (500 * -0.06 + 150 * -0.30 + 200 * -0.50 + 400 * -0.02) / 1250
+    assert real == {k: pytest.approx(expected) for k in real}
+
+
+def test_the_default_filter_is_the_measured_one_scaled_to_the_chunk() -> None:
+    policy, _ = resolve(parse_policy(SPEC), STATUS)
+    assert gap_filter(policy, GOOD) == GapFilter.scaled(GOOD, 500) == GapFilter(GOOD, 300, 200)
