@@ -5,8 +5,9 @@ A gap is the row-weighted mean over chunks of (version - baseline) on the very s
 the live release against its known-good version scored in shadow, or a candidate against
 the serving baseline. Which chunks count is one `GapFilter` (the chunk is big enough, it
 was compared with *this* baseline, for an estimate within one learner -- CBPE is biased in
-opposite directions across learners --, for labels enough of them); each consumer passes
-the values its policy holds (`GapFilter.scaled`: the defaults a ModelMonitor resolves to).
+opposite directions across learners --, for labels enough of them), its values a
+ModelMonitor's (`GapRules`: what the spec sets, the rest scaled to the chunk), so the canary
+gate and the rollback rule read the same gap for the same release.
 
 Why a band from the chunks themselves: on this data the gap moves from chunk to chunk
 with the weather far more than NannyML's sampling error says (docs/design.md, "Deciding"),
