@@ -91,8 +91,8 @@ def cycle_on(
 ) -> tuple[float, list[Any]]:
     """Seconds of one `run_cycle` over `frame`'s rows stored in `store` (an empty store of
     either backend, bench/store_backends.py), and its chunks."""
-    from monitor.analysis.cycle import VersionCache, run_cycle
-    from monitor.core.settings import AnalysisSettings
+    from monitor.analysis.cycle import CycleOptions, run_cycle
+    from monitor.analysis.versions import VersionCache
     from monitor.metrics.registry import MonitorMetrics
 
     names = good.registration.schema.feature_names
@@ -127,7 +127,7 @@ def cycle_on(
     cache._fitted[(*good.key, CHUNK)] = good  # fitted before the clock, as when cached
     cache._fitted[(*retrain.key, CHUNK)] = retrain
     started = time.perf_counter()
-    chunks = run_cycle(store, AnalysisSettings(chunk_size=CHUNK), cache, MonitorMetrics())
+    chunks = run_cycle(store, CycleOptions(CHUNK), cache, MonitorMetrics())
     return time.perf_counter() - started, chunks
 
 

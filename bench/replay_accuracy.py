@@ -46,8 +46,8 @@ from contract.registration import Registration
 from contract.schema import ModelSchema
 from monitor.analysis.chunks import FittedVersion, analyse_chunks
 from monitor.analysis.estimation import ROC_AUC_TOLERATED_DROP, roc_auc
-from monitor.analysis.shadow import cumulative_gap
 from monitor.core.evidence import ChunkEvidence
+from monitor.core.gap import serving_gap
 
 CHUNK = 500
 RESULTS = Path(__file__).resolve().parent / "results" / "replay_accuracy.json"
@@ -135,8 +135,8 @@ def scenario(live: FittedVersion, kg: FittedVersion, rows: pd.DataFrame) -> dict
                 "kg_realized": ev.known_good_realized["roc_auc"],
                 "rank_correlation": ev.rank_correlation,
                 "rank_floor": ev.rank_correlation_floor,
-                "cum_est_gap": cumulative_gap(upto, "estimated"),
-                "cum_real_gap": cumulative_gap(upto, "realized"),
+                "cum_est_gap": serving_gap(upto, "estimated", CHUNK).gap,
+                "cum_real_gap": serving_gap(upto, "realized", CHUNK).gap,
                 "drifted": len(ev.drifted_features),
                 "top_feature": ev.drift_ranking[0][0] if ev.drift_ranking else None,
             }

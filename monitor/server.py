@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from monitor.analysis.cycle import VersionCache
+from monitor.analysis.versions import VersionCache
 from monitor.api.app import create_app
 from monitor.api.context import AppPieces
 from monitor.core.settings import MonitorSettings, log_effective
@@ -50,7 +50,7 @@ class MonitorServer:
         self._owns_store = store is None
         self.store: Store = store if store is not None else open_store(settings.store)
         # the analysis loop's fitted calculators, reused by in-process reports
-        self.cache = VersionCache(self.store, settings.analysis.chunk_size)
+        self.cache = VersionCache.of(self.store, settings)
         # The analysis cycle and the reports run in a worker process (monitor/loops/worker.py)
         # so a cycle never holds this process's interpreter while it serves ingest.
         self.worker = (

@@ -37,14 +37,14 @@ from monitor.analysis.estimation import (
     realized_metrics,
 )
 from monitor.analysis.intervals import (
-    LABELLED_SHARE,
+    CALIBRATION_LABELLED_SHARE,
+    DEFAULT_LEVEL,
     IntervalCalibrator,
     residual_of,
     with_interval,
 )
 from monitor.analysis.univariate import UnivariateDrift
 from monitor.core.evidence import ChunkEvidence, Estimate, SegmentEvidence, TrackRecord
-from monitor.core.settings import AnalysisSettings
 from monitor.core.times import now_iso
 
 log = logging.getLogger(__name__)
@@ -75,11 +75,13 @@ class FittedVersion:
 
     @classmethod
     def fit(
-        cls, registration: Registration, chunk_size: int = 500, interval_level: float | None = None
+        cls,
+        registration: Registration,
+        chunk_size: int = 500,
+        interval_level: float = DEFAULT_LEVEL,
     ) -> FittedVersion:
-        """`interval_level` None: `MONITOR_ESTIMATE_INTERVAL_LEVEL` (the cache passes none)."""
-        if interval_level is None:
-            interval_level = AnalysisSettings().estimate_interval_level
+        """`interval_level`: the intervals' stated coverage (`MONITOR_ESTIMATE_INTERVAL_LEVEL`
+        in the monitor, passed down by its `VersionCache`)."""
         schema = registration.schema
         reference = registration.reference_frame().rename(columns={schema.label.name: LABEL})
         reference = reference.dropna(subset=[LABEL, PROBA]).reset_index(drop=True)
@@ -218,7 +220,7 @@ def analyse_chunks(
             _seq(chunk, "min"),
             live_estimates.get(i, {}),
             nowcasts.get(i),
-            realized if labelled >= LABELLED_SHARE * len(chunk) else {},
+            realized if labelled >= CALIBRATION_LABELLED_SHARE * len(chunk) else {},
         )
         reliance, explained_rows = attributions[i]
         evidence: dict[str, Any] = {}

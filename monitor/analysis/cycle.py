@@ -1,6 +1,6 @@
 """One analysis cycle: new chunks and newly labelled chunks of every version, stored and published.
 
-Each model is chunked as its `ChunkPlan` (`chunking.py`) says (plain data the loop reads from
+Each model is chunked as its `ChunkPlan` (`plan.py`) says (plain data the loop reads from
 the model's ModelMonitor; without one, `MONITOR_CHUNK_SIZE` rows):
 
 - by rows: `rows` consecutive records (by store sequence) of one version; `rows=None` is the
@@ -16,42 +16,53 @@ the model's ModelMonitor; without one, `MONITOR_CHUNK_SIZE` rows):
 
 What the analysis found (chunk size, rows waiting for a chunk, rows still needed) is stored
 per version as `monitor.memory.state.ChunkingStatus` for the operator and `monitor status`, and
-published as metrics. `VersionCache` keeps each version's fitted calculators for the life of
-the process: fitting is the expensive part (about a second per version), applying them is
-linear in rows.
+published as metrics, with the version's same-rows gaps (`monitor.core.gap`, counted as the
+rollback rules count them). Each version's fitted calculators come from a `VersionCache`
+(`versions.py`).
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from contract.registration import Registration
 from monitor.analysis.candidates import score_candidates
 from monitor.analysis.chunks import FittedVersion, analyse_chunks
-from monitor.analysis.intervals import LABELLED_SHARE, residual_of
-from monitor.analysis.plan import US, ChunkPlan, Sizing, period_origin_us
+from monitor.analysis.intervals import DEFAULT_LEVEL
+from monitor.analysis.plan import US, ChunkPlan, period_origin_us
 from monitor.analysis.ports import AnalysisStore, VersionView
 from monitor.analysis.relabel import RELABEL_LOOKBACK_CHUNKS, LabelChanges
-from monitor.analysis.shadow import cumulative_gap, gap_pairs
+from monitor.analysis.versions import VersionCache
 from monitor.core.evidence import ChunkEvidence
-from monitor.core.gap import GapSummary, summarize
-from monitor.core.settings import AnalysisSettings
+from monitor.core.gap import GapRules, GapSummary, serving_gap
+from monitor.core.settings import MonitorSettings
 from monitor.memory.state import ChunkingStatus, OperatorState
 
 log = logging.getLogger(__name__)
 
 
-class Publisher(Protocol):
+@dataclass(frozen=True)
+class CycleOptions:
+    """What a cycle needs of the settings: the rows per chunk of a model no ModelMonitor
+    names (`MONITOR_CHUNK_SIZE`), and the level of the intervals and of the gap's band
+    (`MONITOR_ESTIMATE_INTERVAL_LEVEL`)."""
+
+    chunk_size: int = 500
+    interval_level: float = DEFAULT_LEVEL
+
+    @classmethod
+    def of(cls, settings: MonitorSettings) -> CycleOptions:
+        return cls(settings.analysis.chunk_size, settings.analysis.estimate_interval_level)
+
+
+class MetricsSink(Protocol):
     """What `run_cycle` publishes to (`monitor.metrics.registry.MonitorMetrics` implements it)."""
 
     def publish_chunk(self, evidence: ChunkEvidence) -> None: ...
@@ -67,68 +78,6 @@ class Publisher(Protocol):
     def set_label_lag(self, model: str, seconds: float) -> None: ...
 
     def publish_chunking(self, model: str, version: str, status: ChunkingStatus) -> None: ...
-
-
-class VersionCache:
-    """(model, version) -> FittedVersion, fitted lazily from the store's registration."""
-
-    def __init__(self, store: AnalysisStore, chunk_size: int = 500) -> None:
-        self._store = store
-        self._chunk_size = chunk_size
-        self._fitted: dict[tuple[str, str, int], FittedVersion] = {}
-        self._sizing: dict[tuple[str, str, float], Sizing] = {}
-        self._lock = threading.Lock()
-        self.fits = 0  # how many versions were fitted (a fit per version, not per cycle)
-
-    def get(self, model: str, version: str, chunk_size: int | None = None) -> FittedVersion:
-        size = chunk_size or self._chunk_size
-        key = (model, version, size)
-        with self._lock:
-            fitted = self._fitted.get(key)
-            if fitted is None:
-                fitted = FittedVersion.fit(self._registration(model, version), size)
-                self._remember_errors(fitted, self._store.chunks(model, version))
-                self._fitted[key] = fitted
-                self.fits += 1
-            return fitted
-
-    @staticmethod
-    def _remember_errors(fitted: FittedVersion, stored: list[ChunkEvidence]) -> None:
-        """Seed the intervals with the version's stored labelled chunks, so a restarted
-        monitor calibrates on the errors it had already seen instead of starting over."""
-        for chunk in stored:
-            if not chunk.rows or chunk.labelled_rows < LABELLED_SHARE * chunk.rows:
-                continue
-            for metric, est in chunk.estimated.items():
-                residual = residual_of(est, chunk.realized.get(metric))
-                if residual is not None:
-                    fitted.intervals.observe(chunk.first_seq, metric, residual)
-
-    def sizing(self, model: str, version: str, max_sampling_error: float) -> Sizing:
-        """The reference's size and the smallest chunk within the sampling-error bound."""
-        key = (model, version, max_sampling_error)
-        with self._lock:
-            found = self._sizing.get(key)
-        if found is not None:
-            return found
-        found = Sizing.of_reference(self._registration(model, version), max_sampling_error)
-        with self._lock:
-            self._sizing[key] = found
-        return found
-
-    def forget(self, model: str, version: str) -> None:
-        with self._lock:
-            for key in [k for k in self._fitted if k[:2] == (model, version)]:
-                del self._fitted[key]
-            for skey in [k for k in self._sizing if k[:2] == (model, version)]:
-                del self._sizing[skey]
-
-    def _registration(self, model: str, version: str) -> Registration:
-        data = self._store.registration(model, version)
-        allowed = {f.alias or name for name, f in Registration.model_fields.items()}
-        payload = {k: v for k, v in data.items() if k in allowed}
-        payload["artifact"] = base64.b64encode(self._store.artifact(model, version)).decode()
-        return Registration.model_validate(payload)
 
 
 def known_good_version(
@@ -150,17 +99,17 @@ def known_good_version(
 
 def run_cycle(
     store: AnalysisStore,
-    settings: AnalysisSettings,
+    options: CycleOptions,
     cache: VersionCache,
-    metrics: Publisher,
+    metrics: MetricsSink,
     plans: Mapping[str, ChunkPlan] | None = None,
 ) -> list[ChunkEvidence]:
     """Analyse every registered version's new and newly labelled chunks; save and publish.
 
     `plans` (model -> ChunkPlan) comes from the ModelMonitors; a model without one is
-    chunked by `settings.chunk_size` rows.
+    chunked by `options.chunk_size` rows.
     """
-    default = ChunkPlan(rows=settings.chunk_size)
+    default = ChunkPlan(rows=options.chunk_size)
     produced: list[ChunkEvidence] = []
     for model in store.models():
         plan = (plans or {}).get(model, default)
@@ -189,12 +138,9 @@ def run_cycle(
             if evidence:
                 merged = {c.chunk_index: c for c in stored} | {e.chunk_index: e for e in evidence}
                 history = [merged[k] for k in sorted(merged)]
-                metrics.publish_cumulative(
-                    model,
-                    info.version,
-                    estimated_gap_summary(history, settings),
-                    cumulative_gap(history, "realized"),
-                )
+                level = options.interval_level
+                estimated, realized = published_gaps(history, status, level, plan.gaps)
+                metrics.publish_cumulative(model, info.version, estimated, realized.gap)
             metrics.observe_analysis(time.perf_counter() - started, True, model)
             produced.extend(evidence)
         _score_candidates(store, cache, model, infos)
@@ -202,10 +148,21 @@ def run_cycle(
     return produced
 
 
-def estimated_gap_summary(history: list[ChunkEvidence], settings: AnalysisSettings) -> GapSummary:
-    """The cumulative same-rows estimated gap (live - known-good) with its band over the
-    chunks: what the progressive-delivery templates read, with its rows and chunks."""
-    return summarize(gap_pairs(history, "estimated"), settings.estimate_interval_level)
+def published_gaps(
+    history: list[ChunkEvidence],
+    status: ChunkingStatus,
+    level: float,
+    rules: GapRules | None = None,
+) -> tuple[GapSummary, GapSummary]:
+    """The version's cumulative same-rows gaps (estimated, realized) since the release, the
+    chunks counted as the ModelMonitor's rollback rules (`rules`) count them at the version's
+    chunk size: what the progressive-delivery templates gate on, with its band, rows and
+    chunks."""
+    basis = status.basis_rows
+    return (
+        serving_gap(history, "estimated", basis, level, rules),
+        serving_gap(history, "realized", basis, level, rules),
+    )
 
 
 def _score_candidates(
@@ -218,7 +175,7 @@ def _score_candidates(
         log.exception("candidate scoring of %s failed", model)
 
 
-def _publish_label_lag(store: AnalysisStore, metrics: Publisher, model: str) -> None:
+def _publish_label_lag(store: AnalysisStore, metrics: MetricsSink, model: str) -> None:
     """Age of the oldest record still waiting for its label (0 when all are labelled)."""
     oldest = store.oldest_unlabelled_us(model)
     lag = 0.0 if oldest is None else max(0.0, time.time() - oldest / 1e6)
@@ -400,3 +357,6 @@ def _reanalyse_labelled(
     return [
         replace(ev, chunk_index=old.chunk_index) for ev, (old, _) in zip(fresh, grown, strict=True)
     ]
+
+
+__all__ = ["CycleOptions", "MetricsSink", "VersionCache", "known_good_version", "run_cycle"]

@@ -14,8 +14,8 @@ import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
 
-from monitor.analysis.shadow import cumulative_gap
 from monitor.core.evidence import ChunkEvidence
+from monitor.core.gap import serving_gap_series
 from monitor.memory.candidates import CandidateChunk
 
 
@@ -105,7 +105,7 @@ def estimate_error_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:
     return figure_html(fig, "Estimate error per chunk, with the interval and NannyML's band" + note)
 
 
-def shadow_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:
+def shadow_figure(chunks: list[ChunkEvidence], x: list[str], chunk_rows: int | None = None) -> str:
     fig = go.Figure()
     fig.add_scatter(x=x, y=_series(chunks, lambda c: c.rank_correlation), name="rank correlation")
     fig.add_scatter(
@@ -114,8 +114,8 @@ def shadow_figure(chunks: list[ChunkEvidence], x: list[str]) -> str:
     fig.add_scatter(
         x=x, y=_series(chunks, lambda c: c.parity_violation_ratio), name="score parity violations"
     )
-    est = [cumulative_gap(chunks[: i + 1], "estimated") for i in range(len(chunks))]
-    real = [cumulative_gap(chunks[: i + 1], "realized") for i in range(len(chunks))]
+    est = serving_gap_series(chunks, "estimated", chunk_rows)
+    real = serving_gap_series(chunks, "realized", chunk_rows)
     fig.add_scatter(x=x, y=est, name="cumulative estimated gap (live - known-good)")
     fig.add_scatter(x=x, y=real, name="cumulative realized gap")
     return figure_html(

@@ -43,9 +43,11 @@ from monitor.core.evidence import Estimate, TrackRecord
 
 # Past labelled chunks a version's calibration and track record look back over.
 TRACK_RECORD_CHUNKS = 24
-# A chunk's residual counts once this share of its rows is labelled (a realized value on
-# fewer labels is noisier than the estimate it would judge).
-LABELLED_SHARE = 0.9
+# A chunk's residual calibrates the intervals (and enters the track record) once this share
+# of its rows is labelled: a realized value on fewer labels is noisier than the estimate it
+# would judge. Not the gap's minimum (`monitor.core.gap.GapFilter.min_labelled_rows`), which
+# asks only that labels on the same rows compare two versions.
+CALIBRATION_LABELLED_SHARE = 0.9
 DEFAULT_LEVEL = 0.9
 
 
@@ -202,8 +204,8 @@ def residual_of(est: Estimate, realized: float | None) -> Residual | None:
 
 
 __all__ = [
+    "CALIBRATION_LABELLED_SHARE",
     "DEFAULT_LEVEL",
-    "LABELLED_SHARE",
     "TRACK_RECORD_CHUNKS",
     "IntervalCalibrator",
     "Residual",

@@ -8,13 +8,14 @@ Monday), its `chunk_index` the period's number since `period_origin_us`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
 
 from contract.registration import Registration
 from monitor.analysis.estimation import rows_for_sampling_error
+from monitor.core.gap import GapRules
 
 DEFAULT_MAX_SAMPLING_ERROR = 0.025
 US = 1_000_000
@@ -28,6 +29,7 @@ class ChunkPlan:
     rows: int | None = None
     period: timedelta | None = None
     max_sampling_error: float = DEFAULT_MAX_SAMPLING_ERROR
+    gaps: GapRules = field(default_factory=GapRules)  # which chunks the exported gap counts
 
 
 @dataclass(frozen=True)

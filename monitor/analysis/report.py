@@ -23,10 +23,11 @@ import plotly.offline
 
 from monitor.analysis import figures
 from monitor.analysis.ports import AnalysisStore, VersionView
-from monitor.analysis.shadow import cumulative_gap
 from monitor.core.evidence import ChunkEvidence
+from monitor.core.gap import serving_gap
 from monitor.core.times import iso
 from monitor.memory.candidates import CandidateState
+from monitor.memory.state import OperatorState
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def render_report(
     the operator's stored ones (the decision is a layer above this one).
     """
     if cache is None:
-        from monitor.analysis.cycle import VersionCache
+        from monitor.analysis.versions import VersionCache
 
         cache = VersionCache(store)
     versions = store.versions(model)
@@ -72,7 +73,7 @@ def render_report(
         if not chunks:
             continue
         parts.append(f"<h2>Version {_e(info.version)}</h2>")
-        parts.extend(_version_section(chunks))
+        parts.extend(_version_section(chunks, _chunk_rows(store, model, info.version)))
         parts.extend(_nannyml_figures(store, cache, model, info.version))
     parts.extend(candidates_section(store, model, verdicts))
     parts.append(_audit_table(store, model))
@@ -92,7 +93,7 @@ def _versions_table(store: AnalysisStore, model: str, versions: Sequence[Version
     rows = []
     for v in versions:
         chunks = store.chunks(model, v.version)
-        est, real = cumulative_gap(chunks, "estimated"), cumulative_gap(chunks, "realized")
+        est, real = version_gaps(store, model, v.version, chunks)
         rows.append(
             "<tr>"
             + "".join(
@@ -126,16 +127,32 @@ def _versions_table(store: AnalysisStore, model: str, versions: Sequence[Version
     return f"<h2>Versions</h2><table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def version_gaps(
+    store: Any, model: str, version: str, chunks: Sequence[ChunkEvidence]
+) -> tuple[float | None, float | None]:
+    """The version's cumulative same-rows gaps (estimated, realized) as the exported series
+    has them: `monitor.core.gap.serving_gap` at the version's chunk size."""
+    basis = _chunk_rows(store, model, version)
+    return serving_gap(chunks, "estimated", basis).gap, serving_gap(chunks, "realized", basis).gap
+
+
+def _chunk_rows(store: Any, model: str, version: str) -> int | None:
+    """The rows the version's chunks are expected to hold (what the gap's filter scales
+    with), as the analysis last stored it."""
+    status = OperatorState(store).chunking(model, version)
+    return status.basis_rows if status is not None else None
+
+
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:+.3f}"
 
 
-def _version_section(chunks: list[ChunkEvidence]) -> list[str]:
+def _version_section(chunks: list[ChunkEvidence], chunk_rows: int | None) -> list[str]:
     # One evenly spaced point per chunk (a category axis, not a time axis): chunks are equal
     # in rows, not in time, and a replay on an accelerated clock packs months into minutes.
     x = [f"#{c.chunk_index} {c.start_time[:16].replace('T', ' ')}" for c in chunks]
     out = [figures.performance_figure(chunks, x), figures.estimate_error_figure(chunks, x)]
-    out.append(figures.shadow_figure(chunks, x))
+    out.append(figures.shadow_figure(chunks, x, chunk_rows))
     out.append(figures.drift_heatmap(chunks, x))
     out.append(figures.reliance_figure(chunks, x))
     out.append(figures.multivariate_figure(chunks, x))

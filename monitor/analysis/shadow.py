@@ -5,20 +5,14 @@
   from training -- training/serving skew.
 - Known-good comparison: the last known-good version scores the same rows. World drift
   moves both; a bad release moves only one. Rank correlation between the two versions'
-  scores has a floor measured on the shared reference set, and the row-weighted
-  cumulative gap between their estimated (later realized) ROC AUC since release is what the
-  decision acts on (docs/design.md, "Deciding").
+  scores has a floor measured on the shared reference set; the gap between their estimated
+  (later realized) ROC AUC is `monitor.core.gap`'s (docs/design.md, "Deciding").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
-
 import numpy as np
 from scipy.stats import spearmanr
-
-from monitor.core.evidence import ChunkEvidence
 
 PARITY_TOLERANCE = 1e-4
 FLOOR_SIGMAS = 3.0
@@ -73,42 +67,3 @@ def rank_correlation_floor(
         return None
     arr = np.asarray(values)
     return float(arr.mean() - sigmas * arr.std(ddof=1))
-
-
-def gap_pairs(
-    chunks: Sequence[ChunkEvidence],
-    field: Literal["estimated", "realized"],
-    metric: str = "roc_auc",
-) -> list[tuple[float, float]]:
-    """(live - known-good `metric`, weight) per chunk that has both numbers and a weight.
-
-    `estimated` weighs each chunk by its rows, `realized` by its labelled rows.
-    """
-    pairs = []
-    for chunk in chunks:
-        if field == "estimated":
-            live_est = chunk.estimated.get(metric)
-            kg_est = chunk.known_good_estimated.get(metric)
-            live = live_est.value if live_est else None
-            good = kg_est.value if kg_est else None
-            w = float(chunk.rows)
-        else:
-            live = chunk.realized.get(metric)
-            good = chunk.known_good_realized.get(metric)
-            w = float(chunk.labelled_rows)
-        if live is None or good is None or w <= 0:
-            continue
-        pairs.append((live - good, w))
-    return pairs
-
-
-def cumulative_gap(
-    chunks: Sequence[ChunkEvidence],
-    field: Literal["estimated", "realized"],
-    metric: str = "roc_auc",
-) -> float | None:
-    """Row-weighted mean over chunks of (live - known-good) `metric`, since the release;
-    None when no chunk has both numbers (`gap_pairs`)."""
-    pairs = gap_pairs(chunks, field, metric)
-    weight = sum(w for _, w in pairs)
-    return sum(g * w for g, w in pairs) / weight if weight > 0 else None

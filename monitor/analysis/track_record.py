@@ -2,7 +2,7 @@
 
 The same summary the analysis attaches to each chunk (`ChunkEvidence.track_record`, what
 the metrics publish), recomputed from the store so the API and the report survive a
-restart: the last `TRACK_RECORD_CHUNKS` chunks with at least `LABELLED_SHARE` of their
+restart: the last `TRACK_RECORD_CHUNKS` chunks with at least `CALIBRATION_LABELLED_SHARE` of their
 rows labelled, each compared with the estimate and the intervals it carries.
 """
 
@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from monitor.analysis.intervals import LABELLED_SHARE, TRACK_RECORD_CHUNKS, residual_of, summarise
+from monitor.analysis.intervals import (
+    CALIBRATION_LABELLED_SHARE,
+    TRACK_RECORD_CHUNKS,
+    residual_of,
+    summarise,
+)
 from monitor.core.evidence import ChunkEvidence, TrackRecord
 
 
@@ -21,7 +26,7 @@ def track_record(
     labelled = [
         c
         for c in sorted(chunks, key=lambda c: c.chunk_index)
-        if c.rows and c.labelled_rows >= LABELLED_SHARE * c.rows
+        if c.rows and c.labelled_rows >= CALIBRATION_LABELLED_SHARE * c.rows
     ]
     out: dict[str, TrackRecord] = {}
     metrics = sorted({m for c in labelled for m in c.estimated})

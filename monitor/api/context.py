@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import Depends
 
-from monitor.analysis.cycle import VersionCache
+from monitor.analysis.versions import VersionCache
 from monitor.api.auth import Guard, Role
 from monitor.core.settings import MonitorSettings
 from monitor.loops.worker import AnalysisWorker

@@ -1,11 +1,19 @@
-"""Same-rows gaps: the row-weighted mean of per-chunk gaps between two versions, with a band.
+"""The same-rows gap: one definition for the rollback rules, the candidate verdicts, the
+exported series (what the progressive-delivery templates gate on) and the report.
 
-Why a band from the chunks themselves: on this data the gap between two versions scored on
-the same rows moves from chunk to chunk with the weather far more than NannyML's sampling
-error says (docs/design.md, "Deciding"), so the honest uncertainty of the mean gap is the
-chunks' own spread -- a Student-t interval over the chunks, wide after two chunks and
-narrowing as they accumulate. Used by the per-version gap the progressive-delivery templates
-read and by the candidate verdicts; plain numbers in, plain numbers out.
+A gap is the row-weighted mean over chunks of (version - baseline) on the very same rows:
+the live release against its known-good version scored in shadow, or a candidate against
+the serving baseline. Which chunks count is one `GapFilter` (the chunk is big enough, it
+was compared with *this* baseline, for an estimate within one learner -- CBPE is biased in
+opposite directions across learners --, for labels enough of them), its values a
+ModelMonitor's (`GapRules`: what the spec sets, the rest scaled to the chunk), so the canary
+gate and the rollback rule read the same gap for the same release.
+
+Why a band from the chunks themselves: on this data the gap moves from chunk to chunk
+with the weather far more than NannyML's sampling error says (docs/design.md, "Deciding"),
+so the honest uncertainty of the mean gap is the chunks' own spread -- a Student-t
+interval over the chunks, wide after two chunks and narrowing as they accumulate. Plain
+numbers in, plain numbers out.
 """
 
 from __future__ import annotations
@@ -13,8 +21,142 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from scipy.stats import t as student_t
+
+from monitor.core.evidence import ChunkEvidence
+
+GapField = Literal["estimated", "realized"]
+# The rollback rules' per-chunk minimums, as shares of the chunk (the measured 300 rows and
+# 200 labelled rows at 500-row chunks); a ModelMonitor may set them explicitly.
+MIN_ROWS_SHARE = 0.6
+MIN_LABELLED_SHARE = 0.4
+FALLBACK_CHUNK_ROWS = 500  # before the analysis has derived a size from the reference
+
+
+@dataclass(frozen=True)
+class ChunkGap:
+    """One chunk's same-rows figures: version minus `baseline` (None: not both known)."""
+
+    chunk_index: int
+    rows: int
+    labelled_rows: int
+    baseline: str | None
+    same_learner: bool | None
+    estimated: float | None
+    realized: float | None
+
+    @classmethod
+    def of(cls, chunk: ChunkEvidence, metric: str = "roc_auc") -> ChunkGap:
+        """A serving version's chunk against the known-good version scored in shadow."""
+        live, good = chunk.estimated.get(metric), chunk.known_good_estimated.get(metric)
+        real, good_real = chunk.realized.get(metric), chunk.known_good_realized.get(metric)
+        estimated = None
+        if live is not None and good is not None and live.value is not None:
+            estimated = None if good.value is None else live.value - good.value
+        return cls(
+            chunk.chunk_index,
+            chunk.rows,
+            chunk.labelled_rows,
+            chunk.known_good_version,
+            chunk.same_learner,
+            estimated,
+            None if real is None or good_real is None else real - good_real,
+        )
+
+
+@dataclass(frozen=True)
+class GapFilter:
+    """Which chunks a gap counts. `baseline`: only chunks compared with this version (None:
+    none count -- nothing to compare with); `min_rows` per chunk; an estimated gap only
+    within one learner when `same_learner_only`; a realized gap only on at least
+    `min_labelled_rows` labelled rows."""
+
+    baseline: str | None
+    min_rows: int = 1
+    min_labelled_rows: int = 1
+    same_learner_only: bool = True
+
+    @classmethod
+    def scaled(cls, baseline: str | None, chunk_rows: int | None) -> GapFilter:
+        """The filter of a ModelMonitor that sets none of its values, at this chunk size."""
+        return GapRules().at(baseline, chunk_rows)
+
+    def weight(self, chunk: ChunkGap, field: GapField) -> float:
+        """The chunk's weight in the gap (its rows, or its labelled rows); 0: left out."""
+        if chunk.baseline is None or chunk.baseline != self.baseline:
+            return 0.0
+        if chunk.rows < self.min_rows:
+            return 0.0
+        if field == "estimated":
+            if self.same_learner_only and chunk.same_learner is not True:
+                return 0.0
+            return float(chunk.rows)
+        if chunk.labelled_rows < self.min_labelled_rows:
+            return 0.0
+        return float(chunk.labelled_rows)
+
+
+@dataclass(frozen=True)
+class GapRules:
+    """The filter values a ModelMonitor sets itself (`spec.minRowsPerChunk`,
+    `rollbackRules.realizedGap.minLabelledRows`, `rollbackRules.estimatedGap.sameLearnerOnly`);
+    a minimum left unset scales with the chunk: `MIN_ROWS_SHARE`, `MIN_LABELLED_SHARE`."""
+
+    min_rows: int | None = None
+    min_labelled_rows: int | None = None
+    same_learner_only: bool = True
+
+    def at(self, baseline: str | None, chunk_rows: int | None) -> GapFilter:
+        """The filter at this chunk size (None: the fallback size), what
+        `monitor.decision.policy.resolve` resolves the policy to."""
+        basis = chunk_rows or FALLBACK_CHUNK_ROWS
+        return GapFilter(
+            baseline,
+            self.min_rows or max(1, math.ceil(MIN_ROWS_SHARE * basis)),
+            self.min_labelled_rows or max(1, math.ceil(MIN_LABELLED_SHARE * basis)),
+            self.same_learner_only,
+        )
+
+
+def latest_baseline(chunks: Iterable[ChunkEvidence]) -> str | None:
+    """The known-good version the newest compared chunk was scored against."""
+    found = [c for c in chunks if c.known_good_version is not None]
+    return max(found, key=lambda c: c.chunk_index).known_good_version if found else None
+
+
+def gap_pairs(
+    chunks: Iterable[ChunkGap], field: GapField, where: GapFilter
+) -> list[tuple[int, float, float]]:
+    """(chunk index, gap, weight) of every chunk `where` keeps that has a finite gap, in
+    chunk order."""
+    out = []
+    for chunk in sorted(chunks, key=lambda c: c.chunk_index):
+        gap = chunk.estimated if field == "estimated" else chunk.realized
+        weight = where.weight(chunk, field)
+        if gap is not None and math.isfinite(gap) and weight > 0:
+            out.append((chunk.chunk_index, float(gap), weight))
+    return out
+
+
+def running_gap(pairs: Iterable[tuple[int, float, float]]) -> list[tuple[int, float]]:
+    """(chunk index, the gap over the chunks up to it) after each kept chunk: what a rule
+    checks chunk by chunk (K consecutive breaches)."""
+    out = []
+    total = weight = 0.0
+    for index, gap, w in pairs:
+        total += gap * w
+        weight += w
+        out.append((index, total / weight))
+    return out
+
+
+def same_rows_gap(
+    chunks: Iterable[ChunkGap], field: GapField, where: GapFilter, level: float = 0.9
+) -> GapSummary:
+    """The gap over the chunks `where` keeps, with its band at `level`."""
+    return summarize(((g, w) for _, g, w in gap_pairs(chunks, field, where)), level)
 
 
 @dataclass(frozen=True)
@@ -72,3 +214,31 @@ def summarize(pairs: Iterable[tuple[float | None, float]], level: float = 0.9) -
     z = float(student_t.ppf((1 + level) / 2, n - 1))
     half = z * spread / math.sqrt(effective)
     return GapSummary(mean, mean - half, mean + half, rows, n, spread, level)
+
+
+def serving_gap(
+    chunks: Iterable[ChunkEvidence],
+    field: GapField,
+    chunk_rows: int | None = None,
+    level: float = 0.9,
+    rules: GapRules | None = None,
+) -> GapSummary:
+    """A serving version's gap against the known-good version its newest compared chunk
+    was scored with, counted as the ModelMonitor's `rules` (None: a spec that sets none)
+    count it at this chunk size: the exported series and the report's figure."""
+    chunks = list(chunks)
+    where = (rules or GapRules()).at(latest_baseline(chunks), chunk_rows)
+    return same_rows_gap([ChunkGap.of(c) for c in chunks], field, where, level)
+
+
+def serving_gap_series(
+    chunks: Iterable[ChunkEvidence], field: GapField, chunk_rows: int | None = None
+) -> list[float | None]:
+    """`serving_gap`'s value as it stood after each chunk (in chunk order), for a figure."""
+    chunks = sorted(chunks, key=lambda c: c.chunk_index)
+    where = GapFilter.scaled(latest_baseline(chunks), chunk_rows)
+    after = dict(running_gap(gap_pairs([ChunkGap.of(c) for c in chunks], field, where)))
+    out: list[float | None] = []
+    for chunk in chunks:
+        out.append(after.get(chunk.chunk_index, out[-1] if out else None))
+    return out

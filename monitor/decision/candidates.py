@@ -4,7 +4,8 @@ Why these rules: on the shipped data a candidate scored on the baseline's rows s
 same picture a serving release does in shadow -- the equivalent retrain's gap stays near
 zero, the bad releases' sit well below -0.03 (docs/progressive-delivery.md, measured). A
 verdict is only given when the band over the chunks (`monitor.core.gap`, a t interval: honest
-about how much the gap moves between chunks) clears the margin; until then it is
+about how much the gap moves between chunks; the chunks counted as the rollback rules count
+them) clears the margin; until then it is
 `Inconclusive`, with how many more chunks would likely decide it. Realized gaps (labels on
 the same rows) outrank estimated ones once there are enough of them; for a different
 learner the estimated gap is not comparable (CBPE is biased in opposite directions for
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from monitor.core.gap import GapSummary, summarize
+from monitor.core.gap import GapFilter, GapSummary, same_rows_gap, summarize
 from monitor.decision.policy import CandidatePolicy
 from monitor.memory.candidates import CandidateChunk
 
@@ -116,8 +117,13 @@ def judge(
     policy: CandidatePolicy,
     same_learner: bool = True,
     registered: bool = True,
+    gaps: GapFilter | None = None,
 ) -> CandidateVerdict:
-    """The verdict on `version` from its scored chunks (of the most recent baseline)."""
+    """The verdict on `version` from its scored chunks (of the most recent baseline).
+
+    `gaps`: which chunks the gaps count, as the rollback rules do (`rules.gap_filter` of
+    the resolved policy; its baseline is replaced by the chunks' most recent one). None:
+    every chunk with a figure, an estimate only within one learner."""
     empty = summarize((), policy.level)
 
     def verdict(
@@ -143,8 +149,10 @@ def judge(
         return verdict("Inconclusive", "NoEvidence", "no baseline chunk scored yet")
     baseline = max(chunks, key=lambda c: c.analysed_at).baseline_version
     mine = [c for c in chunks if c.baseline_version == baseline]
-    est = summarize(((c.estimated_gap, float(c.rows)) for c in mine), policy.level)
-    real = summarize(((c.realized_gap, float(c.labelled_rows)) for c in mine), policy.level)
+    where = replace(gaps or GapFilter(baseline), baseline=baseline)
+    figures = [c.gap(same_learner) for c in mine]
+    est = same_rows_gap(figures, "estimated", where, policy.level)
+    real = same_rows_gap(figures, "realized", where, policy.level)
     labelled = sum(c.labelled_rows for c in mine)
     rows = sum(c.rows for c in mine)
 

@@ -16,7 +16,6 @@ model's reference (`resolve`): the smallest chunk whose ROC AUC sampling error i
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -24,6 +23,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from monitor.core.gap import FALLBACK_CHUNK_ROWS, GapFilter
 from monitor.memory.state import ChunkingStatus
 
 Mode = Literal["auto", "dryRun", "off"]
@@ -34,10 +34,6 @@ _NAME = re.compile(r"^[a-z0-9]([-._a-z0-9]{0,61}[a-z0-9])?$")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _PERIOD = re.compile(r"^([1-9]\d*)([hdw])$")
 _PERIOD_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
-# The measured defaults at 500-row chunks (300 and 200 rows), as shares of the chunk.
-MIN_ROWS_SHARE = 0.6
-MIN_LABELLED_SHARE = 0.4
-FALLBACK_CHUNK_ROWS = 500  # before the analysis has derived a size from the reference
 
 
 class PolicyError(ValueError):
@@ -260,8 +256,8 @@ def resolve(
 
     `sizing` is what the analysis found for the live version (None before its first cycle:
     the explicit chunk size, else the 500-row fallback, stands in). Unset sizes scale with
-    the chunk: `minRowsPerChunk` 0.6 and `realizedGap.minLabelledRows` 0.4 of its rows (the
-    measured 300 and 200 at 500-row chunks).
+    the chunk as `monitor.core.gap.GapFilter.scaled` says: `minRowsPerChunk` 0.6 and
+    `realizedGap.minLabelledRows` 0.4 of its rows (the measured 300 and 200 at 500 rows).
     """
     problems: list[PolicyProblem] = []
     basis = sizing.basis_rows if sizing is not None else None
@@ -277,15 +273,16 @@ def resolve(
                 )
             )
         basis = FALLBACK_CHUNK_ROWS
+    scaled = GapFilter.scaled(None, basis)
     resolved = replace(
         policy,
         chunk_size=basis if policy.chunk_period is None else policy.chunk_size,
         min_rows_per_chunk=policy.min_rows_per_chunk
         if "minRowsPerChunk" in policy.explicit
-        else max(1, math.ceil(MIN_ROWS_SHARE * basis)),
+        else scaled.min_rows,
         realized_gap_min_labelled_rows=policy.realized_gap_min_labelled_rows
         if "realizedGap.minLabelledRows" in policy.explicit
-        else max(1, math.ceil(MIN_LABELLED_SHARE * basis)),
+        else scaled.min_labelled_rows,
     )
     problems.extend(_unusable(resolved, basis, sizing))
     return resolved, tuple(problems)

@@ -4,7 +4,9 @@
 Why a module of its own: `decide.py` owns the order of judgement and the guards;
 the rules themselves (release gate, score parity, rank correlation, cumulative estimated and
 realized gaps, opt-in world drift) are the measured part (docs/design.md, "Deciding") and are read
-and tuned one at a time. Pure like the decision: plain data in, plain data out, no I/O.
+and tuned one at a time. The gaps are `monitor.core.gap`'s, filtered by the policy's values
+(`gap_filter`), the same the exported series and the candidate verdicts use. Pure like the
+decision: plain data in, plain data out, no I/O.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from monitor.core.evidence import ChunkEvidence
+from monitor.core.gap import ChunkGap, GapField, GapFilter, GapRules, gap_pairs, running_gap
 from monitor.decision.policy import Policy
 from monitor.decision.types import DecisionInput, TriggerEvidence
 
@@ -36,8 +39,8 @@ def find_trigger(
     rules: list[tuple[str, Callable[[], TriggerEvidence | None]]] = [
         ("parity", lambda: _parity(policy, valid, version)),
         ("rank_correlation", lambda: _rank(policy, comparable, version)),
-        ("estimated_gap", lambda: _estimated_gap(policy, comparable, version)),
-        ("realized_gap", lambda: _realized_gap(policy, comparable, version)),
+        ("estimated_gap", lambda: _gap(policy, valid, kg, version, "estimated")),
+        ("realized_gap", lambda: _gap(policy, valid, kg, version, "realized")),
     ]
     for name, rule in rules:
         found = rule()
@@ -149,58 +152,65 @@ def _rank(policy: Policy, chunks: list[ChunkEvidence], version: str) -> TriggerE
     )
 
 
-def _estimated_gap(
-    policy: Policy, chunks: list[ChunkEvidence], version: str
-) -> TriggerEvidence | None:
-    metric = policy.estimated_gap_metric
-    pairs: list[tuple[int, float, float]] = []
-    for c in chunks:
-        if policy.estimated_gap_same_learner_only and c.same_learner is not True:
-            continue  # CBPE is biased in opposite directions across learners
-        live, kg = c.estimated.get(metric), c.known_good_estimated.get(metric)
-        if live is None or kg is None or live.value is None or kg.value is None:
-            continue
-        pairs.append((c.chunk_index, live.value - kg.value, float(c.rows)))
-    return _cumulative_rule(
-        pairs,
-        policy.estimated_gap_min,
-        policy.estimated_gap_chunks,
-        f"cumulative_estimated_{metric}_gap",
-        version,
+def gap_rules(policy: Policy) -> GapRules:
+    """The gap filter's values the spec sets (the others scale with the chunk): what the
+    analysis needs to export the gap these rules act on."""
+    return GapRules(
+        policy.min_rows_per_chunk if "minRowsPerChunk" in policy.explicit else None,
+        policy.realized_gap_min_labelled_rows
+        if "realizedGap.minLabelledRows" in policy.explicit
+        else None,
+        policy.estimated_gap_same_learner_only,
     )
 
 
-def _realized_gap(
-    policy: Policy, chunks: list[ChunkEvidence], version: str
-) -> TriggerEvidence | None:
-    metric = policy.realized_gap_metric
-    pairs: list[tuple[int, float, float]] = []
-    for c in chunks:
-        live, kg = c.realized.get(metric), c.known_good_realized.get(metric)
-        if c.labelled_rows < policy.realized_gap_min_labelled_rows or live is None or kg is None:
-            continue
-        pairs.append((c.chunk_index, live - kg, float(c.labelled_rows)))
-    return _cumulative_rule(
-        pairs,
-        policy.realized_gap_min,
-        policy.realized_gap_chunks,
-        f"cumulative_realized_{metric}_gap",
-        version,
+def gap_filter(policy: Policy, baseline: str | None) -> GapFilter:
+    """The chunks a resolved policy's gap rules count (`monitor.core.gap`): what the
+    candidate verdicts count too."""
+    return GapFilter(
+        baseline,
+        policy.min_rows_per_chunk,
+        policy.realized_gap_min_labelled_rows,
+        policy.estimated_gap_same_learner_only,
     )
 
 
-def _cumulative_rule(
-    pairs: list[tuple[int, float, float]], bound: float, k: int, metric: str, version: str
+def cumulative_gap_rule(
+    policy: Policy, evidence: Sequence[ChunkEvidence], baseline: str | None, field: GapField
+) -> list[tuple[int, float]]:
+    """The rule's running gap (chunk index, gap since the release up to it) on `evidence`."""
+    metric = policy.estimated_gap_metric if field == "estimated" else policy.realized_gap_metric
+    chunks = [ChunkGap.of(c, metric) for c in evidence]
+    return running_gap(gap_pairs(chunks, field, gap_filter(policy, baseline)))
+
+
+def _gap(
+    policy: Policy,
+    evidence: Sequence[ChunkEvidence],
+    baseline: str | None,
+    version: str,
+    field: GapField,
 ) -> TriggerEvidence | None:
-    """Row-weighted mean gap since release, checked after each chunk; K consecutive breaches."""
-    flags: list[tuple[int, float, bool]] = []
-    total = weight = 0.0
-    for index, gap, rows in pairs:
-        total += gap * rows
-        weight += rows
-        cumulative = total / weight
-        flags.append((index, cumulative, cumulative < bound))
+    """The cumulative same-rows gap since the release, checked after each chunk: K
+    consecutive chunks below the bound."""
+    if field == "estimated":
+        metric, bound, k = (
+            policy.estimated_gap_metric,
+            policy.estimated_gap_min,
+            policy.estimated_gap_chunks,
+        )
+    else:
+        metric, bound, k = (
+            policy.realized_gap_metric,
+            policy.realized_gap_min,
+            policy.realized_gap_chunks,
+        )
+    flags = [
+        (index, gap, gap < bound)
+        for index, gap in cumulative_gap_rule(policy, evidence, baseline, field)
+    ]
     run = _first_run(flags, k)
     if run is None:
         return None
-    return TriggerEvidence(metric, run[1], bound, tuple(run[0]), version, None)
+    name = f"cumulative_{field}_{metric}_gap"
+    return TriggerEvidence(name, run[1], bound, tuple(run[0]), version, None)

@@ -17,11 +17,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from monitor.analysis.cycle import VersionCache, run_cycle
+from monitor.analysis.cycle import CycleOptions, run_cycle
 from monitor.analysis.plan import ChunkPlan
+from monitor.analysis.versions import VersionCache
 from monitor.core.evidence import ChunkEvidence
 from monitor.core.settings import MonitorSettings
 from monitor.decision.policy import PolicyError, parse_policy
+from monitor.decision.rules import gap_rules
 from monitor.kube.watch import start_spec_watch
 from monitor.loops.wiring import build_operator, build_target
 from monitor.metrics import process as metrics
@@ -44,6 +46,7 @@ def chunk_plans(monitors: list[dict[str, Any]]) -> dict[str, ChunkPlan]:
             rows=None if policy.chunk_period else policy.fixed_chunk_rows,
             period=policy.chunk_period,
             max_sampling_error=policy.max_sampling_error,
+            gaps=gap_rules(policy),
         )
     return plans
 
@@ -74,9 +77,9 @@ def analysis_pass(
     without one the pass makes its own. With the operator off no ModelMonitor is read: every
     model is chunked by `MONITOR_CHUNK_SIZE` rows.
     """
-    fitted = cache if cache is not None else VersionCache(store, settings.analysis.chunk_size)
+    fitted = cache if cache is not None else VersionCache.of(store, settings)
     plans = plan_reader(settings, store)
-    return lambda: run_cycle(store, settings.analysis, fitted, metrics.METRICS, plans())
+    return lambda: run_cycle(store, CycleOptions.of(settings), fitted, metrics.METRICS, plans())
 
 
 def plan_reader(settings: MonitorSettings, store: Store) -> Callable[[], dict[str, ChunkPlan]]:

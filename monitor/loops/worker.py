@@ -50,7 +50,7 @@ class Outcome:
 
 
 class Recorder:
-    """A `monitor.analysis.cycle.Publisher` that records every call, to replay elsewhere."""
+    """A `monitor.analysis.cycle.MetricsSink` that records every call, to replay elsewhere."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
@@ -132,15 +132,17 @@ def _init_worker(settings: MonitorSettings, parent_pid: int) -> None:
         level=settings.logging.level, format="%(asctime)s %(levelname)s analysis-worker %(message)s"
     )
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
-    from monitor.analysis.cycle import VersionCache
+    from monitor.analysis.cycle import CycleOptions
+    from monitor.analysis.versions import VersionCache
     from monitor.loops.background import plan_reader
     from monitor.store import open_store
 
     store = open_store(settings.store)
     _WORKER.update(
         settings=settings,
+        options=CycleOptions.of(settings),
         store=store,
-        cache=VersionCache(store, settings.analysis.chunk_size),
+        cache=VersionCache.of(store, settings),
         plans=plan_reader(settings, store),
         reports={},
     )
@@ -157,9 +159,7 @@ def _task_cycle() -> Outcome:
 
     recorder = Recorder()
     w = _WORKER
-    evidence = run_cycle(
-        w["store"], w["settings"].analysis, w["cache"], cast(Any, recorder), w["plans"]()
-    )
+    evidence = run_cycle(w["store"], w["options"], w["cache"], cast(Any, recorder), w["plans"]())
     return Outcome(evidence, recorder.calls, w["cache"].fits)
 
 

@@ -13,12 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from monitor.core.gap import ChunkGap
 from monitor.memory.state import StateStore
 
 SOURCES = ("api", "spec")
 DEFAULT_BACKFILL_CHUNKS = 4
-# A chunk's realized gap counts once this share of its rows is labelled.
-LABELLED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -86,11 +85,23 @@ class CandidateChunk:
 
     @property
     def realized_gap(self) -> float | None:
+        """On the chunk's labelled rows, however few: which chunks count is the gap's
+        filter (`monitor.core.gap.GapFilter`)."""
         if self.candidate_realized is None or self.baseline_realized is None:
             return None
-        if self.labelled_rows < LABELLED_SHARE * self.rows:
-            return None
         return self.candidate_realized - self.baseline_realized
+
+    def gap(self, same_learner: bool) -> ChunkGap:
+        """The chunk's same-rows figures for `monitor.core.gap` (candidate - baseline)."""
+        return ChunkGap(
+            self.chunk_index,
+            self.rows,
+            self.labelled_rows,
+            self.baseline_version,
+            same_learner,
+            self.estimated_gap,
+            self.realized_gap,
+        )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

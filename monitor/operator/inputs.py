@@ -17,6 +17,7 @@ from monitor.analysis.holdout import gate_holdout
 from monitor.core.times import parse_time
 from monitor.decision.candidates import CandidateVerdict, judge
 from monitor.decision.policy import Policy, PolicyProblem, resolve
+from monitor.decision.rules import gap_filter
 from monitor.decision.types import DecisionInput
 from monitor.memory.candidates import CandidateState
 from monitor.memory.state import Incident, KnownGood, OperatorState
@@ -92,7 +93,10 @@ def candidate_verdict(
     baseline = max(chunks, key=lambda c: c.analysed_at).baseline_version if chunks else None
     base_reg = _registration(store, policy.model, baseline)
     same_learner = reg is None or base_reg is None or reg.get("learner") == base_reg.get("learner")
-    return judge(version, chunks, policy.candidate_policy, same_learner, reg is not None)
+    # Counted as the rollback rules count chunks, at the baseline's chunk size.
+    sizing = OperatorState(store).chunking(policy.model, baseline) if baseline else None
+    gaps = gap_filter(resolve(policy, sizing)[0], baseline)
+    return judge(version, chunks, policy.candidate_policy, same_learner, reg is not None, gaps)
 
 
 def registered(store: OperatorStore, model: str, version: str | None) -> bool:

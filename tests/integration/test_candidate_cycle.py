@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitor.analysis.cycle import VersionCache, run_cycle
+from monitor.analysis.cycle import CycleOptions, run_cycle
 from monitor.analysis.plan import ChunkPlan
+from monitor.analysis.versions import VersionCache
 from monitor.core.settings import MonitorSettings
 from monitor.memory.candidates import CandidateState
 from monitor.metrics.registry import MonitorMetrics
@@ -62,7 +63,7 @@ def test_candidates_are_scored_on_exactly_the_baselines_chunks(
     labels = setup(store, registrations, split, labelled=CHUNK)
     cache = VersionCache(store, CHUNK)
 
-    run_cycle(store, settings.analysis, cache, MonitorMetrics())
+    run_cycle(store, CycleOptions.of(settings), cache, MonitorMetrics())
     base = store.chunks(MODEL, good.version)
     state = CandidateState(store)
     got = state.chunks(MODEL, retrain.version)
@@ -82,11 +83,11 @@ def test_candidates_are_scored_on_exactly_the_baselines_chunks(
     # The candidates were fitted once, for the baseline's chunk size.
     fits = cache.fits
 
-    assert run_cycle(store, settings.analysis, cache, MonitorMetrics()) == []
+    assert run_cycle(store, CycleOptions.of(settings), cache, MonitorMetrics()) == []
     assert state.chunks(MODEL, retrain.version) == got  # nothing new: nothing rescored
 
     store.append_labels(labels[CHUNK : 2 * CHUNK])  # chunk 1's labels arrive
-    run_cycle(store, settings.analysis, cache, MonitorMetrics())
+    run_cycle(store, CycleOptions.of(settings), cache, MonitorMetrics())
     again = state.chunks(MODEL, retrain.version)
     assert [c.labelled_rows for c in again] == [CHUNK, CHUNK, 0]
     assert again[1].realized_gap is not None and again[0] == got[0]
@@ -102,11 +103,10 @@ def test_a_new_candidate_is_backfilled_with_the_newest_chunks_only(
     late = registrations["retrain"].version
     state.remove(MODEL, late, "api")
     cache = VersionCache(store, CHUNK)
-    run_cycle(
-        store, settings.analysis, cache, MonitorMetrics()
-    )  # the baseline's 3 chunks, no candidate
+    # The baseline's 3 chunks, no candidate.
+    run_cycle(store, CycleOptions.of(settings), cache, MonitorMetrics())
     state.sync_spec(MODEL, [late], 2, "2999-01-01T00:00:00Z")  # declared after all of them
-    run_cycle(store, settings.analysis, cache, MonitorMetrics())
+    run_cycle(store, CycleOptions.of(settings), cache, MonitorMetrics())
     assert [c.chunk_index for c in state.chunks(MODEL, late)] == [1, 2]
     assert all(c.baseline_version == good.version for c in state.chunks(MODEL, late))
 
@@ -117,7 +117,7 @@ def test_by_period_each_candidate_chunk_holds_exactly_its_periods_rows(
     good, retrain = registrations["good"], registrations["retrain"]
     setup(store, registrations, split, labelled=3 * CHUNK)
     plans = {MODEL: ChunkPlan(period=timedelta(weeks=1))}
-    run_cycle(store, settings.analysis, VersionCache(store, CHUNK), MonitorMetrics(), plans)
+    run_cycle(store, CycleOptions.of(settings), VersionCache(store, CHUNK), MonitorMetrics(), plans)
     base = {c.chunk_index: c for c in store.chunks(MODEL, good.version)}
     got = CandidateState(store).chunks(MODEL, retrain.version)
     assert len(got) == len(base) >= 2

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.analysis.cycle import VersionCache, known_good_version, run_cycle
-from monitor.analysis.shadow import cumulative_gap
+from monitor.analysis.cycle import CycleOptions, known_good_version, run_cycle
+from monitor.analysis.versions import VersionCache
+from monitor.core.gap import serving_gap
 from monitor.core.settings import MonitorSettings
 from monitor.metrics.registry import MonitorMetrics
 from monitor.store import open_store
@@ -58,7 +59,7 @@ def test_cycle_analyses_new_chunks_then_relabelled_ones(store, settings, registr
     store.append_records(live_records + good_records)
     cache, metrics = VersionCache(store, CHUNK), MonitorMetrics()
 
-    first = run_cycle(store, settings.analysis, cache, metrics)
+    first = run_cycle(store, CycleOptions.of(settings), cache, metrics)
     by_version = {(e.version, e.chunk_index): e for e in first}
     assert sorted(by_version) == sorted([(worse.version, 0), (worse.version, 1), (good.version, 0)])
     assert cache.fits == 2  # the two versions with records; the idle retrain is not fitted
@@ -71,11 +72,11 @@ def test_cycle_analyses_new_chunks_then_relabelled_ones(store, settings, registr
     assert by_version[(good.version, 0)].known_good_version is None
     assert len(store.chunks(MODEL, worse.version)) == 2
 
-    assert run_cycle(store, settings.analysis, cache, metrics) == []  # nothing new
+    assert run_cycle(store, CycleOptions.of(settings), cache, metrics) == []  # nothing new
     assert cache.fits == 2  # fitted once per version, not per cycle
 
     store.append_labels(live_labels[:500])  # labels of chunk 0 arrive
-    second = run_cycle(store, settings.analysis, cache, metrics)
+    second = run_cycle(store, CycleOptions.of(settings), cache, metrics)
     assert [(e.version, e.chunk_index) for e in second] == [(worse.version, 0)]
     relabelled = second[0]
     assert relabelled.labelled_rows == 500 and relabelled.realized["roc_auc"] is not None
@@ -86,7 +87,7 @@ def test_cycle_analyses_new_chunks_then_relabelled_ones(store, settings, registr
 
     more, _ = served(split, worse, 1200, 300, "nk")
     store.append_records(more)
-    third = run_cycle(store, settings.analysis, cache, metrics)
+    third = run_cycle(store, CycleOptions.of(settings), cache, metrics)
     assert [(e.version, e.chunk_index) for e in third] == [(worse.version, 2)]
     # Rows 1001-1200, then (after the good version's 500 records) 300 more: 1701-2000.
     assert (third[0].first_seq, third[0].last_seq) == (stored[1].last_seq + 1, 2000)
@@ -105,7 +106,7 @@ def test_cycle_analyses_new_chunks_then_relabelled_ones(store, settings, registr
     }
     # Only the release has a known-good yardstick, hence a gap.
     gaps = {s.labels["version"]: s.value for s in samples(metrics, GAP)}
-    expected_gap = cumulative_gap(store.chunks(MODEL, worse.version), "estimated")
+    expected_gap = serving_gap(store.chunks(MODEL, worse.version), "estimated", CHUNK).gap
     assert expected_gap is not None and np.isfinite(expected_gap)
     assert gaps == {worse.version: pytest.approx(expected_gap)}
     # One observation per version with records per cycle: 2 versions x 4 cycles.
@@ -128,7 +129,7 @@ def test_a_failing_version_does_not_stop_the_others(store, settings, registratio
         rec["model"] = "broken"
     store.append_records(good_records + broken_records)
     metrics = MonitorMetrics()
-    produced = run_cycle(store, settings.analysis, VersionCache(store, CHUNK), metrics)
+    produced = run_cycle(store, CycleOptions.of(settings), VersionCache(store, CHUNK), metrics)
     assert [(e.model, e.chunk_index) for e in produced] == [(MODEL, 0)]
     failures = samples(metrics, "modelguard_analysis_failures_total")
     assert [(s.labels["model"], s.value) for s in failures] == [("broken", 1.0)]
@@ -155,7 +156,7 @@ def test_a_restarted_monitor_calibrates_on_the_errors_it_had_seen(
     store.append_records(records)
     store.append_labels(labels)
     before = VersionCache(store, CHUNK)
-    produced = run_cycle(store, settings.analysis, before, MonitorMetrics())
+    produced = run_cycle(store, CycleOptions.of(settings), before, MonitorMetrics())
     assert [c.labelled_rows for c in produced] == [CHUNK] * 3
 
     after = VersionCache(store, CHUNK)  # what a restart builds: nothing in memory

@@ -8,7 +8,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from monitor.analysis.cycle import VersionCache, run_cycle
+from monitor.analysis.cycle import CycleOptions, run_cycle
+from monitor.analysis.versions import VersionCache
 from monitor.memory.audit import AuditEntry
 from monitor.metrics.registry import MonitorMetrics
 from monitor.store import Store
@@ -36,24 +37,24 @@ def test_flipped_labels_change_the_realized_auc_within_one_cycle(
         store.append_records(shipped)
         store.append_labels(labels)
         cache, metrics = VersionCache(store, CHUNK), MonitorMetrics()
-        assert len(run_cycle(store, settings.analysis, cache, metrics)) == 2
+        assert len(run_cycle(store, CycleOptions.of(settings), cache, metrics)) == 2
         before = realized_auc(store, good.version, 0)
         other = realized_auc(store, good.version, 1)
         assert before is not None and before > 0.6
         # Nothing changed: nothing is re-analysed.
-        assert run_cycle(store, settings.analysis, cache, metrics) == []
+        assert run_cycle(store, CycleOptions.of(settings), cache, metrics) == []
         # The same labels again (a retry): still nothing to recompute.
         store.append_labels(labels[:CHUNK])
-        assert run_cycle(store, settings.analysis, cache, metrics) == []
+        assert run_cycle(store, CycleOptions.of(settings), cache, metrics) == []
 
         flipped = [{**lab, "label": 1 - lab["label"]} for lab in labels[:CHUNK]]
         store.append_labels(flipped)  # same count of labelled rows, every value corrected
-        again = run_cycle(store, settings.analysis, cache, metrics)
+        again = run_cycle(store, CycleOptions.of(settings), cache, metrics)
         assert [(e.version, e.chunk_index) for e in again] == [(good.version, 0)]
         after = realized_auc(store, good.version, 0)
         assert after is not None and abs(after - (1 - before)) < 1e-9
         assert realized_auc(store, good.version, 1) == other  # chunk 1 untouched
-        assert run_cycle(store, settings.analysis, cache, metrics) == []
+        assert run_cycle(store, CycleOptions.of(settings), cache, metrics) == []
 
 
 def test_retention_deletes_old_rows_in_batches_and_keeps_evidence_and_audit(
@@ -70,7 +71,11 @@ def test_retention_deletes_old_rows_in_batches_and_keeps_evidence_and_audit(
         store.append_labels(old_labels)
         store.append_labels([{"prediction_id": "never-served", "label": 1}])  # an orphan
         assert (
-            len(run_cycle(store, settings.analysis, VersionCache(store, CHUNK), MonitorMetrics()))
+            len(
+                run_cycle(
+                    store, CycleOptions.of(settings), VersionCache(store, CHUNK), MonitorMetrics()
+                )
+            )
             == 2
         )
         day = 86_400 * 1_000_000
@@ -153,6 +158,8 @@ def test_a_schema_2_database_migrates_and_reads_as_before(
         assert len(frame) == CHUNK and int(frame["label"].notna().sum()) == CHUNK
         settings = measuring_settings(tmp_path, CHUNK)
         cache, metrics = VersionCache(store, CHUNK), MonitorMetrics()
-        assert len(run_cycle(store, settings.analysis, cache, metrics)) == 1
+        assert len(run_cycle(store, CycleOptions.of(settings), cache, metrics)) == 1
         store.append_labels([{**labels[0], "label": 1 - labels[0]["label"]}])
-        assert [e.chunk_index for e in run_cycle(store, settings.analysis, cache, metrics)] == [0]
+        assert [
+            e.chunk_index for e in run_cycle(store, CycleOptions.of(settings), cache, metrics)
+        ] == [0]

@@ -12,8 +12,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bentos.training.data import Split
-from monitor.analysis.cycle import VersionCache, run_cycle
+from monitor.analysis.cycle import CycleOptions, run_cycle
 from monitor.analysis.report import render_report
+from monitor.analysis.versions import VersionCache
 from monitor.core.settings import MonitorSettings
 from monitor.memory.audit import AuditEntry
 from monitor.metrics.registry import MonitorMetrics
@@ -48,7 +49,9 @@ def test_report_is_self_contained_and_shows_every_part(tmp_path: Path, registrat
             AuditEntry("decision", "rain_forecast", details={"reason": "<script>alert(1)</script>"})
         )
         cache = VersionCache(store, CHUNK)
-        assert len(run_cycle(store, settings(tmp_path).analysis, cache, MonitorMetrics())) == 4
+        assert (
+            len(run_cycle(store, CycleOptions.of(settings(tmp_path)), cache, MonitorMetrics())) == 4
+        )
         page = render_report(store, "rain_forecast", cache)
         # The CLI has no analysis cache: the report fits what it needs and looks the same.
         standalone = render_report(store, "rain_forecast")

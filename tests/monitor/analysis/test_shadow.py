@@ -1,4 +1,4 @@
-"""Shadow re-scoring helpers: parity, rank correlation and its floor, the cumulative gap."""
+"""Shadow re-scoring helpers: parity, rank correlation and its floor."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 
 from monitor.analysis.shadow import (
-    cumulative_gap,
     parity_violation_ratio,
     rank_correlation,
     rank_correlation_floor,
 )
-from monitor.core.evidence import ChunkEvidence, Estimate
 
 
 def test_parity_counts_rows_beyond_the_tolerance_only():
@@ -50,35 +48,3 @@ def test_floor_is_mean_minus_three_sd_of_chunk_correlations():
     assert floor < values.min()
     assert rank_correlation_floor(live[:600], other[:600], 500) is not None  # chunks shrink to fit
     assert rank_correlation_floor(live[:4], other[:4], 500) is None
-
-
-def _chunk(
-    rows: int, labelled: int, est: tuple[float, float] | None, real: tuple[float, float] | None
-):
-    return ChunkEvidence(
-        model="m",
-        version="v2",
-        chunk_index=0,
-        rows=rows,
-        first_seq=1,
-        last_seq=rows,
-        start_time="",
-        end_time="",
-        estimated={"roc_auc": Estimate(est[0])} if est else {},
-        known_good_estimated={"roc_auc": Estimate(est[1])} if est else {},
-        realized={"roc_auc": real[0]} if real else {},
-        known_good_realized={"roc_auc": real[1]} if real else {},
-        labelled_rows=labelled,
-    )
-
-
-def test_cumulative_gap_is_row_weighted_and_skips_incomplete_chunks():
-    chunks = [
-        _chunk(500, 500, (0.80, 0.85), (0.70, 0.80)),
-        _chunk(1000, 100, (0.90, 0.90), (0.90, 0.90)),
-        _chunk(500, 0, None, None),
-    ]
-    assert cumulative_gap(chunks, "estimated") == pytest.approx((500 * -0.05 + 1000 * 0.0) / 1500)
-    assert cumulative_gap(chunks, "realized") == pytest.approx((500 * -0.10 + 100 * 0.0) / 600)
-    assert cumulative_gap([], "estimated") is None
-    assert cumulative_gap([_chunk(500, 0, None, None)], "realized") is None
