@@ -1,11 +1,11 @@
 """`python -m monitor ...`: serve the monitor, write a report, read the audit log, status and
-candidates, declare a known-good version.
+candidates, clear a rejection, declare a known-good version, run one reconcile pass.
 
-Commands read the database directly (`--db`, default MONITOR_DB_PATH) or, for `audit`, a
-running monitor (`--url`). What a command asks of the monitor (a candidate listing, a
-known-good declaration, a cleared rejection) is the service's (monitor/service/), the same
-code the HTTP API calls; this module parses options and prints. Telemetry is switched off by
-importing `monitor.core.settings` first.
+Commands read the database directly (`--db`, default MONITOR_DB_PATH; PostgreSQL when
+MONITOR_DATABASE_URL is set) or, for `audit`, a running monitor (`--url`). What a command asks of
+the monitor (a candidate listing, a known-good declaration, a cleared rejection) is the service's
+(monitor/service/), the same code the HTTP API calls; this module parses options and prints.
+Telemetry is switched off by importing `monitor.core.settings` first.
 """
 
 from __future__ import annotations

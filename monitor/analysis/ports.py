@@ -1,8 +1,8 @@
 """What analysis reads from and writes to the monitor's store, as protocols.
 
-Why a module of its own: analysis and the store are sibling layers (neither imports the
-other, .importlinter), so analysis names the part of the store it uses here, as the operator
-does in monitor/operator/ports.py; `monitor.store.protocol.Store` (both backends) satisfies
+Why a module of its own: analysis and the store are sibling layers (neither imports the other:
+pyproject.toml's import contracts), so analysis names the part of the store it uses here, as the
+operator does in monitor/operator/ports.py; `monitor.store.protocol.Store` (both backends) satisfies
 `AnalysisStore`, which mypy checks where the loops and the API hand a store to analysis.
 """
 

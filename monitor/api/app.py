@@ -1,11 +1,12 @@
 """The monitor's HTTP API (docs/contracts.md §3): ingest, registration, read-outs, /metrics.
 
-`create_app(pieces)` builds the FastAPI routes over what `monitor.server` built (the open
-store, the analysis cache and worker: `AppPieces`); it starts nothing itself. The server's
-start and stop run as the app's `lifespan`, which the server passes in. Handlers are plain
-functions (FastAPI runs them in its thread pool) because the store is synchronous. A bad
-payload is refused before anything is written: the whole request body is validated first,
-then stored in one transaction. Every error answer is a `contract.errors.ErrorBody`
+`create_app(pieces)` builds the FastAPI routes over what `monitor.server` built (the open store, the
+analysis cache and worker: `AppPieces`); it starts nothing itself. The server's start and stop run
+as the app's `lifespan`, which the server passes in. The store is synchronous, so it is called only
+from FastAPI's thread pool: read handlers are plain functions, write handlers read their body
+asynchronously and then store through `run_in_threadpool`. The routes are in monitor/api/routes/. A
+bad payload is refused before anything is written: the whole request body is validated first, then
+stored in one transaction. Every error answer is a `contract.errors.ErrorBody`
 (monitor/api/http.py).
 """
 

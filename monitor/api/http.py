@@ -1,6 +1,6 @@
 """HTTP plumbing of the monitor's API: body limit, body parsing, error bodies, OpenAPI.
 
-Kept apart from `app.py` (the endpoints) so the rules for refusing a request are in one
+Kept apart from the endpoints (monitor/api/routes/) so the rules for refusing a request are in one
 place: 413 before a large body is read, 400 for malformed JSON, 422 naming each bad field.
 Every error answer is a `contract.errors.ErrorBody`, as the predictor's are.
 """

@@ -1,8 +1,10 @@
-"""The decision's inputs and verdict: plain data, at the bottom of the decision package.
+"""The decision's inputs and verdict: plain data, below the rules, conditions and flow.
 
 Why a module of its own: the rules (`rules.py`), the conditions (`conditions.py`) and the
 flow (`decide.py`) all speak these types; with them here, none of those imports another
-upward and no import cycle is hidden behind `TYPE_CHECKING`.
+upward and no import cycle is hidden behind `TYPE_CHECKING`. Within the package it imports
+only `policy.py` and `candidates.py` (the `Policy` and `CandidateVerdict` it carries),
+which import nothing of the decision's above them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""No cluster (settings `kubernetes=off`): the operator's target synthesized from the store.
+"""No cluster (`MONITOR_KUBERNETES=off`, `settings.kubernetes.access`): the operator's target
+synthesized from the store.
 
 Why a module of its own: the monitor must show what it would do before it is trusted with a
 cluster. `OfflineTarget` offers the same surface as `target.KubeTarget`: a Deployment

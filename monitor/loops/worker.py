@@ -4,8 +4,9 @@ Why a process: an analysis cycle is seconds of CPU in pandas, numpy and NannyML,
 holding the interpreter lock. In a thread of the server it held ingest up (an analysis over
 152k rows raised ingest p99 from 46 ms to 769 ms). Here the server keeps the HTTP requests
 and the operator; one worker process (spawned, so it shares no locks with the server's
-threads) opens the same SQLite file (WAL: its reads never block the server's writes, and
-its few writes, chunk evidence and chunking status, are short transactions) and runs:
+threads) opens the same store (`open_store`; on SQLite the same file in WAL mode: its reads
+never block the server's writes, and its few writes, chunk evidence and chunking status, are
+short transactions) and runs:
 
 - `cycle()`: one `run_cycle` with the worker's `VersionCache`. What the cycle publishes is
   recorded in the worker and replayed onto the server's own metrics registry, so `/metrics`

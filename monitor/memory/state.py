@@ -2,8 +2,9 @@
 
 Why one module: the known-good version, rejections, the incident memory and the pending
 rollback intent are what keep a restarted monitor from acting twice. They are written by
-the operator, read by the analysis cycle (which version is the yardstick), the store (the
-versions overview) and the API (clearing a rejection); a key or a field spelled two ways
+the operator and by the service (declaring a known-good, clearing a rejection), read by the
+analysis cycle (which version is the yardstick), the store (the versions overview) and the
+CLI (`status`); a key or a field spelled two ways
 would silently split that memory. The JSON stored under each key is unchanged from the
 first release, so an existing database reads back as it was written.
 """

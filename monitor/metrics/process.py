@@ -1,7 +1,9 @@
 """The process-wide `METRICS` and the module-level functions that write to it.
 
-Analysis, the cycle, the API and the operator call these (`publish_chunk`, `record_rollback`,
-...); tests swap `METRICS` for a fresh `MonitorMetrics`.
+The API, the loops and the server call these (`records_ingested`, `auth_refused`,
+`set_leader`, ...); analysis and the operator are handed `METRICS` itself (their protocols:
+`cycle.MetricsSink`, `operator.ports.OperatorMetrics`). Tests swap `METRICS` for a fresh
+`MonitorMetrics`.
 """
 
 from __future__ import annotations

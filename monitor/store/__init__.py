@@ -1,6 +1,6 @@
 """The monitor's store: the only code that touches the database, on SQLite or PostgreSQL.
 
-Callers type against the `Store` protocol (protocol.py); `open_store(settings)` picks the
+Callers type against the `Store` protocol (protocol.py); `open_store(settings.store)` picks the
 backend: `PostgresStore` when `database_url` is set (`MONITOR_DATABASE_URL=postgresql://...`),
 else `SqliteStore` on the file at `db_path`. The errors and plain types callers see are in
 types.py.
