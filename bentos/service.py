@@ -42,6 +42,7 @@ from bentos.bentoml_patches import patch_timeout_middleware
 from bentos.openapi import PredictorService
 from bentos.registration_client import RegistrationClient
 from bentos.requests import Prediction, Rejected, request_model
+from bentos.reuseport import patch_reuseport
 from bentos.scoring import explainer, matrix_builder, new_prediction_ids
 from bentos.settings import PredictorSettings
 from bentos.shipping import Shipper, ShippingConfig, ShippingStats
@@ -56,6 +57,7 @@ logging.getLogger("modelguard").setLevel(logging.INFO)  # BentoML's handlers pri
 
 SETTINGS = PredictorSettings()
 TIMEOUT_FIX = patch_timeout_middleware()
+REUSE_PORT = SETTINGS.reuse_port and patch_reuseport()  # acts in `bentoml serve`'s arbiter
 MODEL_REF = bentoml.models.BentoModel(SETTINGS.model_tag)  # also packs the model at build
 _STORED = bentoml.models.get(SETTINGS.model_tag)
 MODEL_NAME, MODEL_VERSION = _STORED.tag.name, str(_STORED.tag.version)

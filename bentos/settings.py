@@ -60,6 +60,11 @@ class PredictorSettings(BaseSettings):
         " well below the container's memory limit (the chart checks both)",
     )
     workers: int = Field(default=1, ge=1, le=64, description="BentoML worker processes")
+    reuse_port: bool = Field(
+        default=True,
+        description="One SO_REUSEPORT listening socket per worker (false: BentoML's one shared"
+        " socket, where under keep-alive load one worker can hold every connection)",
+    )
     predict_threads: int = Field(
         default=1,
         ge=1,
