@@ -289,7 +289,8 @@ def test_two_workers_share_keep_alive_connections_and_routed_path_answers_the_sa
         assert sum(held.values()) == 16, held
         docs = [httpx.get(u + "/docs.json").content for u in (predictor.url, routed.url)]
         assert docs[0] == docs[1]  # the fast path leaves the OpenAPI document as it was
-        for payload in (bad, b"{", {"records": []}):
+        payloads: list[Any] = [bad, b"{", {"records": []}]
+        for payload in payloads:
             fast, slow = post(predictor.url, payload), post(routed.url, payload)
             assert (fast.status_code, fast.content) == (slow.status_code, slow.content)
         fast, slow = post(predictor.url, body), post(routed.url, body)
