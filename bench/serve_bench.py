@@ -2,8 +2,10 @@
 
 Runs each server back to back on this machine (each started and stopped here), drives it
 with `wrk` at several concurrencies with single-record and 100-record bodies made of real
-2013 replay rows, prints req/s, rows/s, p50 and p99, and the ratios issue 2 sets as
-targets. Only ratios measured in the same run mean anything on a shared 2-core machine.
+2013 replay rows, prints req/s, rows/s, p50, p99 and server CPU per request, and ends with
+issue 22's scorecard: CPU/request vs bare (shipping on and off), p99 vs bare, req/s and
+rows/s vs MLServer, cores busy, explain on/off. Only ratios measured in the same run mean
+anything on a shared 2-core machine.
 
     .venv/bin/python bench/serve_bench.py                 # everything, ~6 min
     .venv/bin/python bench/serve_bench.py --quick --only shipped,bare

@@ -23,7 +23,6 @@ from starlette.responses import Response
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
-Handler = Callable[[Any], Awaitable[Response]]
 
 
 class Route:
