@@ -69,7 +69,6 @@ def measure(spec: Any, body: Path, seconds: float, conns: int) -> dict[str, Any]
     held = {p.pid: _conns(p, spec.port) for p in procs}
     wrk_cpu = _cpu(wrk_ps)
     out, _ = wrk.communicate()
-    wrk_cpu = max(wrk_cpu, 0.0)
     result = serve_load.parse_wrk(out, 1)
     rows = []
     for p in procs:
