@@ -61,7 +61,9 @@ def new_prediction_ids(n: int) -> list[str]:
     return [text[i : i + 32] for i in range(0, 32 * n, 32)]
 
 
-def explainer(booster: xgb.Booster, names: Sequence[str]) -> Callable[[np.ndarray, int], list[str]]:
+def explainer(
+    booster: xgb.Booster, names: Sequence[str], threads: int = 1
+) -> Callable[[np.ndarray, int], list[str]]:
     """Per record, its top-k contributions in log-odds as a JSON object (opt-in: `?explain=k`).
 
     XGBoost's exact TreeSHAP (`pred_contribs=True`): one column per feature plus the bias
@@ -69,6 +71,11 @@ def explainer(booster: xgb.Booster, names: Sequence[str]) -> Callable[[np.ndarra
     model's margin (the log-odds whose sigmoid is the served probability); the top-k are the
     k largest by absolute value, largest first (ties in feature order), and `others` is the
     sum of the rest, so `base_value + sum(top-k) + others` is the margin as well.
+
+    One TreeSHAP call over the whole body. The DMatrix gets the worker's `threads` (the
+    booster's `nthread`): by default XGBoost builds it with one OpenMP thread per core, and
+    with one worker per core those threads spin against the other workers (measured: 1.9
+    cores busy for one core's worth of requests, docs/performance.md).
     """
     quoted = [json.dumps(n) for n in names]
     n_features = len(names)
@@ -76,7 +83,9 @@ def explainer(booster: xgb.Booster, names: Sequence[str]) -> Callable[[np.ndarra
     def explain(x: np.ndarray, k: int) -> list[str]:
         contribs = np.asarray(
             booster.predict(
-                xgb.DMatrix(x, missing=np.nan), pred_contribs=True, validate_features=False
+                xgb.DMatrix(x, missing=np.nan, nthread=threads),
+                pred_contribs=True,
+                validate_features=False,
             ),
             dtype=np.float64,
         )

@@ -32,16 +32,18 @@ import gc
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import bentoml
 import xgboost as xgb
 from starlette.responses import Response
 
 from bentos.bentoml_patches import patch_timeout_middleware
+from bentos.fastpath import FastPath, Route, in_thread
 from bentos.openapi import PredictorService
 from bentos.registration_client import RegistrationClient
 from bentos.requests import Prediction, Rejected, request_model
+from bentos.reuseport import patch_reuseport
 from bentos.scoring import explainer, matrix_builder, new_prediction_ids
 from bentos.settings import PredictorSettings
 from bentos.shipping import Shipper, ShippingConfig, ShippingStats
@@ -56,10 +58,12 @@ logging.getLogger("modelguard").setLevel(logging.INFO)  # BentoML's handlers pri
 
 SETTINGS = PredictorSettings()
 TIMEOUT_FIX = patch_timeout_middleware()
+REUSE_PORT = SETTINGS.reuse_port and patch_reuseport()  # acts in `bentoml serve`'s arbiter
 MODEL_REF = bentoml.models.BentoModel(SETTINGS.model_tag)  # also packs the model at build
 _STORED = bentoml.models.get(SETTINGS.model_tag)
 MODEL_NAME, MODEL_VERSION = _STORED.tag.name, str(_STORED.tag.version)
 SCHEMA = ModelSchema.model_validate_json(str(_STORED.info.metadata[md_keys.SCHEMA]))
+SERVICE_NAME = "modelguard_predictor"
 INLINE_SCORING_ROWS = 256  # bigger requests are scored off the event loop
 INLINE_EXPLAINED_ROWS = 16  # TreeSHAP costs ~50 us per record: explained ones leave it sooner
 
@@ -132,7 +136,7 @@ BatchPredictRequest = request_model(
 
 # ---------------------------------------------------------------- the service
 @bentoml.service(
-    name="modelguard_predictor",
+    name=SERVICE_NAME,
     service_class=PredictorService,
     workers=SETTINGS.workers,
     traffic={"timeout": 120},
@@ -154,7 +158,7 @@ class Predictor:
         self.booster.set_param({"nthread": SETTINGS.predict_threads})
         self.threshold = SCHEMA.threshold
         self.to_matrix = matrix_builder(SCHEMA)
-        self.explain = explainer(self.booster, SCHEMA.feature_names)
+        self.explain = explainer(self.booster, SCHEMA.feature_names, SETTINGS.predict_threads)
         self.ready = SETTINGS.expected_version in (None, "", MODEL_VERSION)
         if not self.ready:
             logger.error(
@@ -172,6 +176,7 @@ class Predictor:
         # collector's scans, so a full collection no longer stalls requests for ~100 ms.
         gc.collect()
         gc.freeze()
+        _LIVE[:] = [self]
 
     @bentoml.on_startup
     def start_background(self) -> None:
@@ -253,35 +258,60 @@ class Predictor:
         )
         return Response(f"[{body}]", media_type="application/json")
 
+    async def answer(self, records: Any) -> Response:
+        """What `/predict` answers (the routed API and the fast path both call it)."""
+        if isinstance(records, Rejected):
+            return records.response()
+        try:
+            if records.explain:
+                if len(records) <= INLINE_EXPLAINED_ROWS:
+                    return self.score_explained(records)
+                return await asyncio.to_thread(self.score_explained, records)
+            if len(records) <= INLINE_SCORING_ROWS:
+                return self.score(records)
+            return await asyncio.to_thread(self.score, records)
+        except Exception:
+            return _scoring_failed()
+
+    def answer_batch(self, records: Any) -> Response:
+        """What `/predict_batch` answers, in a worker thread (routed API and fast path)."""
+        if isinstance(records, Rejected):
+            return records.response()
+        try:
+            if records.explain:
+                return self.score_explained(records)
+            return self.score(records)
+        except Exception:
+            return _scoring_failed()
+
     @bentoml.api(route="/predict", input_spec=PredictRequest)
     async def predict(self, records: Any) -> list[Prediction]:
         """Score up to PREDICTOR_MAX_BATCH records; one prediction per record, same order.
 
         `?explain=k` (or `true`: 5) adds each record's top-k contributions in log-odds."""
-        if isinstance(records, Rejected):
-            return _as_api_result(records.response())
-        try:
-            if records.explain:
-                if len(records) <= INLINE_EXPLAINED_ROWS:
-                    return _as_api_result(self.score_explained(records))
-                return _as_api_result(await asyncio.to_thread(self.score_explained, records))
-            if len(records) <= INLINE_SCORING_ROWS:
-                return _as_api_result(self.score(records))
-            return _as_api_result(await asyncio.to_thread(self.score, records))
-        except Exception:
-            return _as_api_result(_scoring_failed())
+        return _as_api_result(await self.answer(records))
 
     @bentoml.api(route="/predict_batch", input_spec=BatchPredictRequest)
     def predict_batch(self, records: Any) -> list[Prediction]:
         """The batch mode: large lists or JSON-lines files, scored in BentoML's thread pool."""
-        if isinstance(records, Rejected):
-            return _as_api_result(records.response())
-        try:
-            if records.explain:
-                return _as_api_result(self.score_explained(records))
-            return _as_api_result(self.score(records))
-        except Exception:
-            return _as_api_result(_scoring_failed())
+        return _as_api_result(self.answer_batch(records))
+
+
+_LIVE: list[Any] = []  # the worker's Predictor instance, once BentoML has created it
+
+if SETTINGS.fast_path:
+    cast("bentoml.Service[Any]", Predictor).add_asgi_middleware(
+        FastPath,
+        routes={
+            "/predict": Route(PredictRequest, lambda owner, recs: owner.answer(recs)),
+            "/predict_batch": Route(
+                BatchPredictRequest, lambda owner, recs: in_thread(owner.answer_batch, recs)
+            ),
+        },
+        instance=lambda: _LIVE[0] if _LIVE else None,
+        server_header=f"BentoML Service/{SERVICE_NAME}",
+        failed=lambda: _scoring_failed(),
+    )
 
 
 def _scoring_failed() -> Response:

@@ -60,6 +60,16 @@ class PredictorSettings(BaseSettings):
         " well below the container's memory limit (the chart checks both)",
     )
     workers: int = Field(default=1, ge=1, le=64, description="BentoML worker processes")
+    reuse_port: bool = Field(
+        default=True,
+        description="One SO_REUSEPORT listening socket per worker (false: BentoML's one shared"
+        " socket, where under keep-alive load one worker can hold every connection)",
+    )
+    fast_path: bool = Field(
+        default=True,
+        description="Answer POST /predict and /predict_batch below BentoML's metrics, tracing"
+        " and timeout middleware but without its per-API layer (same contract; false: routed)",
+    )
     predict_threads: int = Field(
         default=1,
         ge=1,

@@ -31,7 +31,6 @@ this module keeps the buffer, the batching and the sending thread.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import random
 import threading
@@ -44,7 +43,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
-from pydantic import SecretStr
+from pydantic import SecretStr, TypeAdapter
 
 from bentos.spool import LOCK_NAME, Spool, SpoolFile
 
@@ -346,5 +345,12 @@ class Shipper:
         return self._client.post(self.config.records_url, content=body, timeout=timeout).status_code
 
 
+_JSON: TypeAdapter[Any] = TypeAdapter(Any)  # pydantic-core's serializer, for any JSON value
+
+
 def _encode(records: list[dict[str, Any]]) -> bytes:
-    return json.dumps({"records": records}, separators=(",", ":"), allow_nan=False).encode()
+    """Compact JSON by pydantic-core's serializer: ~3.4x less CPU than `json.dumps` on
+    1,000 records (5.4 vs 1.6 us per record, docs/performance.md), and the encoding runs
+    in the worker's shipping thread, under the interpreter lock the requests need. The
+    records were validated (no NaN or infinity); UTF-8 instead of \\u escapes."""
+    return _JSON.dump_json({"records": records})

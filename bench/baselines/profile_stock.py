@@ -9,6 +9,7 @@ computation (`IOMixin.mime_type`) or the booster are charged to those whatever t
     .venv/bin/python bench/baselines/profile_stock.py --label stock
     .venv/bin/python bench/baselines/profile_stock.py --label tuned --endpoint predict_raw \
         --env BENCH_ACCESS_LOG=0 --env BENCH_TRACING_EXCLUDED_URLS=predict --env BENCH_GC_FREEZE=1
+    .venv/bin/python bench/baselines/profile_stock.py --label shipped-22 --shipped --ship
 Appends to bench/results/serve_profile.json; needs py-spy in .venv (pip install py-spy).
 """
 
@@ -53,6 +54,9 @@ LIBRARY_BUCKETS = [
     ("BentoML request path", "/_bentoml_sdk/"),
     ("BentoML request path", "/bentoml/"),
     ("numpy", "/numpy/"),
+    ("record shipping (thread: records, JSON, POST)", "/bentos/shipping.py"),
+    ("record shipping (thread: records, JSON, POST)", "/httpx/"),
+    ("record shipping (thread: records, JSON, POST)", "/httpcore/"),
     ("service code", "/bench/baselines/"),
     ("service code", "/bentos/"),
 ]
@@ -103,6 +107,7 @@ def main() -> int:
     ap.add_argument("--label", required=True)
     ap.add_argument("--shipped", action="store_true", help="profile bentos/service.py instead")
     ap.add_argument("--endpoint", default="predict")
+    ap.add_argument("--ship", action="store_true", help="shipped: ship records to a sink")
     ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server")
     ap.add_argument("--seconds", type=int, default=12)
     ap.add_argument("--connections", type=int, default=32)
@@ -114,6 +119,8 @@ def main() -> int:
     home = str(Path(args.bentoml_home).resolve())
     os.environ.update(serve_servers.QUIET_ENV)
     extra = dict(kv.split("=", 1) for kv in args.env)
+    if args.ship:
+        extra["PREDICTOR_MONITOR_URL"] = serve_servers.RecordSink().url
     if args.shipped:
         spec = serve_servers.shipped_spec(home, args.model_tag, 2, extra)
     else:
@@ -145,6 +152,7 @@ def main() -> int:
             )  # fmt: skip
             loader.join()
         summary = {"label": args.label, "env": extra, "endpoint": args.endpoint}
+        summary["load_average"] = list(os.getloadavg())
         summary |= summarise(raw) | result
     print(json.dumps(summary, indent=2))
     existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else []

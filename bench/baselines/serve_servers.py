@@ -110,6 +110,38 @@ def _base_env(bentoml_home: str, model_tag: str) -> dict[str, str]:
     return env
 
 
+class RecordSink:
+    """The monitor's records and registration endpoints as a sink: 202/201, body discarded.
+
+    The shipped server ships every record to it, so the shipped predictor's CPU per request
+    includes record shipping; the sink runs in the bench process, not in the server's tree.
+    """
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from threading import Thread
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                status = 201 if self.path == "/v1/models" else 202
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        Thread(target=self.server.serve_forever, daemon=True).start()
+
+
 def shipped_available() -> bool:
     return (REPO / "bentos" / "service.py").exists() and (REPO / "bentofile.yaml").exists()
 

@@ -57,10 +57,12 @@ def test_the_baselines_build_the_same_matrix_as_the_schema(
     assert np.array_equal(got, schema.to_matrix(rows), equal_nan=True)
 
 
-def test_ratios_compare_the_same_run_and_flag_each_target() -> None:
-    ratios = load("serve_bench.py").ratios
+def test_scorecard_compares_the_same_run_and_flags_each_target() -> None:
+    scorecard = load("serve_bench.py").scorecard
 
-    def row(server: str, payload: str, rps: float, p99: float = 10.0) -> dict[str, object]:
+    def row(
+        server: str, payload: str, rps: float, cpu: float, p99: float = 10.0
+    ) -> dict[str, object]:
         rows = 100 if payload == "batch100" else 1
         return {
             "server": server,
@@ -69,21 +71,28 @@ def test_ratios_compare_the_same_run_and_flag_each_target() -> None:
             "req_per_s": rps,
             "rows_per_s": rps * rows,
             "p99_ms": p99,
+            "server_cpu_ms_per_req": cpu,
         }
 
     measured = [
-        row("shipped", "single", 1000, p99=30),
-        row("shipped", "batch100", 500),
-        row("bare", "single", 1600),
-        row("bare", "batch100", 600),
-        row("mlserver", "single", 250),
+        row("shipped", "single", 2000, 0.9, p99=30),
+        row("shipped_noship", "single", 2100, 0.8),
+        row("shipped", "batch100", 500, 2.0),
+        row("shipped_explain", "batch100", 100, 9.0),
+        row("bare", "single", 1600, 0.75, p99=20),
+        row("bare", "batch100", 600, 2.0),
+        row("mlserver", "single", 800, 2.0),
     ]
-    got = ratios(measured)["shipped"]
-    assert got["vs_bare_single_c32_req_s"] == 0.625
-    assert got["vs_mlserver_single_c32_req_s"] == 4.0
-    assert got["meets_targets"] == {
-        "vs_bare_single >= 0.5": True,
-        "p99 <= 25 ms": False,
-        "vs_mlserver >= 3": True,
-        "vs_bare_rows >= 0.5": True,
-    }
+    card = {c["what"]: c for c in scorecard(measured)}
+    assert card["cores busy, shipped, single c=32"]["value"] == 1.8
+    assert card["cores busy, shipped, single c=32"]["met"] is True
+    assert card["CPU/req vs bare, shipped, single c=32"]["value"] == 1.2
+    assert card["CPU/req vs bare, shipped, single c=32"]["met"] is False
+    assert card["record shipping's share of shipped CPU/req, single"]["value"] == 0.111
+    assert card["p99 vs bare, shipped, single c=32"]["value"] == 1.5
+    assert card["req/s vs MLServer, single c=32"]["met"] is True  # 2.5x
+    assert card["CPU/req explain on / off, batch100 c=32"]["value"] == 4.5
+    assert card["CPU/req explain on / off, batch100 c=32"]["met"] is False
+    # Not measured in this run: no value, no verdict.
+    assert card["rows/s vs MLServer, batch100 c=32"]["value"] is None
+    assert card["rows/s vs MLServer, batch100 c=32"]["met"] is None

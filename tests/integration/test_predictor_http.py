@@ -238,3 +238,66 @@ def test_not_ready_when_declared_version_differs(
         assert httpx.get(proc.url + "/livez").status_code == 200
         assert httpx.get(proc.url + "/readyz").status_code == 503
         assert "the pod declares version" in proc.log()
+
+
+def _worker_connections(proc: Process) -> dict[int, int]:
+    """Established connections to the server's port held by each worker process."""
+    import psutil
+
+    root = psutil.Process(proc.popen.pid)
+    held: dict[int, int] = {}
+    for child in root.children(recursive=True):
+        if "_bentoml_impl.worker.service" not in " ".join(child.cmdline()):
+            continue
+        conns = child.net_connections(kind="tcp")
+        held[child.pid] = sum(
+            1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == proc.port
+        )
+    return held
+
+
+def test_two_workers_share_keep_alive_connections_and_routed_path_answers_the_same(
+    predictor: Process,
+    sample: pd.DataFrame,
+    schema: ModelSchema,
+    trained_models: dict[str, str],
+    bentoml_home: Path,
+    tmp_path: Path,
+) -> None:
+    """PREDICTOR_WORKERS=2: 16 keep-alive connections land in both workers (one SO_REUSEPORT
+    socket each; BentoML's shared socket let one worker take them all). Served with the fast
+    path off, the routed BentoML API answers what the fast path (`predictor`) answers."""
+    env = {
+        "BENTOML_HOME": str(bentoml_home),
+        "PREDICTOR_MODEL_TAG": trained_models["good"],
+        "PREDICTOR_MAX_BATCH": str(MAX_BATCH),
+        "PREDICTOR_WORKERS": "2",
+        "PREDICTOR_FAST_PATH": "false",
+    }
+    body = {"records": records(sample, schema)[:1]}
+    bad = {"records": [_with(records(sample, schema)[0], humid=101)]}
+    with running_predictor(env, tmp_path / "serve.log") as routed:
+        clients = [httpx.Client(base_url=routed.url, timeout=30) for _ in range(16)]
+        try:
+            for client in clients:
+                assert client.post("/predict", json=body).status_code == 200
+            held = _worker_connections(routed)
+        finally:
+            for client in clients:
+                client.close()
+        assert len(held) == 2 and all(n > 0 for n in held.values()), held
+        assert sum(held.values()) == 16, held
+        docs = [httpx.get(u + "/docs.json").content for u in (predictor.url, routed.url)]
+        assert docs[0] == docs[1]  # the fast path leaves the OpenAPI document as it was
+        payloads: list[Any] = [bad, b"{", {"records": []}]
+        for payload in payloads:
+            fast, slow = post(predictor.url, payload), post(routed.url, payload)
+            assert (fast.status_code, fast.content) == (slow.status_code, slow.content)
+        fast, slow = post(predictor.url, body), post(routed.url, body)
+        assert fast.status_code == slow.status_code == 200
+        assert fast.json()[0]["probability"] == slow.json()[0]["probability"]
+        assert fast.headers["server"] == slow.headers["server"]
+        explained = [
+            post(u, body, "/predict?explain=3").json()[0] for u in (predictor.url, routed.url)
+        ]
+        assert explained[0]["explanation"] == explained[1]["explanation"]
