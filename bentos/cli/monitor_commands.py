@@ -48,11 +48,22 @@ def _dump(body: Any) -> None:
     print(json.dumps(body, indent=2))
 
 
-def _known_model(root: str, token: str | None, timeout: float, model: str, arg: str) -> None:
-    """An empty read-out of an unknown model is a typo, not an answer: exit 2 naming `arg`."""
-    versions = get_json(root, "/v1/models", token, timeout, list)
-    if model not in {v.get("model") for v in versions if isinstance(v, dict)}:
+def _known_model(
+    root: str,
+    token: str | None,
+    timeout: float,
+    model: str,
+    arg: str,
+    version: str | None = None,
+) -> None:
+    """An empty read-out of an unknown model (or version) is a typo, not an answer: exit 2
+    naming the argument."""
+    known = [v for v in get_json(root, "/v1/models", token, timeout, list) if isinstance(v, dict)]
+    versions = {v.get("version") for v in known if v.get("model") == model}
+    if not versions:
         raise BadInputError(f"{arg} {model!r}: the monitor knows no such model")
+    if version is not None and version not in versions:
+        raise BadInputError(f"--version {version!r}: the monitor knows no such version of {model}")
 
 
 def _setup(monitor: str, timeout: float) -> str:
@@ -111,7 +122,7 @@ def chunks(
             root, path_of("v1", "models", name, "chunks"), token, timeout, list, params
         )
         if not found:
-            _known_model(root, token, timeout, name, "MODEL")
+            _known_model(root, token, timeout, name, "MODEL", params.get("version"))
         return found
 
     body = run(work)

@@ -17,6 +17,7 @@ header: never printed, never in a URL.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -94,8 +95,11 @@ def run(work: Callable[[], T]) -> T:
 
 
 def wide() -> Console:
-    """Piped or captured output is not cut to 80 columns; a terminal keeps its own width."""
-    return out if out.is_terminal else Console(highlight=False, width=160)
+    """Piped or captured output is not cut to 80 columns (160, or $COLUMNS when set); a
+    terminal keeps its own width."""
+    if out.is_terminal:
+        return out
+    return Console(highlight=False, width=None if os.environ.get("COLUMNS") else 160)
 
 
 # ---------------------------------------------------------------- arguments

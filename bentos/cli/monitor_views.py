@@ -135,7 +135,7 @@ def print_chunks(
 # ---------------------------------------------------------------- audit and decisions
 
 
-SHOWN = {"id", "at", "time", "kind", "model", "version"}
+SHOWN = {"id", "at", "kind", "model", "version"}  # as `python -m monitor audit` shows them
 
 
 def _details(entry: dict[str, Any], also: set[str] = SHOWN) -> str:
@@ -158,7 +158,7 @@ def print_audit(console: Console, model: str | None, entries: list[dict[str, Any
     console.print(table)
 
 
-DECISION_SHOWN = {*SHOWN, "trigger", "fromVersion", "toVersion", "reason", "namespace"}
+DECISION_SHOWN = {*SHOWN, "time", "trigger", "fromVersion", "toVersion", "reason", "namespace"}
 
 
 def print_decisions(console: Console, model: str | None, entries: list[dict[str, Any]]) -> None:
