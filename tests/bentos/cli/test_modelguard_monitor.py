@@ -24,7 +24,10 @@ ENV_NAMES = (
     "MODELGUARD_MONITOR_READER_TOKEN",
     "MODELGUARD_MONITOR_OPERATOR_TOKEN",
 )
-WRITES = (("known-good", "set", "toy", "v1"), ("clear-rejection", "toy", "v1"))
+WRITES: tuple[tuple[str, ...], ...] = (
+    ("known-good", "set", "toy", "v1"),
+    ("clear-rejection", "toy", "v1"),
+)
 
 
 def invoke(*args: object, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -117,12 +120,12 @@ TOKENS = {
 
 
 def test_reads_send_the_reader_token_and_writes_the_operator_token(recorder: Recorder) -> None:
-    for args in (("status",), ("decisions",), ("audit",)):
+    for read in ("status", "decisions", "audit"):
         recorder.authorization.clear()
-        code, output = invoke(*args, "--monitor", recorder.url, env=TOKENS)
+        code, output = invoke(read, "--monitor", recorder.url, env=TOKENS)
         assert code == 0, output
         sent = {a for a in recorder.authorization if a is not None}
-        assert sent == {"Bearer reader-s3cret"}, (args, recorder.authorization)
+        assert sent == {"Bearer reader-s3cret"}, (read, recorder.authorization)
         assert "s3cret" not in output
     for args in WRITES:
         recorder.authorization.clear()
