@@ -6,6 +6,7 @@ monitor does not send is shown as `-`, so an older or newer monitor still render
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -17,6 +18,27 @@ NONE = "-"
 
 def _int(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else NONE
+
+
+def _when(value: Any) -> str:
+    """An ISO-8601 time as `YYYY-MM-DD HH:MM` UTC (naive ones are UTC already)."""
+    if not isinstance(value, str) or not value:
+        return NONE
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _span(start: Any, end: Any) -> str:
+    """`2013-07-01 00:00 - 07-02 09:00`: the end without the year when it is the same."""
+    first, last = _when(start), _when(end)
+    if first[:5] == last[:5] and first != NONE:
+        last = last[5:]
+    return f"{first} - {last}"
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -110,19 +132,18 @@ def print_chunks(
     if not chunks:
         console.print(Text(f"{model}{':' + version if version else ''}: no chunks analysed yet"))
         return
-    table = Table(title=f"{model}: chunks", title_justify="left")
-    for column in ("version", "chunk", "rows", "from", "to", "est. ROC AUC [interval]"):
+    table = Table(title=f"{model}: chunks (times UTC)", title_justify="left")
+    for column in ("version", "chunk", "rows", "records from - to", "est. ROC AUC [interval]"):
         table.add_column(column, no_wrap=True, justify="right" if column == "rows" else "left")
-    table.add_column("realized ROC AUC", justify="right")
-    table.add_column("labelled", justify="right")
-    table.add_column("drifted", overflow="fold")
+    table.add_column("realized", justify="right", no_wrap=True)
+    table.add_column("labelled", justify="right", no_wrap=True)
+    table.add_column("drifted", min_width=8)
     for c in chunks:
         table.add_row(
             str(c.get("version")),
             str(c.get("chunk_index")),
             _int(c.get("rows")),
-            str(c.get("start_time") or NONE),
-            str(c.get("end_time") or NONE),
+            _span(c.get("start_time"), c.get("end_time")),
             _estimate(c),
             _num((c.get("realized") or {}).get("roc_auc")),
             _int(c.get("labelled_rows")),
@@ -168,13 +189,15 @@ def print_decisions(console: Console, model: str | None, entries: list[dict[str,
     table = Table(
         title=f"operator decisions{f' about {model}' if model else ''}", title_justify="left"
     )
-    for column in ("id", "at", "kind", "model", "trigger", "from -> to", "reason", "details"):
+    for column in ("id", "at (UTC)", "kind", "model", "trigger"):
+        table.add_column(column, no_wrap=True)
+    for column in ("from -> to", "reason", "details"):
         table.add_column(column, overflow="fold")
     for e in entries:
         moved = f"{e.get('fromVersion') or NONE} -> {e.get('toVersion') or NONE}"
         table.add_row(
             str(e.get("id", "")),
-            str(e.get("time") or e.get("at") or ""),
+            _when(e.get("time") or e.get("at")),
             str(e.get("kind", "")),
             str(e.get("model", "")),
             str(e.get("trigger") or NONE),

@@ -235,7 +235,7 @@ def test_decisions_and_the_audit_log(monitor: MonitorProcess, model: str) -> Non
     decisions = json.loads(output)
     assert [(d["kind"], d["trigger"]) for d in decisions] == [("dry-run-rollback", "release-gate")]
     code, output = invoke(
-        "decisions", "--model", model, "--monitor", monitor.url, env=reader(monitor)
+        "decisions", "--model", model, "--monitor", monitor.url, env={**reader(monitor), **WIDE}
     )
     assert code == 0, output
     row = table_rows(output)[0]
