@@ -132,12 +132,12 @@ def print_chunks(
     if not chunks:
         console.print(Text(f"{model}{':' + version if version else ''}: no chunks analysed yet"))
         return
-    table = Table(title=f"{model}: chunks (times UTC)", title_justify="left")
-    for column in ("version", "chunk", "rows", "records from - to", "est. ROC AUC [interval]"):
+    table = Table(title=f"{model}: chunks, ROC AUC (times UTC)", title_justify="left")
+    for column in ("version", "chunk", "rows", "records from - to", "estimated [interval]"):
         table.add_column(column, no_wrap=True, justify="right" if column == "rows" else "left")
     table.add_column("realized", justify="right", no_wrap=True)
     table.add_column("labelled", justify="right", no_wrap=True)
-    table.add_column("drifted", min_width=8)
+    table.add_column("drifted")
     for c in chunks:
         table.add_row(
             str(c.get("version")),
