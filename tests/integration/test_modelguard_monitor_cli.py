@@ -212,8 +212,11 @@ def test_chunks_list_the_analysed_chunks(monitor: MonitorProcess, model: str) ->
     assert f"{model}: chunks" in output
     rows = [r for r in table_rows(output) if r[0] == version]
     assert len(rows) == 2 and rows[0][2] == str(CHUNK_ROWS)
-    estimate = chunks[0]["estimated"]["roc_auc"]["value"]
-    assert f"{estimate:.3f}" in rows[0][5]
+    first = chunks[0]
+    assert rows[0][3].startswith(first["start_time"][:16].replace("T", " "))  # the span, UTC
+    assert rows[0][4].startswith(f"{first['estimated']['roc_auc']['value']:.3f} [")
+    assert rows[0][5] == f"{first['realized']['roc_auc']:.3f}"
+    assert rows[0][6] == str(first["labelled_rows"])
 
     code, output = invoke(
         "chunks", model, "--version", SPARE, "--monitor", monitor.url, env=reader(monitor)
