@@ -1,8 +1,10 @@
 """`modelguard`: bring your own XGBoost model -- infer its schema, package it, validate it.
 
 The model side's command line: it writes the BentoML model store, and talks to the monitor
-only over HTTP (`modelguard candidate`, bentos/cli/candidate.py). Bad input exits with code 2
-and a message naming the file, column or field. Walkthrough: docs/your-model.md.
+only over HTTP, against its URL (`candidate`, `status`, `chunks`, `decisions`, `audit`,
+`report`, `known-good set`, `clear-rejection`: bentos/cli/monitor_commands.py). Bad input
+exits with code 2 and a message naming the file, column or field; a monitor that cannot be
+reached, with 1. Walkthrough: docs/your-model.md.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bentos.cli import monitor_commands
 from bentos.cli.candidate import candidate_app
 from bentos.cli.errors import EXIT_BAD_INPUT, BadInputError
 
@@ -27,6 +30,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 schema_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Feature schemas.")
 app.add_typer(schema_app, name="schema")
 app.add_typer(candidate_app, name="candidate")
+monitor_commands.add_to(app)
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
