@@ -185,3 +185,33 @@ def _fill(x: float, default: float) -> float:
 
 
 __all__ = ["DAY", "Method", "Replay", "grid"]
+
+
+def pape(
+    r: Replay, ref_x: np.ndarray, live_x: np.ndarray, cap_rows: int = 5000, seed: int = 0
+) -> np.ndarray:
+    """Importance-weighted calibration (PAPE, Bialek et al. 2024, arXiv 2401.08348), per chunk.
+
+    A classifier tells the chunk's rows from (up to `cap_rows` of) the reference's on the
+    features; its odds weight the reference rows, and the isotonic calibrator is refitted on
+    the reweighted reference. Label-free: it uses no live label, so no delay changes it.
+    """
+    import xgboost as xgb
+
+    rng = np.random.default_rng(seed)
+    keep = rng.choice(len(ref_x), size=min(cap_rows, len(ref_x)), replace=False)
+    params = {"objective": "binary:logistic", "max_depth": 3, "eta": 0.3, "nthread": 1}
+    t, out = r.timeline, []
+    for i in range(t.chunks):
+        chunk_x = live_x[t.rows(i)]
+        x = np.vstack([ref_x[keep], chunk_x])
+        y = np.r_[np.zeros(len(keep)), np.ones(len(chunk_x))]
+        booster = xgb.train(params, xgb.DMatrix(x, label=y), num_boost_round=30)
+        odds = booster.predict(xgb.DMatrix(ref_x))
+        w = np.clip(odds / np.clip(1 - odds, 1e-6, None), 0, None) * len(keep) / len(chunk_x)
+        w = np.minimum(w, 20.0)
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1)
+        iso.fit(r.ref_proba, r.ref_label, sample_weight=w + 1e-9)
+        raw = r.proba[t.rows(i)]
+        out.append(_val(r.estimator.estimate_calibrated(raw, iso.predict(raw))["roc_auc"].value))
+    return np.array(out)

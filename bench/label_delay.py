@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import pandas as pd
 
-from bench.delay_methods import DAY, Replay, grid
+from bench.delay_methods import DAY, Replay, grid, pape
 from bench.delay_timeline import Timeline
 from monitor.analysis.estimation import LABEL, PROBA, PerformanceEstimator
 from monitor.analysis.intervals import IntervalCalibrator, Residual
@@ -60,6 +60,8 @@ class DataSet:
     reference: pd.DataFrame  # probability, label
     live: pd.DataFrame  # time (UTC), probability, label; event-time order
     threshold: float
+    reference_x: np.ndarray  # the model's input matrix (for PAPE's density ratio)
+    live_x: np.ndarray  # in the live frame's order
 
 
 def rain() -> DataSet:
@@ -76,12 +78,16 @@ def rain() -> DataSet:
     split = time_split(load_weather(), schema)
     trained = train_release(RELEASES["good"], split, schema)
     live = split.replay[schema.valid_rows(split.replay)].reset_index(drop=True)
-    scores = trained.booster.inplace_predict(schema.to_matrix(live))
     ref = trained.reference
-    return DataSet(
+    return _dataset(
         "rain",
-        pd.DataFrame({PROBA: ref["probability"], LABEL: ref[LABEL_COLUMN]}),
-        _live(live[TIME_COLUMN], scores, live[LABEL_COLUMN]),
+        schema,
+        ref,
+        ref[LABEL_COLUMN],
+        live,
+        live[TIME_COLUMN],
+        live[LABEL_COLUMN],
+        trained.booster,
         trained.threshold,
     )
 
@@ -99,21 +105,49 @@ def flights() -> DataSet:
     booster = train_booster(parts["train"], schema)
     assessed = assess(booster, schema, parts["reference"], threshold=None, time_column=TIME)
     live = parts["replay"][schema.valid_rows(parts["replay"])].reset_index(drop=True)
-    scores = booster.inplace_predict(schema.to_matrix(live))
     ref = assessed.reference
-    return DataSet(
+    return _dataset(
         "flights",
-        pd.DataFrame({PROBA: ref["probability"], LABEL: ref[Y]}),
-        _live(live[TIME], scores, live[Y]),
+        schema,
+        ref,
+        ref[Y],
+        live,
+        live[TIME],
+        live[Y],
+        booster,
         assessed.schema.threshold,
     )
 
 
-def _live(times: pd.Series, scores: np.ndarray, labels: pd.Series) -> pd.DataFrame:
+def _dataset(
+    name: str,
+    schema: Any,
+    ref: pd.DataFrame,
+    ref_label: pd.Series,
+    live: pd.DataFrame,
+    times: pd.Series,
+    labels: pd.Series,
+    booster: Any,
+    threshold: float,
+) -> DataSet:
+    """Score the live rows with the booster; everything in event-time order."""
+    live_x = schema.to_matrix(live)
     frame = pd.DataFrame(
-        {"time": pd.to_datetime(times, utc=True), PROBA: scores.astype(float), LABEL: labels}
+        {
+            "time": pd.to_datetime(times, utc=True).to_numpy(),
+            PROBA: booster.inplace_predict(live_x).astype(float),
+            LABEL: labels.to_numpy(),
+        }
     )
-    return frame.sort_values("time", kind="stable").reset_index(drop=True)
+    order = np.argsort(frame["time"].to_numpy(), kind="stable")
+    return DataSet(
+        name,
+        pd.DataFrame({PROBA: ref["probability"].to_numpy(), LABEL: ref_label.to_numpy()}),
+        frame.iloc[order].reset_index(drop=True),
+        threshold,
+        schema.to_matrix(ref),
+        live_x[order],
+    )
 
 
 def replay_of(ds: DataSet, estimator: PerformanceEstimator, delay_days: int) -> Replay:
@@ -193,11 +227,15 @@ def main() -> None:
         estimator = PerformanceEstimator.fit(ds.reference, ds.threshold, CHUNK)
         cal = IntervalCalibrator.fit(estimator, ds.reference, CHUNK, LEVEL)
         print(f"{ds.name}: trained and fitted in {time.perf_counter() - t0:.0f} s", flush=True)
+        weighted: np.ndarray | None = None  # label-free: the same at every delay
         for delay in DELAYS_DAYS:
             r = replay_of(ds, estimator, delay)
             t = r.timeline
+            if weighted is None:
+                weighted = pape(r, ds.reference_x, ds.live_x)
             est = {"reference": r.reference(), "persistence": r.persistence()}
             est |= {name: m(r) for name, m in methods.items()}
+            est["pape"] = weighted
             est |= auto(r, est)
             est[NOWCAST] = r.nowcast()
             pending = np.array([t.pending(i, r.delay) for i in range(t.chunks)])
@@ -211,7 +249,7 @@ def main() -> None:
             print(f"  delay {delay} d: {t.chunks} chunks", flush=True)
     protocols = []
     for data in SELECT_ON:
-        chosen = select(runs, [*methods, *AUTO], data)
+        chosen = select(runs, [*methods, "pape", *AUTO], data)
         protocols.append({"selected_on": f"{data} jul-sep (delays pooled)", "chosen": chosen})
         print(f"chosen on {data} jul-sep: {chosen}")
     names = sorted({p["chosen"] for p in protocols} | {"cbpe"})
@@ -236,6 +274,31 @@ def main() -> None:
         )
     )
     print(f"wrote {RESULTS}")
+    print(markdown(runs, [p["chosen"] for p in protocols]))
+
+
+SHOWN = ["reference", "persistence", "cbpe", "refit(a=0.5,n=4000)", "pape", "pick(cbpe|refit,k=12)"]
+
+
+def markdown(runs: list[dict[str, Any]], chosen: list[str]) -> str:
+    """The docs' table: MAE per method, ratio of the best label-free one to the better naive."""
+    names = list(dict.fromkeys([*SHOWN, *chosen, NOWCAST]))
+    head = ["data", "delay", "period", "chunks", *names, "intervals of the chosen / cbpe"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run in runs:
+        if run["period"] == "all" and run["data"] == "rain":
+            continue
+        m, iv = run["mae"], run["intervals"]
+        cells = [run["data"], f"{run['delay_days']} d", run["period"], str(m["chunks"])]
+        cells += ["-" if m[n] is None else f"{m[n]:.3f}" for n in names]
+        cells.append(
+            " / ".join(
+                f"{v['coverage']:.0%} x {v['mean_width']:.2f}" if v["coverage"] is not None else "-"
+                for v in (iv[chosen[0]], iv["cbpe"])
+            )
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def select(runs: list[dict[str, Any]], candidates: list[str], data: str) -> str:
