@@ -53,8 +53,9 @@ bench-analysis: install  ## estimation accuracy on the replay (offline) and anal
 	$(PY) bench/replay_accuracy.py
 	$(PY) bench/analysis_scaling.py
 
-bench-estimates: install  ## interval coverage/width, MAE and nowcast per chunk size on the replay (offline)
+bench-estimates: install  ## interval coverage/width, MAE, nowcast per chunk size; estimates by label delay 1/7/30 d (offline)
 	$(PY) bench/estimates_bench.py
+	$(PY) bench/label_delay.py
 
 bench-candidates: install  ## candidate verdicts on the 2013 replay: right? how soon? CPU per chunk (offline)
 	$(PY) -m bench.candidates_bench
