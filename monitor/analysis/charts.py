@@ -22,6 +22,7 @@ from datetime import datetime
 from importlib import resources
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io
@@ -86,16 +87,18 @@ class ChunkAxis:
 
     def style(self, fig: go.Figure) -> None:
         """Shade every other chunk's range, name the axis, and put the chunk in the hover."""
+        heatmap = any(t.type == "heatmap" for t in fig.data)
         if self.timed:
             for s, e in list(zip(self.starts, self.ends, strict=True))[1::2]:
                 fig.add_vrect(
                     x0=_stamp(s), x1=_stamp(e), fillcolor="#888", opacity=0.08, line_width=0
                 )
-            fig.update_xaxes(title_text="event time (shaded: every other chunk)", type="date")
+            shown = "one column per chunk" if heatmap else "shaded: every other chunk"
+            fig.update_xaxes(title_text=f"event time ({shown})", type="date")
         else:
             fig.update_xaxes(title_text="chunk", dtick=1)
-        heatmap = any(t.type == "heatmap" for t in fig.data)
-        fig.update_layout(hovermode="closest" if heatmap else "x unified")
+        # A legend even for one line: a person must be told what every line is.
+        fig.update_layout(hovermode="closest" if heatmap else "x unified", showlegend=not heatmap)
         first = next(
             (
                 t
@@ -119,8 +122,25 @@ def _day(t: pd.Timestamp, daily: bool) -> str:
     return str(t.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M"))
 
 
+def _has_points(trace: Any) -> bool:
+    """Whether a trace has one finite value to draw (y, or z for a heatmap)."""
+    values = trace.z if trace.type == "heatmap" else trace.y
+    if values is None:
+        return False
+    flat = pd.to_numeric(pd.Series(np.asarray(values, dtype=object).ravel()), errors="coerce")
+    return bool(np.isfinite(flat.to_numpy(dtype=float)).any())
+
+
 def figure_html(fig: go.Figure, title: str, height: int = 360) -> str:
-    """One figure: its title as a heading (never under the toolbar), a div, its JSON."""
+    """One figure: its title as a heading (never under the toolbar), a div, its JSON. Traces
+    with nothing to draw are left out (no legend entry for an empty line); a figure with
+    nothing at all says so instead of drawing empty axes."""
+    fig.data = [t for t in fig.data if _has_points(t)]
+    if not fig.data:
+        return (
+            f"<h4 class=figure>{_escape(title)}</h4>"
+            "<p class=note>Nothing to draw yet: no chunk has these values.</p>"
+        )
     fig.update_layout(title_text=None, height=height, margin=_MARGIN, template=None)
     fig.update_layout(legend={"font": {"size": 11}})
     spec = compact(fig.to_plotly_json())

@@ -22,6 +22,10 @@ from monitor.memory.candidates import CandidateChunk
 
 
 def _html(fig: go.Figure, axis: ChunkAxis, title: str, height: int = 380) -> str:
+    # A point per chunk where a line is a series (a single chunk between gaps stays visible).
+    for trace in fig.data:
+        if trace.type == "scatter" and trace.mode is None:
+            trace.update(mode="lines+markers", marker={"size": 5})
     axis.style(fig)
     return figure_html(fig, title, height)
 
@@ -42,6 +46,7 @@ def _band(
         name=f"{name} (upper)",
         legendgroup=group,
         showlegend=False,
+        mode="lines",
         line={"width": 0},
         hoverinfo="skip",
     )
@@ -52,6 +57,7 @@ def _band(
         legendgroup=group,
         fill="tonexty",
         fillcolor=color,
+        mode="lines",
         line={"width": 0},
         hoverinfo="skip",
     )
@@ -119,7 +125,9 @@ def performance_figure(chunks: list[ChunkEvidence], axis: ChunkAxis) -> str:
         line={"dash": "dash", "color": "#2ca02c"},
     )
     threshold = _series(chunks, lambda c: c.estimated["roc_auc"].lower_threshold)
-    fig.add_scatter(x=x, y=threshold, name="lower threshold", line={"color": "red", "width": 1})
+    fig.add_scatter(
+        x=x, y=threshold, name="lower threshold", mode="lines", line={"color": "red", "width": 1}
+    )
     fig.update_yaxes(title_text="ROC AUC")
     return _html(
         fig,
@@ -162,6 +170,7 @@ def estimate_error_figure(chunks: list[ChunkEvidence], axis: ChunkAxis) -> str:
             else ("NannyML band, 3 sampling errors"),
             legendgroup="nannyml",
             showlegend=shown,
+            mode="lines",
             line={"dash": "dot", "color": "#7f7f7f", "width": 1},
         )
     error = _series(chunks, lambda c: minus(c.realized["roc_auc"], c.estimated["roc_auc"].value))
@@ -199,7 +208,10 @@ def shadow_figure(
     x = axis.x
     fig.add_scatter(x=x, y=_series(chunks, lambda c: c.rank_correlation), name="rank correlation")
     fig.add_scatter(
-        x=x, y=_series(chunks, lambda c: c.rank_correlation_floor), name="rank correlation floor"
+        x=x,
+        y=_series(chunks, lambda c: c.rank_correlation_floor),
+        name="rank correlation floor",
+        mode="lines",
     )
     fig.add_scatter(
         x=x, y=_series(chunks, lambda c: c.parity_violation_ratio), name="score parity violations"
@@ -249,7 +261,11 @@ def multivariate_figure(chunks: list[ChunkEvidence], axis: ChunkAxis) -> str:
         x=x, y=_series(chunks, lambda c: c.multivariate_error), name="reconstruction error"
     )
     fig.add_scatter(
-        x=x, y=_series(chunks, lambda c: c.multivariate_threshold), name="upper threshold"
+        x=x,
+        y=_series(chunks, lambda c: c.multivariate_threshold),
+        name="upper threshold",
+        mode="lines",
+        line={"color": "red", "width": 1},
     )
     return _html(fig, axis, "Multivariate drift: PCA data-reconstruction error")
 
@@ -290,7 +306,7 @@ def reliance_figure(chunks: list[ChunkEvidence], axis: ChunkAxis) -> str:
     x = axis.x
     features = sorted({f for c in chunks for f in c.reliance})
     reference = chunks[-1].reference_reliance
-    palette = plotly.colors.qualitative.Plotly
+    palette = plotly.colors.qualitative.Dark24
     for i, f in enumerate(features):
         color = palette[i % len(palette)]
         fig.add_scatter(
@@ -307,6 +323,8 @@ def reliance_figure(chunks: list[ChunkEvidence], axis: ChunkAxis) -> str:
                 name=f"{f} (reference)",
                 legendgroup=f,
                 showlegend=False,
+                mode="lines",
+                hoverinfo="skip",
                 line={"color": color, "dash": "dot", "width": 1},
             )
     return _html(
