@@ -144,6 +144,7 @@ def test_the_report_opens_in_a_browser_with_every_figure_drawn(
     assert size < MAX_BYTES, f"{size} bytes"
     figures = report.page.count("<div class=mg-figure")
     assert figures >= 2 * 8 + 1, figures  # 2 versions' own figures, NannyML's, the candidate's
+    assert "Nothing to draw yet" not in report.page  # every figure has data in the demo
 
     run = chromium(tmp_path, "--enable-logging=stderr", "--v=0", "--dump-dom", report.path.as_uri())
     console = [m.group(1) for line in run.stderr.splitlines() if (m := CONSOLE.search(line))]
