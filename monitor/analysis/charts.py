@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,15 +32,6 @@ SIGNIFICANT_DIGITS = 4
 # Room above the plot for plotly's toolbar: a figure's title is an HTML heading above it.
 _MARGIN = {"l": 55, "r": 20, "t": 30, "b": 40}
 _CONFIG = {"displaylogo": False, "responsive": True}
-
-
-class Spanned(Protocol):
-    """A chunk as the axis needs it (ChunkEvidence, CandidateChunk)."""
-
-    @property
-    def chunk_index(self) -> int: ...
-    @property
-    def start_time(self) -> str: ...
 
 
 def chunk_span(chunk: Any) -> tuple[str, str]:
@@ -103,7 +94,10 @@ class ChunkAxis:
             (
                 t
                 for t in fig.data
-                if t.type == "scatter" and t.hoverinfo != "skip" and len(t.x or ()) == len(self)
+                if t.type == "scatter"
+                and t.hoverinfo != "skip"
+                and len(t.x or ()) == len(self)
+                and _has_points(t)
             ),
             None,
         )
@@ -115,7 +109,7 @@ class ChunkAxis:
 
 
 def _stamp(t: pd.Timestamp) -> str:
-    return str(t.tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S") if t.tzinfo else t.isoformat())
+    return str((t.tz_convert("UTC") if t.tzinfo else t).strftime("%Y-%m-%d %H:%M:%S"))
 
 
 def _day(t: pd.Timestamp, daily: bool) -> str:
