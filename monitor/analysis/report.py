@@ -2,7 +2,8 @@
 audit log.
 
 Self-contained on purpose: plotly.js is inlined once (the cluster has no internet, so no
-CDN), every figure is a plotly div (the builders: monitor/analysis/figures.py). Figures come
+CDN; how, and why it stays small: monitor/analysis/charts.py), every figure is a plotly div
+on the chunks' event-time axis (the builders: monitor/analysis/figures.py). Figures come
 from the stored ChunkEvidence (every version, every chunk ever analysed) -- the model's
 reliance per feature over chunks among them, and a table explaining the newest degraded or
 drifting chunk -- and NannyML's own `.plot()` figures (CBPE estimated vs realized,
@@ -19,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import plotly.offline
 
-from monitor.analysis import figures
+from monitor.analysis import charts, figures
+from monitor.analysis.charts import ChunkAxis, chunk_span
 from monitor.analysis.ports import AnalysisStore, VersionView
 from monitor.core.evidence import ChunkEvidence
 from monitor.core.gap import serving_gap
@@ -39,6 +40,7 @@ body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
 h1{font-size:1.6rem}h2{margin-top:2.5rem;border-bottom:1px solid #ccc}h3{margin-top:1.5rem}
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.25rem .6rem;
 font-size:.9rem;text-align:left}th{background:#f4f4f4}.note{color:#666;font-size:.9rem}
+h4.figure{margin:1.6rem 0 .2rem;font-size:1rem;font-weight:600}
 """
 
 
@@ -62,6 +64,7 @@ def render_report(
     versions = store.versions(model)
     parts = [
         f"<h1>modelguard report: {_e(model)}</h1>",
+        charts.STATUS,
         f"<p class=note>Generated {iso(datetime.now(UTC), 'seconds')}. "
         "Estimates are NannyML CBPE on the served scores (no labels needed); realized values "
         "appear once labels have arrived. Rollbacks compare a release with the known-good "
@@ -81,7 +84,7 @@ def render_report(
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>modelguard - {_e(model)}</title><style>{_STYLE}</style>"
-        f"<script>{plotly.offline.get_plotlyjs()}</script></head><body>{body}</body></html>"
+        f"</head><body>{body}{charts.page_scripts()}</body></html>"
     )
 
 
@@ -148,9 +151,8 @@ def _num(value: float | None) -> str:
 
 
 def _version_section(chunks: list[ChunkEvidence], chunk_rows: int | None) -> list[str]:
-    # One evenly spaced point per chunk (a category axis, not a time axis): chunks are equal
-    # in rows, not in time, and a replay on an accelerated clock packs months into minutes.
-    x = [f"#{c.chunk_index} {c.start_time[:16].replace('T', ' ')}" for c in chunks]
+    # Each chunk at the middle of the event-time range it covers, its range shaded.
+    x = ChunkAxis(chunks)
     out = [figures.performance_figure(chunks, x), figures.estimate_error_figure(chunks, x)]
     out.append(figures.shadow_figure(chunks, x, chunk_rows))
     out.append(figures.drift_heatmap(chunks, x))
@@ -164,7 +166,7 @@ def _version_section(chunks: list[ChunkEvidence], chunk_rows: int | None) -> lis
     drifted = ", ".join(last.drifted_features) or "none"
     weight = "reliance share" if last.reliance else "importance"
     out.append(
-        f"<h3>Latest chunk ({last.chunk_index}, {_e(last.start_time[:16])})</h3>"
+        f"<h3>Latest chunk ({_e(_span_text(last))})</h3>"
         f"<p>Drifting features: {_e(drifted)}. Ranking ({weight} x correlation with the "
         f"estimated change x drift):</p><table><tr><th>feature</th><th>score</th></tr>"
         f"{ranking}</table>"
@@ -250,13 +252,19 @@ def explain_chunk(chunks: list[ChunkEvidence]) -> str:
         else "<p class=note>No single feature moved.</p>"
     )
     return (
-        f"<h3>Why chunk {chunk.chunk_index} ({_e(chunk.start_time[:16])}) moved</h3>"
+        f"<h3>Why chunk {_e(_span_text(chunk))} moved</h3>"
         f"<p>{_e('; '.join(parts))}. Reliance: mean |TreeSHAP contribution| in log-odds on "
         f"{chunk.attribution_rows} sampled rows of the chunk and on the reference; its change "
         "as a share of the reference's total reliance. Features the model does not rely on "
         "do not rank, however much they drift.</p>"
         f"{table}"
     )
+
+
+def _span_text(chunk: ChunkEvidence) -> str:
+    """ "3, 2013-07-01 10:00 to 2013-07-14 09:00": the chunk's number and event-time range."""
+    start, end = (t[:16].replace("T", " ") for t in chunk_span(chunk))
+    return f"{chunk.chunk_index}, {start} to {end}" if start else str(chunk.chunk_index)
 
 
 def _plain(value: float | None) -> str:
@@ -284,10 +292,10 @@ def _nannyml_figures(store: AnalysisStore, cache: Any, model: str, version: str)
         multi = fitted.multivariate.result(rows)
         return [
             "<h3>NannyML figures (newest chunks)</h3>",
-            figures.figure_html(
+            charts.figure_html(
                 cbpe.filter(metrics=["roc_auc"]).plot(), "NannyML CBPE: ROC AUC", 420
             ),
-            figures.figure_html(multi.plot(), "NannyML data-reconstruction drift", 420),
+            charts.figure_html(multi.plot(), "NannyML data-reconstruction drift", 420),
         ]
     except Exception as exc:  # a report must render even if a figure cannot
         log.warning("NannyML figures for %s:%s unavailable: %s", model, version, exc)
@@ -322,7 +330,7 @@ def candidates_section(
             continue
         baseline = max(chunks, key=lambda c: c.analysed_at).baseline_version
         mine = [c for c in chunks if c.baseline_version == baseline]
-        x = [f"#{c.chunk_index} {c.start_time[:16].replace('T', ' ')}" for c in mine]
+        x = ChunkAxis(mine)
         out.append(figures.candidate_figure(mine, x, version))
         if len(mine) < len(chunks):
             out.append(

@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
+import plotly.offline
 from prometheus_client.parser import text_string_to_metric_families
 
 from bentos.training.data import Split
+from monitor.analysis.charts import bundle_version
 from monitor.analysis.cycle import CycleOptions, run_cycle
 from monitor.analysis.report import render_report
 from monitor.analysis.versions import VersionCache
@@ -22,6 +25,7 @@ from monitor.store import Store
 from monitor.store.sqlite import SqliteStore
 from tests.support.monitor import RoleAuth, measuring_settings, running_monitor
 from tests.support.records import served
+from tests.support.report_page import figures
 
 CHUNK = 500
 
@@ -55,16 +59,23 @@ def test_report_is_self_contained_and_shows_every_part(tmp_path: Path, registrat
         page = render_report(store, "rain_forecast", cache)
         # The CLI has no analysis cache: the report fits what it needs and looks the same.
         standalone = render_report(store, "rain_forecast")
-    assert standalone.count('class="plotly-graph-div"') == page.count('class="plotly-graph-div"')
+        first = store.chunks("rain_forecast", store.versions("rain_forecast")[0].version)[0]
+    shown = figures(page)
+    assert [t for t, _ in figures(standalone)] == [t for t, _ in shown]
 
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     # No network needed to view it: plotly.js is inline, nothing is loaded from elsewhere.
     assert not re.search(r"<script[^>]+src=", page)
     assert not re.search(r"<link[^>]+href=", page)
-    assert len(page) > 3_000_000 and "Plotly.newPlot" in page  # the library itself is inline
+    # The library itself is inline, once: plotly.js's cartesian bundle of the very version
+    # the Python package writes figures for.
+    assert page.count("id=mg-plotly>") == 1
+    assert bundle_version() == plotly.offline.get_plotlyjs_version()
+    assert len(page) < 1_500_000
     assert good.version in page and worse.version in page
     for title in (
-        "ROC AUC per chunk: estimated vs realized, with the known-good shadow",
+        "ROC AUC per chunk: estimated with its calibrated 90% interval, realized, and the "
+        "known-good shadow",
         "Estimate error per chunk, with the interval and NannyML's band",
         "Shadow re-scoring",
         "Univariate drift",
@@ -80,8 +91,23 @@ def test_report_is_self_contained_and_shows_every_part(tmp_path: Path, registrat
     # The audit log is shown, escaped.
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script>alert(1)</script>" not in page
-    # One figure div per plot (8 + 2 NannyML per version with chunks).
-    assert page.count('class="plotly-graph-div"') == 2 * 10
+    # One figure per plot with something to draw (8 + 2 NannyML per version with chunks),
+    # each trace named (the legend and hover say what a line is).
+    assert len(shown) == 2 * 10 - page.count("Nothing to draw yet")
+    for title, spec in shown:
+        names = [t.get("name") for t in spec["data"]]
+        assert all(names) and not any(re.fullmatch(r"trace \d+", n) for n in names), title
+        assert not any("(low)" in n for n in names), title
+    # The headline chart: the calibrated interval the decision stands behind, not NannyML's
+    # band; each chunk at the middle of its event-time range, its range in the hover.
+    headline = next(spec for title, spec in shown if title.startswith("ROC AUC per"))
+    names = [t["name"] for t in headline["data"] if t.get("showlegend", True)]
+    assert names[0] == "calibrated 90% interval" and not any("NannyML" in n for n in names)
+    estimated = next(t for t in headline["data"] if t["name"] == "estimated (CBPE)")
+    assert estimated["customdata"][0].startswith("chunk 0: ")
+    assert headline["layout"]["xaxis"]["type"] == "date"
+    start, end = (pd.Timestamp(t).tz_convert(None) for t in (first.start_time, first.end_time))
+    assert start < pd.Timestamp(estimated["x"][0]) < end
     # Per version, the newest chunk that moved is explained in one table (or the page says
     # none did); on these replay rows at least one version's chunks drift.
     explained = page.count("<table class=explain>")

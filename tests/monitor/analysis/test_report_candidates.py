@@ -5,15 +5,13 @@ the same rows) and its verdict line; no section without candidates."""
 from __future__ import annotations
 
 import base64
-import json
-import re
 from pathlib import Path
-from typing import Any
 
 from monitor.analysis.report import render_report, verdict_line
 from monitor.memory.candidates import CandidateChunk, CandidateState
 from monitor.store import Store
 from monitor.store.sqlite import SqliteStore
+from tests.support.report_page import figures, traces
 
 MODEL = "m"
 
@@ -48,17 +46,6 @@ def chunk(i: int, labelled: int, baseline: str = "v1") -> CandidateChunk:
         start_time=f"2013-07-0{i + 1}T00:00:00",
         analysed_at=f"2024-01-0{i + 1}T00:00:00+00:00",
     )
-
-
-def traces(page: str, title: str) -> dict[str, list[Any]]:
-    """name -> y values of the plotly figure titled `title` in the page."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"Plotly\.newPlot\(\s*\"[^\"]+\",\s*", page):
-        data, end = decoder.raw_decode(page, match.end())
-        layout, _ = decoder.raw_decode(page, page.index("{", end))
-        if title in json.dumps(layout.get("title")):
-            return {t.get("name", ""): t["y"] for t in data}
-    raise AssertionError(f"no figure {title!r}")
 
 
 def test_candidates_section_with_figure_and_verdict(tmp_path: Path) -> None:
@@ -101,7 +88,7 @@ def test_candidates_section_with_figure_and_verdict(tmp_path: Path) -> None:
         "vs v1 over 2 chunks / 1000 rows. worse than the baseline" in page
     )
     assert "Verdict: none yet" in page and "No baseline chunk scored yet" in page  # v3
-    assert page.count('class="plotly-graph-div"') == 1
+    assert len(figures(page)) == 1
     # Of the verdict's baseline (v1) only; the chunk scored on v0 is said to be left out.
     assert "1 chunks scored on earlier baselines are not shown" in page
     ys = traces(page, "Candidate v2: ROC AUC per baseline chunk, same rows")
