@@ -1,7 +1,8 @@
 """One analysis cycle: new chunks and newly labelled chunks of every version, stored and published.
 
 Each model is chunked as its `ChunkPlan` (`plan.py`) says (plain data the loop reads from
-the model's ModelMonitor; without one, `MONITOR_CHUNK_SIZE` rows):
+the model's ModelMonitor; without one, `MONITOR_CHUNK_SIZE` rows), its features' drift judged
+as the plan's `drift` settings say (`spec.drift.features`, passed to `analyse_chunks`):
 
 - by rows: `rows` consecutive records (by store sequence) of one version; `rows=None` is the
   smallest chunk whose ROC AUC sampling error on the reference is within
