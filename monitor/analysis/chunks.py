@@ -44,6 +44,7 @@ from monitor.analysis.intervals import (
     with_interval,
 )
 from monitor.analysis.univariate import UnivariateDrift
+from monitor.core.drift_settings import DriftSettings
 from monitor.core.evidence import ChunkEvidence, Estimate, SegmentEvidence, TrackRecord
 from monitor.core.times import now_iso
 
@@ -72,6 +73,10 @@ class FittedVersion:
     # Mean |TreeSHAP contribution| per feature on the reference (attribution.py), fitted once.
     reference_reliance: dict[str, float] = field(default_factory=dict)
     _floors: dict[str, float | None] = field(default_factory=dict, repr=False)
+    # The reconstruction refitted without ignored features, per set ignored (fitted lazily).
+    _multivariate_without: dict[frozenset[str], MultivariateDrift | None] = field(
+        default_factory=dict, repr=False
+    )
 
     @classmethod
     def fit(
@@ -115,6 +120,19 @@ class FittedVersion:
         x = self.registration.schema.to_matrix(frame)
         return np.asarray(self.booster.inplace_predict(x), dtype=np.float32)
 
+    def multivariate_for(self, ignored: frozenset[str]) -> MultivariateDrift | None:
+        """The reconstruction over the features not ignored (None when none is left)."""
+        ignored = ignored & frozenset(self.registration.schema.feature_names)
+        if not ignored:
+            return self.multivariate
+        if ignored not in self._multivariate_without:
+            schema = self.registration.schema
+            fitted = None
+            if len(ignored) < len(schema.features):
+                fitted = MultivariateDrift.fit(self.reference, schema, self.chunk_size, ignored)
+            self._multivariate_without[ignored] = fitted
+        return self._multivariate_without[ignored]
+
     def rank_correlation_floor(self, known_good: FittedVersion) -> float | None:
         """Floor of Spearman(live, known-good) on the reference set; cached per known-good."""
         kg_version = known_good.registration.version
@@ -143,12 +161,15 @@ def analyse_chunks(
     known_good: FittedVersion | None = None,
     chunk_size: int | None = None,
     groups: tuple[np.ndarray, list[int]] | None = None,
+    drift_settings: DriftSettings | None = None,
 ) -> list[ChunkEvidence]:
     """Evidence for consecutive chunks of `chunk_size` rows (the last one may be shorter).
 
     `groups` cuts the rows differently (chunks by event time): per row its chunk's position
     0..n-1, non-decreasing, and per chunk its `chunk_index`; `first_chunk_index` and
-    `chunk_size` are then unused.
+    `chunk_size` are then unused. `drift_settings` (the ModelMonitor's `spec.drift`): an
+    ignored feature never alerts, is not ranked and is left out of the reconstruction; a
+    feature's chosen method is the only one that alerts for it, at its own threshold if set.
     """
     if len(rows) == 0:
         return []
@@ -178,8 +199,15 @@ def analyse_chunks(
     nowcasts = live.estimator.nowcast(
         frame[PROBA].to_numpy(), frame[LABEL].to_numpy(dtype=float, na_value=np.nan), chunk_ids
     )
-    univariate = live.univariate.calculate(frame, chunk_ids, n_chunks)
-    multivariate = live.multivariate.errors(frame, chunk_ids, n_chunks)
+    univariate = live.univariate.calculate(frame, chunk_ids, n_chunks, drift_settings)
+    ignored = drift_settings.ignored if drift_settings else frozenset()
+    reconstruction = live.multivariate_for(ignored)
+    multivariate = (
+        reconstruction.errors(frame, chunk_ids, n_chunks)
+        if reconstruction is not None
+        else [(None, None, False)] * n_chunks
+    )
+    applied = live.univariate.applied(drift_settings)
 
     analysis_js = {
         f.name: np.array([_js(univariate[i], f.name) for i in range(n_chunks)])
@@ -260,7 +288,7 @@ def analyse_chunks(
                 missing_ratio=missing,
                 out_of_range_ratio=out_of_range,
                 drift_ranking=drift_ranking(
-                    univariate[i], live.registration.feature_importance, weights, reliance
+                    univariate[i], live.registration.feature_importance, weights, reliance, ignored
                 ),
                 reliance=reliance,
                 reference_reliance=live.reference_reliance,
@@ -272,6 +300,7 @@ def analyse_chunks(
                     chunk[PROBA].to_numpy(), own[mask]
                 ),
                 analysed_at=now,
+                drift_settings=applied,
                 **evidence,
             )
         )

@@ -1,7 +1,8 @@
 """One analysis cycle: new chunks and newly labelled chunks of every version, stored and published.
 
 Each model is chunked as its `ChunkPlan` (`plan.py`) says (plain data the loop reads from
-the model's ModelMonitor; without one, `MONITOR_CHUNK_SIZE` rows):
+the model's ModelMonitor; without one, `MONITOR_CHUNK_SIZE` rows), its features' drift judged
+as the plan's `drift` settings say (`spec.drift.features`, passed to `analyse_chunks`):
 
 - by rows: `rows` consecutive records (by store sequence) of one version; `rows=None` is the
   smallest chunk whose ROC AUC sampling error on the reference is within
@@ -40,6 +41,7 @@ from monitor.analysis.plan import US, ChunkPlan, period_origin_us
 from monitor.analysis.ports import AnalysisStore, VersionView
 from monitor.analysis.relabel import RELABEL_LOOKBACK_CHUNKS, LabelChanges
 from monitor.analysis.versions import VersionCache
+from monitor.core.drift_settings import DriftSettings
 from monitor.core.evidence import ChunkEvidence
 from monitor.core.gap import GapRules, GapSummary, serving_gap
 from monitor.core.settings import MonitorSettings
@@ -205,11 +207,13 @@ def _analyse_version(
     stored = sorted(stored, key=lambda c: c.chunk_index)
     labels = labels or LabelChanges(model, version)
     if plan.period is None:
-        out, pending = _by_rows(store, cache, model, version, registered, basis, stored, labels)
+        out, pending = _by_rows(
+            store, cache, model, version, registered, basis, stored, labels, plan.drift
+        )
         needed = basis - pending
     else:
         out, pending = _by_period(
-            store, cache, model, version, registered, plan.period, basis, stored, labels
+            store, cache, model, version, registered, plan.period, basis, stored, labels, plan.drift
         )
         needed = max(0, basis - pending)
     status = ChunkingStatus(
@@ -235,6 +239,7 @@ def _by_rows(
     size: int,
     stored: list[ChunkEvidence],
     labels: LabelChanges,
+    drift: DriftSettings | None = None,
 ) -> tuple[list[ChunkEvidence], int]:
     """New complete chunks of `size` rows and re-labelled ones; and the rows still pending."""
     next_index = stored[-1].chunk_index + 1 if stored else 0
@@ -255,10 +260,12 @@ def _by_rows(
     kg_version = known_good_version(store, model, version, registered)
     known_good = cache.get(model, kg_version, size) if kg_version else None
 
-    out = _reanalyse_labelled(store, live, known_good, relabel, size, corrected)
+    out = _reanalyse_labelled(store, live, known_good, relabel, size, corrected, drift)
     if complete:
         rows = store.records_frame(model, version, after_seq=after_seq, limit=complete * size)
-        out += analyse_chunks(live, rows, next_index, known_good, chunk_size=size)
+        out += analyse_chunks(
+            live, rows, next_index, known_good, chunk_size=size, drift_settings=drift
+        )
     return out, pending
 
 
@@ -272,6 +279,7 @@ def _by_period(
     size: int,
     stored: list[ChunkEvidence],
     labels: LabelChanges,
+    drift: DriftSettings | None = None,
 ) -> tuple[list[ChunkEvidence], int]:
     """Complete periods (by event time) that are new or whose rows or labels grew; and the
     rows of periods still open."""
@@ -320,6 +328,7 @@ def _by_period(
         0,
         known_good,
         groups=(positions, changed),
+        drift_settings=drift,
     )
     return out, pending
 
@@ -331,6 +340,7 @@ def _reanalyse_labelled(
     candidates: list[ChunkEvidence],
     size: int,
     corrected: set[int] | None = None,
+    drift: DriftSettings | None = None,
 ) -> list[ChunkEvidence]:
     """Re-analyse, in one batch, the stored chunks whose labelled-row count grew or whose
     labels were corrected (`corrected`: their indexes)."""
@@ -353,7 +363,7 @@ def _reanalyse_labelled(
     if not grown:
         return []
     batch = pd.concat([rows for _, rows in grown], ignore_index=True)
-    fresh = analyse_chunks(live, batch, 0, known_good, chunk_size=size)
+    fresh = analyse_chunks(live, batch, 0, known_good, chunk_size=size, drift_settings=drift)
     return [
         replace(ev, chunk_index=old.chunk_index) for ev, (old, _) in zip(fresh, grown, strict=True)
     ]

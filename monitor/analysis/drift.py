@@ -4,7 +4,8 @@ None of this rolls a release back (docs/design.md, "Deciding": drift measured ag
 own reference fires for the good model whenever the season changes); it explains.
 
 - Multivariate drift: NannyML's PCA data-reconstruction error, fitted once on the version's
-  reference inputs, applied to `_chunk`-keyed frames (see estimation.py).
+  reference inputs (without the features a ModelMonitor ignores), applied to `_chunk`-keyed
+  frames (see estimation.py).
 - Data quality: missing ratio per feature, share of present values outside the schema.
 - Ranking ("which features are to blame"): each feature's Jensen-Shannon drift is
   correlated with the change of the estimated ROC AUC over reference and analysed chunks
@@ -52,13 +53,17 @@ class MultivariateDrift:
 
     @classmethod
     def fit(
-        cls, reference: pd.DataFrame, schema: ModelSchema, chunk_size: int
+        cls,
+        reference: pd.DataFrame,
+        schema: ModelSchema,
+        chunk_size: int,
+        without: frozenset[str] = frozenset(),
     ) -> MultivariateDrift:
+        """`without`: features left out (ignored by the ModelMonitor's drift settings)."""
         ref = feature_frame(reference, schema)
         size = max(1, min(chunk_size, len(ref) // 2))
-        calc = nml.DataReconstructionDriftCalculator(
-            column_names=schema.feature_names, chunk_size=size
-        )
+        columns = [f for f in schema.feature_names if f not in without]
+        calc = nml.DataReconstructionDriftCalculator(column_names=columns, chunk_size=size)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             calc.fit(ref)
@@ -197,6 +202,7 @@ def drift_ranking(
     importance: dict[str, float],
     correlation: dict[str, float],
     reliance: dict[str, float] | None = None,
+    ignored: frozenset[str] = frozenset(),
 ) -> list[tuple[str, float]]:
     """Features by weight x correlation x JS drift in this chunk, highest first, zeros dropped.
 
@@ -205,11 +211,12 @@ def drift_ranking(
     feature the model does not rely on scores 0 and is left out, below every listed one,
     however much it drifts. Where no correlation could be computed, the feature counts
     fully, so the ranking degrades to reliance-weighted drift rather than disappearing.
+    Features the ModelMonitor ignores (`ignored`) are left out.
     """
     share = reliance_share(reliance or {})
     scores: list[tuple[str, float]] = []
     for d in drift:
-        if d.method != "jensen_shannon":
+        if d.method != "jensen_shannon" or d.feature in ignored:
             continue
         if share:
             weight = share.get(d.feature, 0.0)

@@ -15,6 +15,7 @@ import numpy as np
 
 from contract.registration import Registration
 from monitor.analysis.estimation import rows_for_sampling_error
+from monitor.core.drift_settings import DriftSettings
 from monitor.core.gap import GapRules
 
 DEFAULT_MAX_SAMPLING_ERROR = 0.025
@@ -24,12 +25,14 @@ _MONDAY_US = 4 * 86_400 * US  # 1970-01-05, the first Monday after the epoch
 
 @dataclass(frozen=True)
 class ChunkPlan:
-    """How to chunk one model: by `rows` (None: derived from the reference) or by `period`."""
+    """How to chunk one model: by `rows` (None: derived from the reference) or by `period`;
+    and, from the same ModelMonitor, how its features' drift is judged (`drift`)."""
 
     rows: int | None = None
     period: timedelta | None = None
     max_sampling_error: float = DEFAULT_MAX_SAMPLING_ERROR
     gaps: GapRules = field(default_factory=GapRules)  # which chunks the exported gap counts
+    drift: DriftSettings = field(default_factory=DriftSettings)  # spec.drift, per feature
 
 
 @dataclass(frozen=True)

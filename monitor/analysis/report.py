@@ -171,8 +171,34 @@ def _version_section(chunks: list[ChunkEvidence], chunk_rows: int | None) -> lis
         f"estimated change x drift):</p><table><tr><th>feature</th><th>score</th></tr>"
         f"{ranking}</table>"
     )
+    out.append(drift_settings_table(chunks))
     out.append(explain_chunk(chunks))
     return out
+
+
+def drift_settings_table(chunks: Sequence[ChunkEvidence]) -> str:
+    """The ModelMonitor's per-feature drift settings the newest chunk was analysed under
+    (`spec.drift.features`); nothing when every feature is on the defaults."""
+    settings = chunks[-1].drift_settings if chunks else {}
+    if not settings:
+        return ""
+    rows = []
+    for feature, s in sorted(settings.items()):
+        if s.get("ignore"):
+            effect = "ignored: no drift alert, not ranked, not in the multivariate drift"
+        else:
+            ref = s.get("referenceThreshold")
+            own = s.get("threshold")
+            effect = f"only {s.get('method')} alerts" + (
+                f", above {own} (reference: {_plain(ref)})" if own is not None else ""
+            )
+        rows.append(f"<tr><td>{_e(feature)}</td><td>{_e(effect)}</td></tr>")
+    return (
+        f"<h3>Drift settings in force (chunk {chunks[-1].chunk_index})</h3>"
+        "<p class=note>From the ModelMonitor's spec.drift.features; every other feature "
+        "alerts on each method above mean + 3 sd of the reference chunks (chi2: p < 0.05).</p>"
+        f"<table><tr><th>feature</th><th>setting</th></tr>{''.join(rows)}</table>"
+    )
 
 
 # A feature whose reliance moved by this share of the reference's total counts as moved.

@@ -52,6 +52,9 @@ class FeatureDrift:
     value: float
     threshold: float | None
     alert: bool
+    # spec.drift.features turned this series' alert off (the feature is ignored, or another
+    # of its methods is the one that counts): never an alert, never an alert series.
+    ignored: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,10 +119,14 @@ class ChunkEvidence:
     # The version's track record as the analysis knew it when it analysed this chunk.
     track_record: dict[str, TrackRecord] = field(default_factory=dict)
     analysed_at: str = ""
+    # The ModelMonitor's per-feature drift settings this chunk was analysed under, in the
+    # spec's spelling (monitor.core.drift_settings), each with `referenceThreshold` (what a
+    # threshold of its own replaced) where it has one.
+    drift_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def drifted_features(self) -> list[str]:
-        return sorted({d.feature for d in self.drift if d.alert})
+        return sorted({d.feature for d in self.drift if d.alert and not d.ignored})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -23,7 +23,10 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from monitor.core.drift_settings import DriftSettings
 from monitor.core.gap import FALLBACK_CHUNK_ROWS, GapFilter
+from monitor.decision.drift_policy import parse_drift
+from monitor.decision.errors import PolicyError
 from monitor.memory.state import ChunkingStatus
 
 Mode = Literal["auto", "dryRun", "off"]
@@ -34,15 +37,6 @@ _NAME = re.compile(r"^[a-z0-9]([-._a-z0-9]{0,61}[a-z0-9])?$")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _PERIOD = re.compile(r"^([1-9]\d*)([hdw])$")
 _PERIOD_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
-
-
-class PolicyError(ValueError):
-    """A spec field is missing or malformed; the message names the field (`spec.x.y`)."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -114,6 +108,7 @@ class Policy:
     known_good: str | None = None  # declared baseline known-good version
     candidates: tuple[str, ...] = ()  # spec.candidates: versions judged before they serve
     candidate_policy: CandidatePolicy = field(default_factory=CandidatePolicy)
+    drift: DriftSettings = field(default_factory=DriftSettings)  # spec.drift: per feature
     # Spec fields given explicitly (camelCase paths); the rest take derived defaults.
     explicit: frozenset[str] = frozenset()
 
@@ -207,6 +202,7 @@ def parse_policy(spec: Mapping[str, Any]) -> Policy:
         known_good=known_good,
         candidates=_candidates(spec.get("candidates")),
         candidate_policy=_candidate_policy(reader.child("candidatePolicy")),
+        drift=parse_drift(spec.get("drift")),
         explicit=explicit,
     )
     return policy

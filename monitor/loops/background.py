@@ -47,6 +47,7 @@ def chunk_plans(monitors: list[dict[str, Any]]) -> dict[str, ChunkPlan]:
             period=policy.chunk_period,
             max_sampling_error=policy.max_sampling_error,
             gaps=gap_rules(policy),
+            drift=policy.drift,
         )
     return plans
 

@@ -324,9 +324,15 @@ class MonitorMetrics:
         self.set_or_clear(self.parity_violation, ev.parity_violation_ratio, *mv)
         for d in ev.drift:
             self.child(self.feature_drift, *mv, d.feature, d.method).set(d.value)
-            self.child(self.feature_drift_alert, *mv, d.feature, d.method).set(int(d.alert))
+            # An ignored series (spec.drift.features) has no alert series at all, so no
+            # alert rule can fire on it; one left from before the setting is removed.
+            alert = None if d.ignored else float(d.alert)
+            self.set_or_clear(self.feature_drift_alert, alert, *mv, d.feature, d.method)
         for feature, score in ev.drift_ranking:
             self.child(self.feature_drift_importance, *mv, feature).set(score)
+        for feature, setting in ev.drift_settings.items():
+            if setting.get("ignore"):
+                self.set_or_clear(self.feature_drift_importance, None, *mv, feature)
         for feature, value in ev.reliance.items():
             self.child(self.attribution, *mv, feature).set(value)
         for feature, value in ev.reference_reliance.items():

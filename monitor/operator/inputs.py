@@ -42,6 +42,7 @@ def decision_input(
                 f"spec.knownGood {policy.known_good} is not registered with the monitor",
             )
         )
+    problems.extend(drift_problems(store, policy, live))
     kg = state.known_good(policy.model)
     if kg is None and declared and policy.known_good is not None:
         kg = KnownGood(policy.known_good, None, None, declared_by="spec")
@@ -69,6 +70,20 @@ def decision_input(
         chunking=chunking,
         candidate=candidate_verdict(store, policy, live) if live else None,
     )
+
+
+def drift_problems(store: OperatorStore, policy: Policy, live: str | None) -> list[PolicyProblem]:
+    """`spec.drift.features` entries that cannot apply to the live version's schema (no such
+    feature, or a method its type has no statistic for): the analysis leaves them out."""
+    reg = _registration(store, policy.model, live) if policy.drift.features else None
+    if reg is None:
+        return []
+    features = (reg.get("schema") or {}).get("features") or []
+    categorical = {str(f.get("name")): f.get("dtype") == "category" for f in features}
+    return [
+        PolicyProblem("DriftSettingNotApplicable", message)
+        for message in policy.drift.problems(categorical)
+    ]
 
 
 def candidate_verdicts(store: OperatorStore, policy: Policy) -> dict[str, CandidateVerdict]:

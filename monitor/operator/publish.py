@@ -182,6 +182,8 @@ def status(
         }
     if incident.last_rollback is not None:
         body["lastRollback"] = incident.last_rollback.to_json()
+    if policy.drift.features:  # what the analysis applies (PolicyUnusable names misfits)
+        body["drift"] = {"features": policy.drift.to_json()}
     if candidates:
         body["candidates"] = [{**v.to_status(), "updated": iso(now)} for v in candidates]
         body["candidateSummary"] = summary(candidates)

@@ -23,6 +23,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from monitor.decision.policy import parse_policy
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "modelguard"
 CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
@@ -182,6 +184,36 @@ def test_model_monitor_candidates_from_values(defaults: list[Doc], tmp_path: Pat
     ):
         values = tmp_path / f"bad-{i}.yaml"
         values.write_text(yaml.safe_dump({"modelMonitor": bad}))
+        proc = run(tool("helm"), "template", RELEASE, str(CHART), "-f", str(values), check=False)
+        assert proc.returncode != 0, f"{bad} was accepted"
+
+
+def test_model_monitor_drift_settings_from_values(defaults: list[Doc], tmp_path: Path) -> None:
+    """spec.drift comes from values, valid against the CRD and parsed by the monitor alike;
+    the values schema refuses what the CRD would (a float threshold, an unknown method)."""
+    (plain,) = by_kind(defaults, "ModelMonitor")
+    assert "drift" not in plain["spec"]
+    drift = {
+        "features": {
+            "season": {"ignore": True},
+            "temp": {"method": "jensen_shannon", "threshold": "0.2"},
+        }
+    }
+    values = tmp_path / "drift.yaml"
+    values.write_text(yaml.safe_dump({"modelMonitor": {"drift": drift}}))
+    (mm,) = by_kind(template("-f", str(values)), "ModelMonitor")
+    assert mm["spec"]["drift"] == drift
+    jsonschema.validate(mm, crd_schema())
+    assert parse_policy(mm["spec"]).drift.ignored == frozenset({"season"})
+    for i, bad in enumerate(
+        (
+            {"features": {"temp": {"method": "jensen_shannon", "threshold": 0.2}}},
+            {"features": {"temp": {"method": "psi"}}},
+            {"features": {"temp": {}}},
+        )
+    ):
+        values = tmp_path / f"bad-drift-{i}.yaml"
+        values.write_text(yaml.safe_dump({"modelMonitor": {"drift": bad}}))
         proc = run(tool("helm"), "template", RELEASE, str(CHART), "-f", str(values), check=False)
         assert proc.returncode != 0, f"{bad} was accepted"
 

@@ -302,3 +302,74 @@ def test_spec_is_required(schema: dict[str, Any]) -> None:
     obj = manifest()
     del obj["spec"]["model"]
     assert any("'model' is a required property" in e for e in errors(schema, obj))
+
+
+DRIFT = {
+    "features": {
+        "season": {"ignore": True},
+        "temp": {"method": "jensen_shannon", "threshold": "0.2"},
+        "wind": {"method": "kolmogorov_smirnov"},
+    }
+}
+
+
+def test_drift_settings_are_accepted_and_parse_alike(
+    crd: dict[str, Any], schema: dict[str, Any]
+) -> None:
+    obj = manifest(drift=DRIFT)
+    assert errors(schema, obj) == []
+    policy = parse_policy(apply_defaults(schema, obj)["spec"])
+    assert policy.drift.ignored == frozenset({"season"})
+    assert policy.drift.features["temp"].threshold == 0.2
+    obj["status"] = {"drift": {"features": policy.drift.to_json()}}
+    assert errors(schema, obj) == []
+    kubernetes_validate.validate(crd, "1.30", strict=True)
+
+
+@pytest.mark.parametrize(
+    ("drift", "field", "says"),
+    [
+        ({"features": {"temp": {"method": "psi"}}}, "spec.drift.features.temp.method", "one of"),
+        (
+            {"features": {"temp": {"method": "jensen_shannon", "threshold": 0.2}}},
+            "spec.drift.features.temp.threshold",
+            "is not of type 'string'",
+        ),
+        (
+            {"features": {"temp": {"method": "jensen_shannon", "threshold": "1.5"}}},
+            "spec.drift.features.temp.threshold",
+            "does not match",
+        ),
+        ({"features": {"season": {"ignore": "yes"}}}, "spec.drift.features.season.ignore", "type"),
+        ({"features": {"season": {}}}, "spec.drift.features.season", "should be non-empty"),
+        ({"features": ["season"]}, "spec.drift.features", "is not of type 'object'"),
+        (
+            {"features": {f"f{i}": {"ignore": True} for i in range(501)}},
+            "spec.drift.features",
+            "too many properties",
+        ),
+    ],
+)
+def test_bad_drift_settings_are_refused_naming_the_field(
+    schema: dict[str, Any], drift: dict[str, Any], field: str, says: str
+) -> None:
+    found = errors(schema, manifest(drift=drift))
+    assert any(e.startswith(f"{field}:") and says in e for e in found), found
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"ignore": True, "method": "chi2"},
+        {"threshold": "0.2"},
+        {"method": "chi2", "threshold": "0.1"},
+    ],
+)
+def test_what_the_schema_cannot_say_the_monitor_refuses(
+    schema: dict[str, Any], setting: dict[str, Any]
+) -> None:
+    """Rules between fields are the monitor's second line (InvalidSpec naming the field)."""
+    obj = manifest(drift={"features": {"season": setting}})
+    assert errors(schema, obj) == []
+    with pytest.raises(ValueError, match=r"^spec\.drift\.features\.season\."):
+        parse_policy(obj["spec"])
