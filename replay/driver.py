@@ -100,7 +100,14 @@ class Replayer:
         return self.stats
 
     def _predict(self, url: str, batch: pd.DataFrame) -> None:
-        resp = self.client.post(f"{url}/predict", json={"records": records(batch, self.schema)})
+        # The rows' own time travels with them, so chunks carry event-time ranges (a replay
+        # squeezes months into minutes of receive time).
+        stamp = pd.Timestamp(batch[TIME_COLUMN].min()).isoformat()
+        resp = self.client.post(
+            f"{url}/predict",
+            json={"records": records(batch, self.schema)},
+            headers={"X-Modelguard-Event-Time": stamp},
+        )
         if resp.status_code != 200:
             self.stats.http_errors += 1
             raise RuntimeError(f"predictor {url} answered {resp.status_code}: {resp.text[:500]}")
