@@ -139,8 +139,10 @@ def _upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
     has `min` or `max` (only version 1 had them). Re-infer the file, or move the keys under
     `expected`, to serve such values instead.
     """
+    if not isinstance(data.get("features"), list):
+        return data  # refused on the field itself
     features = []
-    for i, feat in enumerate(data.get("features") or []):
+    for i, feat in enumerate(data["features"]):
         if not isinstance(feat, dict):
             features.append(feat)
             continue
@@ -157,7 +159,8 @@ def _upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
 
 def _declared_version(data: dict[str, Any]) -> Any:
     if "schema_version" in data:
-        return data["schema_version"]
+        declared = data["schema_version"]
+        return declared if isinstance(declared, int) and not isinstance(declared, bool) else None
     feats = data.get("features")
     v1 = isinstance(feats, list) and any(
         isinstance(f, dict) and any(k in f for k in V1_RANGE_KEYS) for f in feats
@@ -191,6 +194,13 @@ class ModelSchema(BaseModel):
     # Field validators (not one model validator) so that an error names its field, e.g.
     # `schema.segment`, and each raises ValueError: pydantic turns only ValueError and
     # AssertionError into a validation error; a KeyError here was a 500 on registration.
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _integer_version(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be the integer 1 or 2, not a boolean")
+        return value
+
     @field_validator("features")
     @classmethod
     def _unique(cls, features: list[Feature]) -> list[Feature]:
