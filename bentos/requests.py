@@ -4,8 +4,10 @@ A bad request becomes a `Rejected` (the API method answers it as is) instead of 
 for BentoML's generic handler, which also logs a traceback per bad request: a 400 naming
 `records[i].field`, the header or `explain` and the problem, a 413 for too many records or
 bytes, a 415 for another media type, each as a `contract.errors.ErrorBody`. The request model
-is built from the model's own schema, so `/docs.json` states every field's type, range,
-nullability and categories.
+is built from the model's own schema, so `/docs.json` states every field's type, limits,
+expected range, nullability and categories. Refused: a wrong type, a value beyond a declared
+limit, a null where the feature is not nullable, an unknown category of an `unknown: refuse`
+feature. Served: a value outside the expected range (the monitor counts it).
 """
 
 from __future__ import annotations
@@ -47,16 +49,23 @@ class Rejected:
         )
 
 
+LIMIT_ERRORS = ("greater_than_equal", "less_than_equal")
+
+
 def _category_hint(schema: ModelSchema, err: Mapping[str, Any]) -> str | None:
-    """An unknown category names the categories (pydantic lists the Literal's reprs)."""
+    """An unknown category names the categories (pydantic lists the Literal's reprs); a
+    value beyond a declared limit says so (values outside the expected range are served)."""
     parts = err.get("loc", ())
     if len(parts) < 3 or parts[0] != "records" or not isinstance(parts[1], int):
         return None
-    field = str(parts[2])
+    feat = schema.find(str(parts[2]))
+    if feat is None:
+        return None
+    if err.get("type") in LIMIT_ERRORS and feat.limits is not None:
+        return f"{err.get('msg')}: beyond the schema's declared limits {feat.limits.text()}"
     if err.get("type") != "literal_error" and "literal" not in str(parts[-1]):
         return None
-    feat = schema.feature(field) if field in schema.feature_names else None
-    if feat is None or not feat.categories:
+    if not feat.categories:
         return None
     return f"unknown category; expected one of {feat.categories}"
 

@@ -35,7 +35,7 @@ def matrix_builder(schema: ModelSchema) -> Callable[[Sequence[Any]], np.ndarray]
     def convert(name: str) -> Callable[[Any], float]:
         if name in codes:
             table = codes[name]
-            return lambda v: nan if v is None else table[v]
+            return lambda v: nan if v is None else table.get(v, nan)  # unknown: missing
         return lambda v: nan if v is None else v
 
     converters = [(name, convert(name)) for name in names]

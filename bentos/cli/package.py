@@ -126,7 +126,8 @@ def _allowed(feat: Any) -> str:
     if feat.dtype == "category":
         more = "..." if len(feat.categories) > 6 else ""
         return f"categories {feat.categories[:6]}{more}, {nulls}"
-    return f"range [{feat.min:g}, {feat.max:g}], {nulls}"
+    limits = feat.limits.text() if feat.limits is not None else "none"
+    return f"limits {limits}, {nulls}"
 
 
 def assess(

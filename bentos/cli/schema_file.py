@@ -4,14 +4,17 @@ The rules, also in docs/your-model.md ("The schema file"):
 
 - a column of whole numbers (an integer dtype, or floats that are all whole because pandas
   promoted a column with gaps) is `int`, any other number `float`, text is `category`;
-- a number's valid range is the observed [min, max] widened by `MARGIN` (10%) of its span on
-  each side, never below 0 when no observed value is negative; ints are rounded outward to
-  whole numbers, floats to 4 significant digits. Live values a little past what the training
-  data saw stay acceptable; a unit error or a typo does not;
+- a number's `expected` range is the observed [min, max] widened by `MARGIN` (10%) of its
+  span on each side, never below 0 when no observed value is negative; ints are rounded
+  outward to whole numbers, floats to 4 significant digits. It is an expectation, not a
+  filter: the predictor serves a value outside it and the monitor counts the share outside
+  (`modelguard_data_out_of_range_ratio`). `limits` (refused values) are never inferred: only
+  the user knows what is impossible (negative precipitation);
 - categories are the distinct values as text, sorted (the order `pandas.Categorical` gives
   text); a value's code is its position in that list, which is what `ModelSchema.encode`
   trains on and what the predictor sends the model. Add new values only at the end (existing
-  codes stay) and retrain;
+  codes stay) and retrain. `unknown: refuse` is written (a new value is a 400); `missing`
+  serves it as missing instead;
 - a feature is nullable when any value is missing;
 - the label must be 0/1 with both classes present and nothing missing; the time column must
   parse as timestamps in every row; a constant or all-missing feature is refused (it carries
@@ -35,7 +38,7 @@ import yaml
 from pydantic import ValidationError
 
 from bentos.cli.errors import BadInputError
-from contract.schema import Feature, LabelDefinition, ModelSchema
+from contract.schema import Feature, LabelDefinition, ModelSchema, Range
 
 MARGIN = 0.1
 MAX_CATEGORIES = 200
@@ -157,7 +160,9 @@ def _infer_feature(name: str, col: pd.Series, source: str) -> tuple[Feature, str
         low, high = _widened(lo, hi, whole)
         dtype = "int" if whole else "float"
         note = f"observed {lo:g} .. {hi:g}; {seen}"
-        return _feature(where, name=name, dtype=dtype, min=low, max=high, nullable=nullable), note
+        expected = Range(min=low, max=high)
+        feature = _feature(where, name=name, dtype=dtype, expected=expected, nullable=nullable)
+        return feature, note
     if not (pd.api.types.is_object_dtype(present) or pd.api.types.is_string_dtype(present)):
         raise BadInputError(
             f"{where} has type {present.dtype}: only numbers and text are features; "
@@ -211,12 +216,15 @@ HEADER = """\
 # Edit it freely: `modelguard package` validates it (contract.schema.ModelSchema).
 #
 # - features are the model's input columns in model-input order (the booster's order);
-# - int / float: valid range = observed [min, max] widened by {margin:.0%} of its span on each
-#   side (never below 0 when nothing observed is negative); the predictor refuses values
-#   outside it and the monitor counts them. Widen it to physical limits if you know them;
+# - int / float: `expected` = observed [min, max] widened by {margin:.0%} of its span on each
+#   side (never below 0 when nothing observed is negative). The predictor SERVES a value
+#   outside it; the monitor counts the share outside per feature and chunk and alerts on it.
+#   Add `limits: {{min: 0}}` (either end optional) for values that are impossible, e.g.
+#   negative precipitation: the predictor refuses those with a 400 naming the field;
 # - category: code = position in `categories` (sorted text, as pandas.Categorical sorts);
 #   train on ModelSchema.encode(frame) so the model sees these codes. Append new values at
-#   the end only, then retrain;
+#   the end only, then retrain. `unknown: refuse` answers a value outside `categories` with a
+#   400; `unknown: missing` serves it as missing (NaN). The monitor counts it either way;
 # - nullable: null (missing) is accepted and goes to the model as NaN;
 # - threshold: the decision threshold; `modelguard package --threshold` sets it.
 """
@@ -239,16 +247,26 @@ def render(inferred: Inferred, source: str) -> str:
     lines.append("features:")
     for feat in s.features:
         lines.append(f"  # {inferred.notes.get(feat.name, '')}")
-        body = feat.model_dump(exclude_defaults=False)
-        if feat.dtype == "category":
-            body.pop("min")
-            body.pop("max")
-        else:
-            body.pop("categories")
-            if feat.dtype == "int":
-                body["min"], body["max"] = int(body["min"]), int(body["max"])
-        lines.append(_indent(_dump([body]), "  "))
+        lines.append(_indent(_dump([_feature_body(feat)]), "  "))
     return "\n".join(lines) + "\n"
+
+
+def _feature_body(feat: Feature) -> dict[str, Any]:
+    """A feature as the file shows it: the keys that apply to its dtype, ints as ints."""
+    body = feat.model_dump(exclude_defaults=False)
+    if feat.dtype == "category":
+        body.pop("expected")
+        body.pop("limits")
+        return body
+    body.pop("categories")
+    body.pop("unknown")
+    if body["limits"] is None:
+        body.pop("limits")
+    for key in ("expected", "limits"):
+        bounds = body.get(key)
+        if feat.dtype == "int" and bounds:
+            body[key] = {k: None if v is None else int(v) for k, v in bounds.items()}
+    return body
 
 
 def _dump(value: Any) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from contract.schema import Feature, LabelDefinition, ModelSchema
+from contract.schema import Feature, LabelDefinition, ModelSchema, Range
 
 HORIZON_HOURS = 4
 TIME_COLUMN = "time_hour"
@@ -43,34 +43,40 @@ def weather_schema() -> ModelSchema:
                 categories=["EWR", "JFK", "LGA"],
                 description="Station (airport) code",
             ),
-            Feature(name="hour", dtype="int", min=0, max=23, description="Hour of day, local"),
-            Feature(name="temp", min=-40, max=130, description="Temperature, F"),
-            Feature(name="dewp", min=-60, max=100, description="Dew point, F"),
-            Feature(name="humid", min=0, max=100, description="Relative humidity, %"),
+            Feature(
+                name="hour",
+                dtype="int",
+                limits=Range(min=0, max=23),
+                description="Hour of day, local",
+            ),
+            Feature(name="temp", limits=Range(min=-40, max=130), description="Temperature, F"),
+            Feature(name="dewp", limits=Range(min=-60, max=100), description="Dew point, F"),
+            Feature(name="humid", limits=Range(min=0, max=100), description="Relative humidity, %"),
             Feature(
                 name="wind_dir",
-                min=0,
-                max=360,
+                limits=Range(min=0, max=360),
                 nullable=True,
                 description="Wind direction, degrees; null when calm or missing",
             ),
-            Feature(name="wind_speed", min=0, max=100, description="Wind speed, mph"),
+            Feature(name="wind_speed", limits=Range(min=0, max=100), description="Wind speed, mph"),
             Feature(
                 name="wind_gust",
-                min=0,
-                max=150,
+                limits=Range(min=0, max=150),
                 nullable=True,
                 description="Gust speed, mph; null when no gust was reported",
             ),
-            Feature(name="precip", min=0, max=10, description="Precipitation this hour, inches"),
+            Feature(
+                name="precip",
+                limits=Range(min=0, max=10),
+                description="Precipitation this hour, inches",
+            ),
             Feature(
                 name="pressure",
-                min=900,
-                max=1100,
+                limits=Range(min=900, max=1100),
                 nullable=True,
                 description="Sea level pressure, millibars; null when missing",
             ),
-            Feature(name="visib", min=0, max=10, description="Visibility, miles"),
+            Feature(name="visib", limits=Range(min=0, max=10), description="Visibility, miles"),
         ],
         label=LabelDefinition(
             name=LABEL_COLUMN,

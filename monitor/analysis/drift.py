@@ -137,7 +137,8 @@ def data_quality(
     """Per chunk: missing ratio and out-of-range share per feature (values as received).
 
     Out-of-range has `ModelSchema.out_of_range`'s meaning (share of *present* values outside
-    the range or categories), computed for all chunks in one pass instead of per chunk.
+    the expected range or the limits, or an unknown category; such values were served),
+    computed for all chunks in one pass instead of per chunk.
     """
     rows = np.bincount(chunk_ids, minlength=n_chunks).astype(float)
     missing: dict[str, np.ndarray] = {}
@@ -145,17 +146,7 @@ def data_quality(
     for feat in schema.features:
         col = frame[feat.name]
         absent = col.isna().to_numpy()
-        if feat.dtype == "category":
-            bad = ~col.isin(feat.categories or []).to_numpy() & ~absent
-        else:
-            num = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            bad = ~np.isfinite(num)
-            with np.errstate(invalid="ignore"):
-                if feat.min is not None:
-                    bad |= num < feat.min
-                if feat.max is not None:
-                    bad |= num > feat.max
-            bad &= ~absent
+        bad = schema.outside(feat, col)
         n_missing = np.bincount(chunk_ids, weights=absent.astype(float), minlength=n_chunks)
         n_bad = np.bincount(chunk_ids, weights=bad.astype(float), minlength=n_chunks)
         present = rows - n_missing

@@ -24,6 +24,7 @@ import numpy as np
 from monitor.analysis import charts, figures
 from monitor.analysis.charts import ChunkAxis, chunk_span
 from monitor.analysis.ports import AnalysisStore, VersionView
+from monitor.analysis.report_ranges import outside_expected_table
 from monitor.core.evidence import ChunkEvidence
 from monitor.core.gap import serving_gap
 from monitor.core.times import iso
@@ -159,6 +160,7 @@ def _version_section(chunks: list[ChunkEvidence], chunk_rows: int | None) -> lis
     out.append(figures.reliance_figure(chunks, x))
     out.append(figures.multivariate_figure(chunks, x))
     out.append(figures.quality_figure(chunks, x))
+    out.append(outside_expected_table(chunks))
     if any(c.segments for c in chunks):
         out.append(figures.segment_figure(chunks, x))
     last = chunks[-1]

@@ -180,7 +180,7 @@ class MonitorMetrics:
         )
         self.out_of_range_ratio = g(
             "modelguard_data_out_of_range_ratio",
-            "Share of present values outside the schema's range or categories",
+            "Share of present values outside the expected range (served) or an unknown category",
             (*MV, "feature"),
         )
         self.records_ingested = c("modelguard_records_ingested", "Inference records stored", MV)

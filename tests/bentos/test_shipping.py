@@ -170,10 +170,12 @@ def _random_records(schema: ModelSchema, n: int, rng: random.Random) -> list[dic
             elif f.dtype == "category":
                 rec[f.name] = rng.choice(f.categories or [])
             elif f.dtype == "int":
-                rec[f.name] = rng.randint(int(f.min or 0), int(100 if f.max is None else f.max))
+                low, high = f.limit_range()
+                rec[f.name] = rng.randint(int(low or 0), int(100 if high is None else high))
             else:
-                lo = -1e3 if f.min is None else f.min
-                hi = 1e3 if f.max is None else f.max
+                low, high = f.limit_range()
+                lo = -1e3 if low is None else low
+                hi = 1e3 if high is None else high
                 rec[f.name] = rng.choice([lo, hi, rng.uniform(lo, hi), int(lo), lo + 1 / 3])
         out.append(rec)
     return out

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from contract.schema import Feature, LabelDefinition, ModelSchema
+from contract.schema import Feature, LabelDefinition, ModelSchema, Range
 
 SCHEMA = ModelSchema(
     features=[
         Feature(name="size", dtype="category", categories=["L", "M", "S"], nullable=True),
-        Feature(name="weight", min=0, max=10, nullable=True),
-        Feature(name="n", dtype="int", min=0, max=5),
+        Feature(name="weight", limits=Range(min=0, max=10), nullable=True),
+        Feature(name="n", dtype="int", limits=Range(min=0, max=5)),
     ],
     label=LabelDefinition(name="y"),
 )

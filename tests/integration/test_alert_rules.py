@@ -41,6 +41,7 @@ REQUIRED_ALERTS = {
     "ModelguardImportantFeatureDrift",
     "ModelguardMultivariateDrift",
     "ModelguardDataQuality",
+    "ModelguardFeatureOutsideExpectedRange",
     "ModelguardInferenceLogsNotArriving",
     "ModelguardAnalysisFailing",
     "ModelguardRollbackPerformed",

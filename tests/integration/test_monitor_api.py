@@ -10,6 +10,7 @@ API does not touch the database differently and runs on SQLite only.
 from __future__ import annotations
 
 import base64
+import copy
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -355,6 +356,40 @@ def test_a_registration_whose_artifact_is_not_a_booster_is_refused(
     assert resp.status_code == 400 and locations(resp) == ["body"], resp.text
     assert error_body(resp).error.startswith("body: Invalid JSON")
     assert rows_in(monitor) == before
+
+
+@pytest.mark.parametrize("segment", ["", "no_such_feature", "temp"])
+def test_a_schema_whose_segment_is_no_category_feature_is_a_422_on_both_routes(
+    client: httpx.Client, monitor: MonitorProcess, registrations: dict[str, Any], segment: str
+) -> None:
+    """Was a KeyError inside the validator, answered 500 (issue 20, item 7)."""
+    body = registrations["retrain"].model_dump(by_alias=True, mode="json")
+    body["schema"]["segment"] = segment
+    before = rows_in(monitor)
+    for path in ("/v1/models", f"/v1/models/{body['model']}/candidates"):
+        resp = client.post(path, json=body, headers=monitor.auth)
+        assert resp.status_code == 422, (path, resp.text)
+        (only,) = error_body(resp).errors
+        assert only.loc == "schema.segment", resp.text
+        assert repr(segment) in only.msg
+    assert rows_in(monitor) == before
+
+
+def test_a_version_1_schema_registers_with_its_min_max_as_limits(
+    client: httpx.Client, monitor: MonitorProcess, registrations: dict[str, Any]
+) -> None:
+    """A predictor still sending a version-1 schema (bento packaged before version 2)."""
+    body = registrations["good"].model_dump(by_alias=True, mode="json")
+    v1 = copy.deepcopy(body["schema"]) | {"schema_version": 1}
+    for feat in v1["features"]:
+        feat.update(feat.pop("limits", None) or {})
+        feat.pop("expected", None)
+        feat.pop("unknown", None)
+    resp = client.post("/v1/models", json={**body, "version": "v-schema-1", "schema": v1})
+    assert resp.status_code == 201, resp.text
+    detail = client.get(f"/v1/models/{body['model']}/versions/v-schema-1").json()
+    assert detail["schema"]["schema_version"] == 2
+    assert detail["schema"]["features"] == body["schema"]["features"]
 
 
 def test_clear_rejection(client: httpx.Client, monitor: MonitorProcess) -> None:

@@ -1,6 +1,8 @@
 """Contract conformance: schemathesis with every check against both OpenAPI documents of the
 real servers (the monitor's /openapi.json, the predictor's /docs.json), a bounded number of
-examples per operation so it fits CI. Each monitor request carries the token of the role its
+examples per operation so it fits CI: `EXAMPLES`, and 100 on the monitor's registration and
+candidate POSTs (tests/support/schemathesis.toml), where a schema validator raising anything
+but a ValueError once answered 500. Each monitor request carries the token of the role its
 route needs (tests/support/schemathesis_hooks.py). Run through schemathesis's own CLI, so
 what fails here is what `schemathesis run` reports."""
 

@@ -100,12 +100,17 @@ def test_infer_writes_an_editable_schema_with_the_documented_rules(tmp_path: Pat
     color, speed, count = schema.features
     assert color.categories == ["blue", "green", "red"]  # sorted text: the codes' order
     assert speed.dtype == "float" and speed.nullable and not count.nullable
-    assert count.dtype == "int" and (count.min, count.max) == (0, 21)  # 0..19 widened by 10%
+    assert count.dtype == "int" and count.expected is not None
+    assert (count.expected.min, count.expected.max) == (0, 21)  # 0..19 widened by 10%
     observed = frame()["speed"]
     span = observed.max() - observed.min()
-    assert speed.min is not None and speed.max is not None
-    assert speed.min <= observed.min() - 0.1 * span < observed.min()
-    assert observed.max() < observed.max() + 0.1 * span <= speed.max
+    assert speed.expected is not None
+    assert speed.expected.min is not None and speed.expected.max is not None
+    assert speed.expected.min <= observed.min() - 0.1 * span < observed.min()
+    assert observed.max() < observed.max() + 0.1 * span <= speed.expected.max
+    # Expectations only: infer declares no limits (nothing refused) and refuses new categories.
+    assert all(f.limits is None for f in schema.features) and color.unknown == "refuse"
+    assert schema.schema_version == 2 and "limits: {min: 0}" in text  # the header says how
     assert schema.segment == "color" and schema.label.name == "outcome"
     assert yaml.safe_load(text)["time_column"] == "when"
 
@@ -236,14 +241,20 @@ def test_package_refuses_a_booster_that_does_not_fit_the_schema(
 
 def test_package_refuses_reference_rows_outside_the_schema(packaged: dict[str, Path]) -> None:
     ref = pd.read_csv(packaged["reference"])
-    ref.loc[10, "count"] = 999
+    ref.loc[10, "count"] = 999  # past the inferred expectation: served, so not refused
     ref.loc[11, "color"] = "purple"
+    ref.loc[12, "speed"] = -1.0  # past the limit declared below
     bad = packaged["dir"] / "outside.csv"
     ref.to_csv(bad, index=False)
+    text = packaged["schema"].read_text()
+    packaged["schema"].write_text(
+        text.replace("name: speed\n", "name: speed\n    limits: {min: 0}\n", 1)
+    )
     code, output = package(packaged, reference=bad)
     assert code == 2, output
     assert "outside.csv: rows outside the schema" in output
-    assert "column 'count': 1 rows (e.g. row 10: 999" in output and "column 'color'" in output
+    assert "column 'speed': 1 rows (e.g. row 12: -1.0; limits [0, inf]" in output
+    assert "column 'color'" in output and "column 'count'" not in output
 
 
 def test_package_refuses_too_few_positives_stating_the_bound(packaged: dict[str, Path]) -> None:
