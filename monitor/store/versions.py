@@ -15,6 +15,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from contract.registration import Registration
 from monitor.core.times import now_iso
 from monitor.memory.state import OperatorState
@@ -58,11 +60,12 @@ class ModelVersions:
 
         def work(conn: Connection) -> Literal["created", "unchanged"]:
             row = conn.execute(
-                "SELECT content_sha256 FROM model_versions WHERE model = ? AND version = ?",
+                "SELECT content_sha256, registration, reference, artifact FROM model_versions"
+                " WHERE model = ? AND version = ?",
                 (model, version),
             ).fetchone()
             if row is not None:
-                if row[0] == digest:
+                if row[0] == digest or _same_content(data, row[1], row[2], row[3]):
                     return "unchanged"
                 raise RegistrationConflictError(
                     f"{model}:{version} is registered with different content"
@@ -166,3 +169,22 @@ class ModelVersions:
         order = {k: (at or "", counts.get(k, (0, 0))[1]) for k, (_, at) in registered.items()}
         out.sort(key=lambda v: (v.model, order.get((v.model, v.version), ("~", 0)), v.version))
         return out
+
+
+def _same_content(new: Mapping[str, Any], registration: str, reference: str, artifact: Any) -> bool:
+    """Whether a stored registration says what `new` says once both are read by today's
+    contract. Why: a newer contract reads old bodies into a new shape (schema version 1 ->
+    2), so the digest of the bytes stored by an earlier release differs from the same
+    predictor's registration sent again after an upgrade; that is not a changed version."""
+    stored = {
+        k: v
+        for k, v in json.loads(registration).items()
+        if k not in ("artifact_sha256", "monitor_holdout")
+    }
+    stored["reference"] = json.loads(reference)
+    stored["artifact"] = base64.b64encode(bytes(artifact)).decode()
+    try:
+        old, fresh = Registration.model_validate(stored), Registration.model_validate(dict(new))
+    except ValidationError:
+        return False
+    return canonical_json(registration_dict(old)) == canonical_json(registration_dict(fresh))

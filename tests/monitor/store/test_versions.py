@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from contract.registration import Registration
 from monitor.store import Store
 from monitor.store.types import RegistrationConflictError, UnknownVersionError
 from tests.monitor.store.samples import record, registration
@@ -35,3 +38,29 @@ def test_versions_list_registered_and_record_only_versions(store: Store) -> None
     infos = {v.version: v for v in store.versions()}
     assert infos["v1"].state == "known-good" and infos["v9"].state == "rejected"
     assert store.models() == ["m"]
+
+
+def v1_registration(**changes: Any) -> dict[str, Any]:
+    """A registration as an earlier release stored it: a schema of version 1 (min/max)."""
+    body = registration()
+    body["schema"] = {
+        "schema_version": 1,
+        "features": [{"name": "temp", "min": -50.0, "max": 60.0}, {"name": "gust"}],
+        "label": {"name": "rain"},
+    }
+    body["reference"] = [
+        {"temp": float(i), "gust": 2.0, "rain": i % 2, "probability": 0.5} for i in range(100)
+    ]
+    body.update(changes)
+    return body
+
+
+def test_the_same_registration_read_by_a_newer_contract_is_unchanged(store: Store) -> None:
+    """After an upgrade the predictor sends its registration again, now read into the
+    version-2 schema: not a different version (409), the same one."""
+    assert store.register(v1_registration()) == "created"  # stored as an earlier release did
+    again = Registration.model_validate(v1_registration())
+    assert again.schema_.schema_version != 1  # today's contract reads it into a newer shape
+    assert store.register(again) == "unchanged"
+    with pytest.raises(RegistrationConflictError):
+        store.register(Registration.model_validate(v1_registration(description="changed")))
