@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -110,6 +110,7 @@ class Policy:
         default_factory=lambda: {"roc_auc": Bounds(lower=0.70)}
     )
     chunk_period: timedelta | None = None  # chunks by event time instead of by rows
+    chunk_anchor: datetime | None = None  # where periods start (None: the model's first event)
     max_sampling_error: float = 0.025  # ROC AUC sampling error a derived chunk stays within
     known_good: str | None = None  # declared baseline known-good version
     candidates: tuple[str, ...] = ()  # spec.candidates: versions judged before they serve
@@ -172,6 +173,9 @@ def parse_policy(spec: Mapping[str, Any]) -> Policy:
     period = reader.string("chunkPeriod", default="")
     if period and "chunkSize" in explicit:
         raise PolicyError("spec.chunkPeriod", "set spec.chunkSize or spec.chunkPeriod, not both")
+    anchor = parse_anchor(reader.string("chunkAnchor", default=""))
+    if anchor is not None and not period:
+        raise PolicyError("spec.chunkAnchor", "anchors periods: set spec.chunkPeriod with it")
     known_good = reader.string("knownGood", default="") or None
     if known_good is not None and not _NAME.match(known_good):
         raise PolicyError("spec.knownGood", f"{known_good!r} is not a valid version name")
@@ -203,6 +207,7 @@ def parse_policy(spec: Mapping[str, Any]) -> Policy:
         estimated_bounds=_bounds(thresholds, "estimated"),
         realized_bounds=_bounds(thresholds, "realized"),
         chunk_period=parse_period(period) if period else None,
+        chunk_anchor=anchor,
         max_sampling_error=reader.number("maxSamplingError", "0.025", low=0.001, high=0.5),
         known_good=known_good,
         candidates=_candidates(spec.get("candidates")),
@@ -247,6 +252,19 @@ def parse_period(text: str, path: str = "spec.chunkPeriod") -> timedelta:
     if match is None:
         raise PolicyError(path, f"expected a period like 12h, 1d or 1w, got {text!r}")
     return int(match.group(1)) * _PERIOD_UNITS[match.group(2)]
+
+
+def parse_anchor(text: str, path: str = "spec.chunkAnchor") -> datetime | None:
+    """An RFC 3339 time with its offset (`2024-01-01T00:00:00Z`) -> UTC datetime; "" -> None."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise PolicyError(path, f"expected an RFC 3339 time with offset, got {text!r}")
+    return moment.astimezone(UTC)
 
 
 def resolve(
