@@ -141,6 +141,7 @@ def test_chunks_by_period_follow_the_event_time_not_the_arrival(
         assert not any(c.partial for c in chunks[:-1])
         status = OperatorState(store).chunking(reg.model, reg.version)
         assert status is not None and (status.mode, status.period_seconds) == ("period", 86400)
+        assert status.anchor is not None and status.first_period_start is not None
         assert pd.Timestamp(status.anchor) == first == pd.Timestamp(status.first_period_start)
         # Every row is in a chunk with its label; a second pass has nothing to redo.
         frame = store.records_frame(reg.model, reg.version)
