@@ -311,20 +311,14 @@ def _unusable(policy: Policy, basis: int, sizing: ChunkingStatus | None) -> list
     found = []
     by_rows = policy.chunk_period is None
     if by_rows and policy.min_rows_per_chunk > policy.chunk_size:
+        # The gap rules and probation pool consecutive chunks up to the minimum
+        # (`monitor.core.gap.pool`); the rules that judge one chunk at a time never fire.
         found.append(
             PolicyProblem(
                 "MinRowsExceedChunkSize",
                 f"spec.minRowsPerChunk {policy.min_rows_per_chunk} exceeds the chunk size "
-                f"{policy.chunk_size}: no chunk is ever judged",
-            )
-        )
-    if by_rows and policy.realized_gap_min_labelled_rows > policy.chunk_size:
-        found.append(
-            PolicyProblem(
-                "RuleCannotFire",
-                f"spec.rollbackRules.realizedGap.minLabelledRows "
-                f"{policy.realized_gap_min_labelled_rows} exceeds the chunk size "
-                f"{policy.chunk_size}: the realized-gap rule never fires",
+                f"{policy.chunk_size}: no chunk is judged on its own (parity, rank "
+                "correlation and bounds never fire); the gap rules pool chunks to it",
             )
         )
     rules = (

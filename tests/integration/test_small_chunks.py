@@ -8,6 +8,7 @@ numbers by an earlier release dropped and re-analysed (docs/analysis.md, "Small 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,13 @@ import pandas as pd
 import pytest
 import yaml
 from nannyml.sampling_error.binary_classification import auroc_sampling_error_components
+from rich.console import Console
+from typer.testing import CliRunner
 
 from bentos.training.data import Split
 from monitor.analysis.estimation import roc_auc
+from monitor.cli import app
+from monitor.core.chunk_labels import realized_label
 from monitor.core.evidence import ChunkEvidence
 from monitor.core.settings import (
     AnalysisSettings,
@@ -32,13 +37,15 @@ from monitor.memory.state import OperatorState
 from monitor.store.sqlite import SqliteStore
 from tests.support.records import served
 
+runner = CliRunner()
 DAYS = 800  # 26 whole 30-day periods and 20 days of a 27th
 FIRST = pd.Timestamp("2023-01-01T00:00:00Z")
 
 
 def test_daily_rows_in_30_day_chunks_show_realized_auc_numbered_from_zero(
-    tmp_path: Path, split: Split, registrations: dict[str, Any]
+    tmp_path: Path, split: Split, registrations: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("monitor.cli.console", Console(width=200))
     reg = registrations["good"]
     policy = tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump({reg.model: {"chunkPeriod": "30d"}}))
@@ -93,3 +100,15 @@ def test_daily_rows_in_30_day_chunks_show_realized_auc_numbered_from_zero(
             else:
                 assert c.realized["roc_auc"] is None
         assert shown >= 8  # the rest hold one class only (dry months)
+
+    # The CLI shows the same numbers, ranges and sampling errors.
+    db = str(settings.store.db_path)
+    table = runner.invoke(app, ["chunks", reg.model, "--db", db])
+    assert table.exit_code == 0, table.output
+    assert "[2023-01-01, 2023-01-31)" in table.output and "partial" in table.output
+    shown_chunk = next(c for c in chunks if c.realized["roc_auc"] is not None)
+    assert realized_label(shown_chunk.to_dict()) in table.output  # e.g. 0.812 ±0.139
+    as_json = runner.invoke(app, ["chunks", reg.model, "--db", db, "--json"])
+    assert [c["chunk_index"] for c in json.loads(as_json.output)] == list(range(27))
+    shown_status = runner.invoke(app, ["status", "--db", db])
+    assert "chunk 0 from 2023-01-01T00:00:00Z" in shown_status.output
