@@ -75,7 +75,8 @@ def decide(inp: DecisionInput) -> Decision:
     kg = inp.known_good
     if kg is not None and kg.version == inp.live_version:
         return _judge_known_good(base)
-    trigger = find_trigger(inp, valid, degraded, drift.status == "True", full)
+    every = sorted(inp.evidence, key=lambda c: c.chunk_index)  # the gap rules pool them all
+    trigger = find_trigger(inp, valid, degraded, drift.status == "True", every)
     if trigger is None:
         return _judge_healthy_probation(base)
     return _judge_breach(base, *trigger)

@@ -33,11 +33,12 @@ def find_trigger(
     valid: list[ChunkEvidence],
     degraded: bool,
     drifting: bool,
-    full: list[ChunkEvidence] | None = None,
+    every: list[ChunkEvidence] | None = None,
 ) -> tuple[str, TriggerEvidence] | None:
     """The first rule that fires. `valid`: full chunks of enough rows (the per-chunk rules);
-    `full`: every full chunk (None: `valid`), which the gap rules pool to their minimums."""
-    pooled = valid if full is None else full
+    `every`: every chunk, partial ones too (None: `valid`), which the gap rules pool to their
+    minimums -- as the exported gap and the candidate verdicts count them."""
+    pooled = valid if every is None else every
     version = inp.live_version or ""
     if version in inp.rejected:
         ev = TriggerEvidence("rejected", 1.0, 0.0, (), version, None)
@@ -250,14 +251,13 @@ def gap_waits(inp: DecisionInput, evidence: Sequence[ChunkEvidence]) -> list[str
         return []
     policy = inp.policy
     where = gap_filter(policy, kg)
-    full = [c for c in evidence if not c.partial]
     out = []
     fields: tuple[tuple[GapField, str], ...] = (
         ("estimated", policy.estimated_gap_metric),
         ("realized", policy.realized_gap_metric),
     )
     for field, metric in fields:
-        pooling = pool([ChunkGap.of(c, metric) for c in full], field, where)
+        pooling = pool([ChunkGap.of(c, metric) for c in evidence], field, where)
         if not pooling.open_chunks:
             continue
         short = [f"{pooling.rows_short} more rows"] if pooling.rows_short else []
