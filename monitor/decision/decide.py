@@ -133,13 +133,16 @@ class _Base:
         est = chunk.estimated.get("roc_auc")
         if est is None or est.value is None:
             return None
-        return {
+        out: dict[str, Any] = {
             "metric": "roc_auc",
             "value": est.value,
             "lower": est.lower,
             "upper": est.upper,
             "chunk": chunk.chunk_index,
         }
+        if chunk.period_start:  # a chunk by period is named with its range too
+            out["periodStart"], out["periodEnd"] = chunk.period_start, chunk.period_end
+        return out
 
 
 def _judge_known_good(base: _Base) -> Decision:

@@ -101,6 +101,17 @@ def test_partial_chunks_are_left_out_of_per_chunk_rules() -> None:
     assert d.healthy_chunks == 5
 
 
+def test_the_last_estimate_of_a_period_chunk_carries_its_range() -> None:
+    chunks = [
+        replace(c, period_start=f"2023-0{c.chunk_index + 1}-01T00:00:00Z", period_end="x")
+        for c in healthy(3)
+    ]
+    last = decide(inp(chunks)).last_estimate
+    assert last is not None
+    assert (last["chunk"], last["periodStart"]) == (2, "2023-03-01T00:00:00Z")
+    assert "periodStart" not in (decide(inp(healthy(3))).last_estimate or {})
+
+
 def test_waiting_names_the_gap_rule_short_of_rows() -> None:
     small = [
         chunk(BAD, i, rows=100, labelled_rows=40, realized=0.8, known_good_realized=0.8)
