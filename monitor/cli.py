@@ -311,8 +311,42 @@ def _gap(verdict: Any) -> str:
 
 def _chunking(status: Any) -> str:
     if status.mode == "period":
-        return f"{status.period_seconds}s (>= {status.derived_rows or '?'} rows)"
+        start = f", chunk 0 from {status.first_period_start}" if status.first_period_start else ""
+        return f"{status.period_seconds}s (>= {status.derived_rows or '?'} rows){start}"
     return f"{status.chunk_rows} rows"
+
+
+@app.command()
+def chunks(
+    model: str = typer.Argument(..., help="Model name"),
+    version: str | None = typer.Option(None, help="Only this version"),
+    as_json: bool = typer.Option(False, "--json", help="The stored evidence as JSON"),
+    db: Path | None = typer.Option(None, help="Database (default MONITOR_DB_PATH)"),
+) -> None:
+    """Analysed chunks: number (0-based per version) and period, rows, labels, the
+    estimated ROC AUC and the realized one with its sampling error."""
+    from monitor.core.chunk_labels import chunk_label, realized_label
+
+    with _store(db) as store:
+        found = store.chunk_dicts(model, version)
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    table = Table(title=f"chunks of {model}")
+    for column in ("version", "chunk", "rows", "labelled", "estimated", "realized ±se"):
+        table.add_column(column, justify="left" if column in {"version", "chunk"} else "right")
+    for c in found:
+        est = ((c.get("estimated") or {}).get("roc_auc") or {}).get("value")
+        shown = "-" if est is None else f"{est:.3f}"
+        table.add_row(
+            c["version"],
+            chunk_label(c),
+            str(c["rows"]),
+            str(c["labelled_rows"]),
+            shown,
+            realized_label(c),
+        )
+    console.print(table)
 
 
 @app.command()

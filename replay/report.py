@@ -12,6 +12,8 @@ import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
+from monitor.core.chunk_labels import chunk_label, realized_label
+
 DECISION_KINDS = {
     "rollback",
     "dry-run-rollback",
@@ -90,6 +92,10 @@ FULL_COLUMNS = [
     "interval_upper",
     "interval_level",
     "realized",
+    "realized_sampling_error",
+    "period_start",
+    "period_end",
+    "partial",
     "known_good_version",
     "known_good_estimated",
     "known_good_realized",
@@ -143,6 +149,14 @@ def chunk_rows(
                 "interval_upper": _number(est.get("interval_upper")),
                 "interval_level": _number(est.get("interval_level")),
                 "realized": _number(real),
+                "realized_sampling_error": _number(
+                    (c.get("realized_sampling_error") or {}).get("roc_auc")
+                ),
+                "period_start": c.get("period_start") or None,
+                "period_end": c.get("period_end") or None,
+                "partial": bool(c.get("partial")),
+                "chunk_label": chunk_label(c),
+                "realized_label": realized_label(c, sep="", error_digits=2),
                 "known_good_version": c.get("known_good_version"),
                 "known_good_estimated": _number(shadow),
                 "known_good_realized": _number(shadow_real),
@@ -169,7 +183,8 @@ def chunk_table(
     level = f"{levels[-1]:.0%}" if levels else "band"
     table = Table(
         title=f"Per chunk of {chunk_size} rows: ROC AUC, label-free estimate vs realized",
-        caption=f"estimate [{level}]: the label-free estimate and its interval; known-good: the "
+        caption=f"estimate [{level}]: the label-free estimate and its interval; realized: on "
+        "the labelled rows, ±its sampling error; known-good: the "
         "known-good version's estimate on the same rows; gap: estimate minus known-good; "
         "drift: a feature past its drift threshold",
     )
@@ -193,9 +208,9 @@ def chunk_table(
         )
         cells = [
             row["release"],
-            str(row["chunk"]),
+            row["chunk_label"],
             band,
-            _fmt(row["realized"]),
+            row["realized_label"],
             _fmt(row["known_good_estimated"]),
             _fmt(row["gap_estimated"]),
             "yes" if row["drifting"] else "no",

@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -34,12 +34,27 @@ _MARGIN = {"l": 55, "r": 20, "t": 30, "b": 40}
 _CONFIG = {"displaylogo": False, "responsive": True}
 
 
-def chunk_span(chunk: Any) -> tuple[str, str]:
-    """The event-time range a chunk covers, as ISO-8601 (first and last record's event time;
-    "" when unknown)."""
-    start = str(getattr(chunk, "start_time", "") or "")
-    end = str(getattr(chunk, "end_time", "") or "") or start
-    return start, end
+class Spanned(Protocol):
+    """What a chunk's place on the time axis is read from (`ChunkEvidence` has it)."""
+
+    @property
+    def chunk_index(self) -> int: ...
+    @property
+    def start_time(self) -> str: ...
+    @property
+    def end_time(self) -> str: ...
+    @property
+    def period_start(self) -> str: ...
+    @property
+    def period_end(self) -> str: ...
+
+
+def chunk_span(chunk: Spanned) -> tuple[str, str]:
+    """The event-time range a chunk covers, as ISO-8601: its period for a chunk by period,
+    else its first and last record's event time ("" when unknown)."""
+    if chunk.period_start:
+        return chunk.period_start, chunk.period_end or chunk.period_start
+    return chunk.start_time or "", chunk.end_time or chunk.start_time or ""
 
 
 class ChunkAxis:

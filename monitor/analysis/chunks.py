@@ -279,6 +279,7 @@ def analyse_chunks(
                 estimated=estimated,
                 realized=realized,
                 labelled_rows=labelled,
+                realized_sampling_error=live.estimator.realized_errors(labelled, realized),
                 nowcast=nowcast,
                 track_record=record,
                 drift=univariate[i],

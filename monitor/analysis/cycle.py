@@ -10,10 +10,11 @@ as the plan's `drift` settings say (`spec.drift.features`, passed to `analyse_ch
   more arrived (labels come hours later, so realized performance fills in on a later cycle)
   or a label was corrected (same count, other values: `relabel.py` reads the store's label
   clock).
-- by event time: one chunk per `period` (UTC; weeks start on Monday), its `chunk_index` the
-  period's number since the epoch. A period is complete once its end has passed or a later
-  period has records; it is re-analysed when its rows grew (a late backfill) or its labels
-  changed.
+- by event time: one chunk per `period` from the ModelMonitor's `chunkAnchor`, else the
+  model's first event, its `chunk_index` counted from the version's first period (0, 1, ...)
+  and its date range in `period_start`/`period_end` (`periods.py`). A period is complete
+  once its end has passed or a later period has records; it is re-analysed when its rows
+  grew (a late backfill) or its labels changed.
 
 What the analysis found (chunk size, rows waiting for a chunk, rows still needed) is stored
 per version as `monitor.memory.state.ChunkingStatus` for the operator and `monitor status`, and
@@ -28,16 +29,15 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from typing import Protocol
 
-import numpy as np
 import pandas as pd
 
 from monitor.analysis.candidates import score_candidates
 from monitor.analysis.chunks import FittedVersion, analyse_chunks
 from monitor.analysis.intervals import DEFAULT_LEVEL
-from monitor.analysis.plan import US, ChunkPlan, period_origin_us
+from monitor.analysis.periods import analyse_due, due_periods, iso_us
+from monitor.analysis.plan import ChunkPlan
 from monitor.analysis.ports import AnalysisStore, VersionView
 from monitor.analysis.relabel import RELABEL_LOOKBACK_CHUNKS, LabelChanges
 from monitor.analysis.versions import VersionCache
@@ -137,6 +137,9 @@ def run_cycle(
             metrics.publish_chunking(model, info.version, status)
             for ev in evidence:
                 metrics.publish_chunk(ev)
+            if evidence and plan.period is not None:
+                # Period chunks may have been renumbered (re-analysis drops the old ones).
+                stored = store.chunks(model, info.version)
             if evidence:
                 merged = {c.chunk_index: c for c in stored} | {e.chunk_index: e for e in evidence}
                 history = [merged[k] for k in sorted(merged)]
@@ -206,14 +209,15 @@ def _analyse_version(
     basis = plan.rows or sizing.derived_rows or default.rows or 500
     stored = sorted(stored, key=lambda c: c.chunk_index)
     labels = labels or LabelChanges(model, version)
+    where: tuple[str | None, str | None] = (None, None)
     if plan.period is None:
         out, pending = _by_rows(
             store, cache, model, version, registered, basis, stored, labels, plan.drift
         )
         needed = basis - pending
     else:
-        out, pending = _by_period(
-            store, cache, model, version, registered, plan.period, basis, stored, labels, plan.drift
+        out, pending, where = _by_period(
+            store, cache, model, version, registered, plan, basis, stored, labels
         )
         needed = max(0, basis - pending)
     status = ChunkingStatus(
@@ -226,6 +230,8 @@ def _analyse_version(
         pending_rows=pending,
         rows_needed=needed,
         problem=sizing.problem,
+        anchor=where[0],
+        first_period_start=where[1],
     )
     return out, status
 
@@ -275,62 +281,27 @@ def _by_period(
     model: str,
     version: str,
     registered: list[str],
-    period: timedelta,
+    plan: ChunkPlan,
     size: int,
     stored: list[ChunkEvidence],
     labels: LabelChanges,
-    drift: DriftSettings | None = None,
-) -> tuple[list[ChunkEvidence], int]:
-    """Complete periods (by event time) that are new or whose rows or labels grew; and the
-    rows of periods still open."""
-    period_us = int(period.total_seconds() * US)
-    start = period_origin_us(period)
-    since = None
-    if stored:
-        since = start + (stored[-1].chunk_index - RELABEL_LOOKBACK_CHUNKS) * period_us
-    rows = store.records_frame(model, version, event_from_us=since)
-    if len(rows) == 0:
-        return [], 0
-    epoch = pd.Timestamp(0, tz="UTC")
-    event_us = ((rows["event_time"] - epoch) // pd.Timedelta(microseconds=1)).to_numpy()
-    ordinal = (event_us - start) // period_us
-    now_ordinal = (int(time.time() * US) - start) // period_us
-    cutoff = max(int(ordinal.max()), now_ordinal)
-    closed = ordinal < cutoff
-    pending = int((~closed).sum())
-    frame = rows.assign(_period=ordinal)[closed]
-    if frame.empty:
-        return [], pending
-    frame = frame.sort_values(["_period", "seq"], kind="stable")
-    before = {c.chunk_index: c for c in stored}
-    counts = frame.groupby("_period").agg(rows=("seq", "size"), labelled=("label", "count"))
-    corrected = labels.changed_periods(frame)
-    periods = [int(p) for p in counts.index.tolist()]
-    tallies = zip(periods, counts["rows"].tolist(), counts["labelled"].tolist(), strict=True)
-    changed = [
-        p
-        for p, n, labelled in tallies
-        if p not in before
-        or before[p].rows != int(n)
-        or before[p].labelled_rows < int(labelled)
-        or p in corrected
-    ]
+) -> tuple[list[ChunkEvidence], int, tuple[str | None, str | None]]:
+    """Complete periods (by event time, `periods.py`) that are new or whose rows, labels or
+    partial flag changed; the rows of periods still open; the grid's anchor and the
+    version's first period."""
+    assert plan.period is not None
+    frame, changed, ranges, pending, grid, first = due_periods(
+        store, model, version, plan.period, plan.anchor, stored, labels
+    )
+    where: tuple[str | None, str | None] = (None, None)
+    if grid is not None:
+        where = (iso_us(grid.anchor_us), iso_us(grid.start_us(first)))
     if not changed:
-        return [], pending
-    frame = frame[frame["_period"].isin(changed)]
-    positions = np.searchsorted(np.asarray(changed), frame["_period"].to_numpy())
+        return [], pending, where
     live = cache.get(model, version, size)
     kg_version = known_good_version(store, model, version, registered)
     known_good = cache.get(model, kg_version, size) if kg_version else None
-    out = analyse_chunks(
-        live,
-        frame.drop(columns="_period"),
-        0,
-        known_good,
-        groups=(positions, changed),
-        drift_settings=drift,
-    )
-    return out, pending
+    return analyse_due(live, known_good, frame, changed, ranges, plan.drift), pending, where
 
 
 def _reanalyse_labelled(

@@ -38,7 +38,9 @@ from monitor.core.evidence import Estimate
 METRICS: tuple[str, ...] = ("roc_auc", "f1", "precision", "recall")
 PROBA, PRED, LABEL, CHUNK_KEY = "probability", "predicted_class", "label", "_chunk"
 ROC_AUC_TOLERATED_DROP = 0.15
-# Realized metrics need enough labelled rows, and both classes among them.
+# The reference needs this many labelled rows to say how big a chunk must be; realized
+# metrics on a chunk need only both classes among its labelled rows (and carry their
+# sampling error: a small chunk's figure is shown with how little it says).
 MIN_LABELLED_ROWS = 50
 
 
@@ -59,22 +61,23 @@ class KeyChunker(Chunker):
 
 
 def realized_metrics(frame: pd.DataFrame, threshold: float) -> dict[str, float | None]:
-    """ROC AUC, F1, precision, recall on the labelled rows; None where they are undefined.
+    """ROC AUC, F1, precision, recall on the labelled rows, whenever both classes are among
+    them (however few); None otherwise.
 
     numpy rather than sklearn: same definitions, ~50x less overhead per chunk, which
     matters when a cycle covers hundreds of chunks and slices.
     """
     out: dict[str, float | None] = dict.fromkeys(METRICS)
     label = pd.to_numeric(frame[LABEL], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    keep = np.isfinite(label)
-    if keep.sum() < MIN_LABELLED_ROWS:
-        return out
+    p = frame[PROBA].to_numpy(dtype=float)
+    keep = np.isfinite(label) & np.isfinite(p)
     y = label[keep].astype(int)
-    p = frame[PROBA].to_numpy(dtype=float)[keep]
-    pred = p >= threshold
+    p = p[keep]
     positives = int(y.sum())
-    if 0 < positives < len(y):
-        out["roc_auc"] = roc_auc(y, p)
+    if not 0 < positives < len(y):
+        return out
+    pred = p >= threshold
+    out["roc_auc"] = roc_auc(y, p)
     tp = float(np.sum(pred & (y == 1)))
     fp = float(np.sum(pred & (y == 0)))
     fn = float(np.sum(~pred & (y == 1)))
@@ -199,6 +202,20 @@ class PerformanceEstimator:
             }
         return out
 
+    def realized_errors(
+        self, labelled_rows: int, realized: dict[str, float | None]
+    ) -> dict[str, float | None]:
+        """The sampling error of each realized metric on `labelled_rows` rows: the formula
+        behind every estimate's band (`_metric_estimate`), NannyML's reference components
+        `std / sqrt(rows * fraction)`, at the labelled rows; None where the metric is."""
+        out: dict[str, float | None] = {}
+        for metric in self.cbpe.metrics:
+            if realized.get(metric.name) is None or labelled_rows <= 0:
+                out[metric.name] = None
+                continue
+            out[metric.name] = _sampling_error(metric, labelled_rows)
+        return out
+
     def calibrate(self, proba: np.ndarray) -> np.ndarray:
         """NannyML's fitted calibrator applied to raw scores (identity when it needs none)."""
         proba = np.asarray(proba, dtype=float)
@@ -252,8 +269,7 @@ class PerformanceEstimator:
                 value = cbpe_metrics.estimate_roc_auc(calibrated, raw)
             else:
                 value = _ESTIMATORS[metric.name](pred, calibrated)
-        std, fraction = metric._sampling_error_components
-        error = float(std / np.sqrt(len(raw) * fraction))
+        error = _sampling_error(metric, len(raw))
         value = float(value)
         if not np.isfinite(value):
             return Estimate(value=None, sampling_error=error)
@@ -276,6 +292,13 @@ class PerformanceEstimator:
             upper_threshold=_opt(metric.upper_threshold_value),
             alert=bool(metric.alert(value)),
         )
+
+
+def _sampling_error(metric: Any, rows: int) -> float:
+    """NannyML's sampling error of `metric` on `rows` rows: its reference components
+    (std, fraction), `std / sqrt(rows * fraction)`."""
+    std, fraction = metric._sampling_error_components
+    return float(std / np.sqrt(rows * fraction))
 
 
 def _opt(value: Any) -> float | None:

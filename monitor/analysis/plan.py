@@ -2,14 +2,15 @@
 from the reference's sampling error.
 
 By rows, `rows=None` is the smallest chunk whose ROC AUC sampling error on the reference is
-within `max_sampling_error`; by event time, one chunk per `period` (UTC; weeks start on
-Monday), its `chunk_index` the period's number since `period_origin_us`.
+within `max_sampling_error`; by event time, one chunk per `period` from `anchor` (the
+ModelMonitor's `chunkAnchor`, else the model's first event): `PeriodGrid`, and the chunk's
+number counts from the version's first period (periods.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -30,6 +31,7 @@ class ChunkPlan:
 
     rows: int | None = None
     period: timedelta | None = None
+    anchor: datetime | None = None  # where periods start (None: the model's first event)
     max_sampling_error: float = DEFAULT_MAX_SAMPLING_ERROR
     gaps: GapRules = field(default_factory=GapRules)  # which chunks the exported gap counts
     drift: DriftSettings = field(default_factory=DriftSettings)  # spec.drift, per feature
@@ -54,5 +56,27 @@ class Sizing:
 
 
 def period_origin_us(period: timedelta) -> int:
-    """Where period 0 starts: the epoch, or its first Monday for whole weeks."""
+    """Where period 0 started before anchoring (the epoch, or its first Monday for whole
+    weeks): how evidence stored by earlier releases numbered its periods."""
     return _MONDAY_US if period % timedelta(weeks=1) == timedelta(0) else 0
+
+
+@dataclass(frozen=True)
+class PeriodGrid:
+    """Periods of `period_us` microseconds from `anchor_us`: period k is
+    [anchor + k * period, anchor + (k + 1) * period)."""
+
+    anchor_us: int
+    period_us: int
+
+    def ordinal(self, event_us: np.ndarray) -> np.ndarray:
+        return (np.asarray(event_us, dtype=np.int64) - self.anchor_us) // self.period_us
+
+    def start_us(self, ordinal: int) -> int:
+        return self.anchor_us + int(ordinal) * self.period_us
+
+    def ordinal_of(self, moment_us: int) -> int:
+        return (int(moment_us) - self.anchor_us) // self.period_us
+
+    def aligned(self, moment_us: int) -> bool:
+        return (int(moment_us) - self.anchor_us) % self.period_us == 0

@@ -73,7 +73,7 @@ class ChunkEvidence:
 
     model: str
     version: str
-    chunk_index: int  # 0-based, per version, in arrival order
+    chunk_index: int  # 0-based, per version: arrival order by rows, period order by period
     rows: int
     first_seq: int  # store sequence numbers bounding the chunk (inclusive)
     last_seq: int
@@ -81,9 +81,18 @@ class ChunkEvidence:
     end_time: str
     # NannyML CBPE on the served scores, keyed by metric: roc_auc, f1, precision, recall.
     estimated: dict[str, Estimate] = field(default_factory=dict)
-    # Realized performance on the rows whose labels have arrived (None until enough).
+    # Realized performance on the rows whose labels have arrived (None until both classes
+    # are among them), and its sampling error: the formula of the estimates' (NannyML's
+    # reference std / sqrt(labelled rows * fraction)), at the labelled rows.
     realized: dict[str, float | None] = field(default_factory=dict)
     labelled_rows: int = 0
+    realized_sampling_error: dict[str, float | None] = field(default_factory=dict)
+    # A chunk by event-time period: its period [period_start, period_end) (RFC 3339), and
+    # whether the version's rows cover only part of it (its first or last period); both
+    # empty / False for chunks by rows.
+    period_start: str = ""
+    period_end: str = ""
+    partial: bool = False
     # Drift and data quality: diagnosis only, never a rollback trigger by themselves.
     drift: list[FeatureDrift] = field(default_factory=list)
     multivariate_error: float | None = None

@@ -3,9 +3,10 @@ exported series (what the progressive-delivery templates gate on) and the report
 
 A gap is the row-weighted mean over chunks of (version - baseline) on the very same rows:
 the live release against its known-good version scored in shadow, or a candidate against
-the serving baseline. Which chunks count is one `GapFilter` (the chunk is big enough, it
-was compared with *this* baseline, for an estimate within one learner -- CBPE is biased in
-opposite directions across learners --, for labels enough of them), its values a
+the serving baseline. Which chunks count is one `GapFilter` (it was compared with *this*
+baseline, for an estimate within one learner -- CBPE is biased in opposite directions
+across learners --; chunks smaller than its minimum rows, or labelled rows, are pooled
+with the next ones until they hold enough: `pool`), its values a
 ModelMonitor's (`GapRules`: what the spec sets, the rest scaled to the chunk), so the canary
 gate and the rollback rule read the same gap for the same release.
 
@@ -68,10 +69,11 @@ class ChunkGap:
 
 @dataclass(frozen=True)
 class GapFilter:
-    """Which chunks a gap counts. `baseline`: only chunks compared with this version (None:
-    none count -- nothing to compare with); `min_rows` per chunk; an estimated gap only
-    within one learner when `same_learner_only`; a realized gap only on at least
-    `min_labelled_rows` labelled rows."""
+    """Which chunks a gap counts, and how many rows stand behind each figure. `baseline`:
+    only chunks compared with this version (None: none count -- nothing to compare with);
+    an estimated gap only within one learner when `same_learner_only`. `min_rows` (and for
+    a realized gap `min_labelled_rows`) is what one figure needs: a chunk holding fewer is
+    pooled with the next ones (`pool`) until together they hold enough."""
 
     baseline: str | None
     min_rows: int = 1
@@ -84,18 +86,81 @@ class GapFilter:
         return GapRules().at(baseline, chunk_rows)
 
     def weight(self, chunk: ChunkGap, field: GapField) -> float:
-        """The chunk's weight in the gap (its rows, or its labelled rows); 0: left out."""
+        """The chunk's weight in the gap (its rows, or its labelled rows); 0: left out
+        (another baseline, another learner, no labels)."""
         if chunk.baseline is None or chunk.baseline != self.baseline:
-            return 0.0
-        if chunk.rows < self.min_rows:
             return 0.0
         if field == "estimated":
             if self.same_learner_only and chunk.same_learner is not True:
                 return 0.0
             return float(chunk.rows)
-        if chunk.labelled_rows < self.min_labelled_rows:
-            return 0.0
         return float(chunk.labelled_rows)
+
+    def enough(self, rows: int, labelled_rows: int, field: GapField) -> bool:
+        """Whether a (pooled) figure on this many rows counts."""
+        if rows < self.min_rows:
+            return False
+        return field == "estimated" or labelled_rows >= self.min_labelled_rows
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """Consecutive chunks counted as one figure: `chunk_indexes` (the last one is where the
+    figure stands), their weighted mean `gap`, its `weight`, the rows behind it."""
+
+    chunk_indexes: tuple[int, ...]
+    gap: float
+    weight: float
+    rows: int
+    labelled_rows: int
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """A gap's pooled figures in chunk order, and the pool still short of the minimum:
+    its chunks and how many more rows (labelled rows for a realized gap) it waits for."""
+
+    figures: tuple[Pooled, ...]
+    open_chunks: tuple[int, ...] = ()
+    open_rows: int = 0
+    rows_short: int = 0  # more rows the open pool needs (0: no open pool)
+    labelled_short: int = 0  # more labelled rows it needs (a realized gap)
+
+
+def pool(chunks: Iterable[ChunkGap], field: GapField, where: GapFilter) -> Pooling:
+    """Consecutive kept chunks pooled until each pool holds `where`'s minimum rows.
+
+    A chunk with a finite gap that `where` keeps joins the open pool; once the pool holds
+    `min_rows` rows (and, for a realized gap, `min_labelled_rows` labelled rows) it becomes
+    one figure -- the row-weighted mean of its chunks' gaps, the gap's own definition, so
+    pooling never moves the mean, it only decides which chunks count and how many figures
+    the band and the K-consecutive rules see. A chunk big enough on its own is one figure
+    (what every chunk was before pooling). The last pool, still short, waits.
+    """
+    figures: list[Pooled] = []
+    members: list[tuple[int, float, float, int, int]] = []
+    for chunk in sorted(chunks, key=lambda c: c.chunk_index):
+        gap = chunk.estimated if field == "estimated" else chunk.realized
+        weight = where.weight(chunk, field)
+        if gap is None or not math.isfinite(gap) or weight <= 0:
+            continue
+        members.append((chunk.chunk_index, float(gap), weight, chunk.rows, chunk.labelled_rows))
+        rows = sum(m[3] for m in members)
+        labelled = sum(m[4] for m in members)
+        if where.enough(rows, labelled, field):
+            total = sum(m[2] for m in members)
+            mean = sum(m[1] * m[2] for m in members) / total
+            figures.append(Pooled(tuple(m[0] for m in members), mean, total, rows, labelled))
+            members = []
+    rows = sum(m[3] for m in members)
+    labelled = sum(m[4] for m in members)
+    return Pooling(
+        tuple(figures),
+        tuple(m[0] for m in members),
+        rows,
+        max(0, where.min_rows - rows) if members else 0,
+        max(0, where.min_labelled_rows - labelled) if members and field == "realized" else 0,
+    )
 
 
 @dataclass(frozen=True)
@@ -129,15 +194,9 @@ def latest_baseline(chunks: Iterable[ChunkEvidence]) -> str | None:
 def gap_pairs(
     chunks: Iterable[ChunkGap], field: GapField, where: GapFilter
 ) -> list[tuple[int, float, float]]:
-    """(chunk index, gap, weight) of every chunk `where` keeps that has a finite gap, in
-    chunk order."""
-    out = []
-    for chunk in sorted(chunks, key=lambda c: c.chunk_index):
-        gap = chunk.estimated if field == "estimated" else chunk.realized
-        weight = where.weight(chunk, field)
-        if gap is not None and math.isfinite(gap) and weight > 0:
-            out.append((chunk.chunk_index, float(gap), weight))
-    return out
+    """(chunk index, gap, weight) of every pooled figure (`pool`), in chunk order: the
+    index is the pool's last chunk."""
+    return [(f.chunk_indexes[-1], f.gap, f.weight) for f in pool(chunks, field, where).figures]
 
 
 def running_gap(pairs: Iterable[tuple[int, float, float]]) -> list[tuple[int, float]]:

@@ -110,11 +110,16 @@ def policy_condition(problems: Sequence[PolicyProblem]) -> tuple[str, str, str]:
     return ("True", problems[0].reason, "; ".join(p.message for p in problems))
 
 
-def waiting_condition(chunking: ChunkingStatus | None, judged_chunks: int) -> tuple[str, str, str]:
-    """`WaitingForData`: True while the live version has no chunk to judge yet."""
+def waiting_condition(
+    chunking: ChunkingStatus | None, judged_chunks: int, pooling: Sequence[str] = ()
+) -> tuple[str, str, str]:
+    """`WaitingForData`: True while the live version has no chunk to judge yet; its message
+    also says which gap rule pools small chunks and how many more rows it waits for."""
     if chunking is None:
         return ("Unknown", "NotAnalysedYet", "the analysis has not chunked this version yet")
     pending = f"{chunking.pending_rows} rows wait for a chunk, {chunking.rows_needed} more needed"
+    if pooling:
+        pending += "; " + "; ".join(pooling)
     if judged_chunks == 0:
         return ("True", "AwaitingCompleteChunk", f"no chunk to judge yet: {pending}")
     return ("False", "ChunksComplete", f"{judged_chunks} chunks judged; {pending}")

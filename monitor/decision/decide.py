@@ -34,7 +34,7 @@ from monitor.decision.conditions import (
     realized_degradation,
     waiting_condition,
 )
-from monitor.decision.rules import find_trigger
+from monitor.decision.rules import find_trigger, gap_waits, judged_units
 from monitor.decision.types import (
     TRIGGER_REASONS,
     Action,
@@ -62,18 +62,21 @@ def decide(inp: DecisionInput) -> Decision:
                 ready=("False", "VersionUnknown", msg), policy=policy_condition(inp.problems)
             ),
         )
-    valid = sorted(
-        (c for c in inp.evidence if c.rows >= policy.min_rows_per_chunk),
-        key=lambda c: c.chunk_index,
-    )
+    # The rules judged chunk by chunk (parity, rank correlation, bounds, drift) need a full
+    # chunk of enough rows; the gap rules pool smaller chunks (`rules.find_trigger`).
+    full = sorted((c for c in inp.evidence if not c.partial), key=lambda c: c.chunk_index)
+    valid = [c for c in full if c.rows >= policy.min_rows_per_chunk]
     latest = valid[-1] if valid else None
     drift = drift_condition(latest)
     degraded, degraded_reason, degraded_msg = absolute_degradation(policy, latest)
-    base = _Base(inp, valid, drift, degraded, degraded_reason, degraded_msg)
+    base = _Base(
+        inp, valid, drift, degraded, degraded_reason, degraded_msg, judged_units(policy, full)
+    )
     kg = inp.known_good
     if kg is not None and kg.version == inp.live_version:
         return _judge_known_good(base)
-    trigger = find_trigger(inp, valid, degraded, drift.status == "True")
+    every = sorted(inp.evidence, key=lambda c: c.chunk_index)  # the gap rules pool them all
+    trigger = find_trigger(inp, valid, degraded, drift.status == "True", every)
     if trigger is None:
         return _judge_healthy_probation(base)
     return _judge_breach(base, *trigger)
@@ -87,12 +90,16 @@ class _Base:
     degraded: bool
     degraded_reason: str
     degraded_msg: str
+    # Chunks judged so far for probation: full chunks of enough rows, smaller ones pooled.
+    judged: int = 0
 
     def extra(self) -> dict[str, tuple[str, str, str]]:
         """The conditions every verdict carries: the policy's problems, data waiting."""
         return {
             "policy": policy_condition(self.inp.problems),
-            "waiting": waiting_condition(self.inp.chunking, len(self.valid)),
+            "waiting": waiting_condition(
+                self.inp.chunking, self.judged, gap_waits(self.inp, self.inp.evidence)
+            ),
         }
 
     def unavailable_condition(self) -> tuple[str, str, str]:
@@ -126,13 +133,16 @@ class _Base:
         est = chunk.estimated.get("roc_auc")
         if est is None or est.value is None:
             return None
-        return {
+        out: dict[str, Any] = {
             "metric": "roc_auc",
             "value": est.value,
             "lower": est.lower,
             "upper": est.upper,
             "chunk": chunk.chunk_index,
         }
+        if chunk.period_start:  # a chunk by period is named with its range too
+            out["periodStart"], out["periodEnd"] = chunk.period_start, chunk.period_end
+        return out
 
 
 def _judge_known_good(base: _Base) -> Decision:
@@ -164,14 +174,14 @@ def _judge_known_good(base: _Base) -> Decision:
         ),
         from_version=inp.live_version,
         from_revision=inp.live_revision,
-        healthy_chunks=len(base.valid),
+        healthy_chunks=base.judged,
         last_estimate=base.last_estimate(),
     )
 
 
 def _judge_healthy_probation(base: _Base) -> Decision:
     inp, policy = base.inp, base.inp.policy
-    healthy = len(base.valid)
+    healthy = base.judged
     promote = healthy >= policy.probation_chunks
     if promote:
         action: Action = "promote-known-good"

@@ -15,14 +15,30 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from monitor.core.evidence import ChunkEvidence
-from monitor.core.gap import ChunkGap, GapField, GapFilter, GapRules, gap_pairs, running_gap
+from monitor.core.gap import (
+    ChunkGap,
+    GapField,
+    GapFilter,
+    GapRules,
+    gap_pairs,
+    pool,
+    running_gap,
+)
 from monitor.decision.policy import Policy
 from monitor.decision.types import DecisionInput, TriggerEvidence
 
 
 def find_trigger(
-    inp: DecisionInput, valid: list[ChunkEvidence], degraded: bool, drifting: bool
+    inp: DecisionInput,
+    valid: list[ChunkEvidence],
+    degraded: bool,
+    drifting: bool,
+    every: list[ChunkEvidence] | None = None,
 ) -> tuple[str, TriggerEvidence] | None:
+    """The first rule that fires. `valid`: full chunks of enough rows (the per-chunk rules);
+    `every`: every chunk, partial ones too (None: `valid`), which the gap rules pool to their
+    minimums -- as the exported gap and the candidate verdicts count them."""
+    pooled = valid if every is None else every
     version = inp.live_version or ""
     if version in inp.rejected:
         ev = TriggerEvidence("rejected", 1.0, 0.0, (), version, None)
@@ -39,8 +55,8 @@ def find_trigger(
     rules: list[tuple[str, Callable[[], TriggerEvidence | None]]] = [
         ("parity", lambda: _parity(policy, valid, version)),
         ("rank_correlation", lambda: _rank(policy, comparable, version)),
-        ("estimated_gap", lambda: _gap(policy, valid, kg, version, "estimated")),
-        ("realized_gap", lambda: _gap(policy, valid, kg, version, "realized")),
+        ("estimated_gap", lambda: _gap(policy, pooled, kg, version, "estimated")),
+        ("realized_gap", lambda: _gap(policy, pooled, kg, version, "realized")),
     ]
     for name, rule in rules:
         found = rule()
@@ -214,3 +230,42 @@ def _gap(
         return None
     name = f"cumulative_{field}_{metric}_gap"
     return TriggerEvidence(name, run[1], bound, tuple(run[0]), version, None)
+
+
+def judged_units(policy: Policy, full: Sequence[ChunkEvidence]) -> int:
+    """How many chunks probation has judged: full chunks, consecutive smaller ones pooled
+    until they hold `minRowsPerChunk` rows (one each when chunks are big enough)."""
+    units = rows = 0
+    for chunk in sorted(full, key=lambda c: c.chunk_index):
+        rows += chunk.rows
+        if rows >= policy.min_rows_per_chunk:
+            units, rows = units + 1, 0
+    return units
+
+
+def gap_waits(inp: DecisionInput, evidence: Sequence[ChunkEvidence]) -> list[str]:
+    """Which gap rule's pool is short of its minimum, and by how many rows: what
+    `WaitingForData` says while small chunks accumulate."""
+    kg = inp.known_good.version if inp.known_good else None
+    if kg is None:
+        return []
+    policy = inp.policy
+    where = gap_filter(policy, kg)
+    out = []
+    fields: tuple[tuple[GapField, str], ...] = (
+        ("estimated", policy.estimated_gap_metric),
+        ("realized", policy.realized_gap_metric),
+    )
+    for field, metric in fields:
+        pooling = pool([ChunkGap.of(c, metric) for c in evidence], field, where)
+        if not pooling.open_chunks:
+            continue
+        short = [f"{pooling.rows_short} more rows"] if pooling.rows_short else []
+        if pooling.labelled_short:
+            short.append(f"{pooling.labelled_short} more labelled rows")
+        chunks = pooling.open_chunks
+        span = f"chunk {chunks[0]}" if len(chunks) == 1 else f"chunks {chunks[0]}-{chunks[-1]}"
+        out.append(
+            f"{field} gap pools {span} ({pooling.open_rows} rows), waits for {' and '.join(short)}"
+        )
+    return out

@@ -45,6 +45,7 @@ def chunk_plans(monitors: list[dict[str, Any]]) -> dict[str, ChunkPlan]:
         plans[policy.model] = ChunkPlan(
             rows=None if policy.chunk_period else policy.fixed_chunk_rows,
             period=policy.chunk_period,
+            anchor=policy.chunk_anchor,
             max_sampling_error=policy.max_sampling_error,
             gaps=gap_rules(policy),
             drift=policy.drift,

@@ -60,6 +60,10 @@ class ChunkingStatus:
     pending_rows: int = 0  # stored rows not yet in an analysed chunk
     rows_needed: int = 0  # rows still missing before the next chunk can be analysed
     problem: str | None = None
+    # Mode period: where the periods start (RFC 3339; the declared chunkAnchor, else the
+    # model's first event) and the version's first period, chunk 0.
+    anchor: str | None = None
+    first_period_start: str | None = None
 
     @property
     def basis_rows(self) -> int | None:
@@ -297,6 +301,15 @@ class OperatorState:
             return False
         self._store.put_state(self._chunking_key(model, version), status.to_json())
         return True
+
+    def period_anchor(self, model: str) -> str | None:
+        """The model's first event as the analysis first saw it: where its periods start
+        when the ModelMonitor declares no `chunkAnchor` (kept, so numbering never moves)."""
+        data = self._store.get_state(f"period-anchor/{model}")
+        return str(data["anchor"]) if data and data.get("anchor") else None
+
+    def set_period_anchor(self, model: str, anchor: str) -> None:
+        self._store.put_state(f"period-anchor/{model}", {"anchor": anchor})
 
     # -- policy problems (written by the operator) -----------------------------------------
 

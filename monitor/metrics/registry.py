@@ -49,6 +49,11 @@ class MonitorMetrics:
         )
         self.realized = g("modelguard_realized_performance", "On labelled rows", perf)
         mvm = (*MV, "metric")
+        self.realized_error = g(
+            "modelguard_realized_performance_sampling_error",
+            "Sampling error of the realized figure on its labelled rows (the estimates' formula)",
+            mvm,
+        )
         self.interval_lower = g(
             "modelguard_estimated_performance_interval_lower",
             "Lower end of the calibrated interval at the stated level",
@@ -312,6 +317,8 @@ class MonitorMetrics:
             self.child(self.estimated_alert, *mv, metric).set(1 if e.alert else 0)
         for metric, value in ev.realized.items():
             self.set_or_clear(self.realized, value, *mv, metric, "all")
+        for metric, error in ev.realized_sampling_error.items():
+            self.set_or_clear(self.realized_error, error, *mv, metric)
         self._intervals(mv, ev)
         for seg in ev.segments:
             self._estimates(mv, seg.estimated, seg.segment)

@@ -44,6 +44,18 @@ class ChunkStore:
             )
         )
 
+    def drop_chunks(self: Database, model: str, version: str, indexes: Sequence[int]) -> None:
+        """Delete these chunks of a version: the analysis renumbering its periods (evidence
+        numbered from the epoch by earlier releases, a moved anchor) before re-analysis."""
+        rows = [(model, version, int(i)) for i in indexes]
+        if not rows:
+            return
+        self._write(
+            lambda conn: conn.executemany(
+                "DELETE FROM chunks WHERE model = ? AND version = ? AND chunk_index = ?", rows
+            )
+        )
+
     def chunk_dicts(self: Database, model: str, version: str | None = None) -> list[dict[str, Any]]:
         """Chunk evidence as stored (plain dicts), in arrival order."""
         sql = "SELECT evidence FROM chunks WHERE model = ?"

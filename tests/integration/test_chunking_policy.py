@@ -113,7 +113,8 @@ def test_without_a_chunk_size_it_is_derived_from_the_references_sampling_error(
 def test_chunks_by_period_follow_the_event_time_not_the_arrival(
     tmp_path: Path, split: Split, registrations: dict[str, Any]
 ) -> None:
-    """A backfill received in one instant is chunked by the day its events happened."""
+    """A backfill received in one instant is chunked by the day its events happened: days
+    from the model's first event, numbered 0, 1, ... with their date range."""
     reg = registrations["good"]
     settings = settings_for(tmp_path, {reg.model: {"chunkPeriod": "1d"}})
     with SqliteStore(settings.store.db_path) as store:
@@ -126,14 +127,22 @@ def test_chunks_by_period_follow_the_event_time_not_the_arrival(
         store.append_labels(labels)
         analysis_pass(store, settings)()
         chunks = sorted(store.chunks(reg.model), key=lambda c: c.chunk_index)
-        days = pd.Series(pd.to_datetime([r["timestamp"] for r in records], utc=True)).dt.floor("D")
-        per_day = days.value_counts().sort_index()
-        epoch = pd.Timestamp(0, tz="UTC")
-        assert [c.chunk_index for c in chunks] == [(d - epoch).days for d in per_day.index]
+        events = pd.Series(pd.to_datetime([r["timestamp"] for r in records], utc=True))
+        first = events.min()
+        per_day = ((events - first) // pd.Timedelta(days=1)).value_counts().sort_index()
+        assert [c.chunk_index for c in chunks] == list(range(len(per_day)))
         assert [c.rows for c in chunks] == per_day.tolist()
-        assert [c.start_time[:10] for c in chunks] == [d.date().isoformat() for d in per_day.index]
+        starts = [first + pd.Timedelta(days=int(d)) for d in per_day.index]
+        assert [pd.Timestamp(c.period_start) for c in chunks] == starts
+        assert [pd.Timestamp(c.period_end) for c in chunks] == [
+            s + pd.Timedelta(days=1) for s in starts
+        ]
+        # Anchored at the first event, only the last day can be partial (the rows end).
+        assert not any(c.partial for c in chunks[:-1])
         status = OperatorState(store).chunking(reg.model, reg.version)
         assert status is not None and (status.mode, status.period_seconds) == ("period", 86400)
+        assert status.anchor is not None and status.first_period_start is not None
+        assert pd.Timestamp(status.anchor) == first == pd.Timestamp(status.first_period_start)
         # Every row is in a chunk with its label; a second pass has nothing to redo.
         frame = store.records_frame(reg.model, reg.version)
         before = {c.chunk_index: c.labelled_rows for c in chunks}
@@ -217,13 +226,8 @@ def test_the_monitor_chunks_posted_records_by_their_event_time(
         assert client.post("/v1/models", json=body, headers=mon.auth).status_code == 201
         assert client.post("/v1/records", json={"records": posted}).status_code == 202
         assert client.post("/v1/labels", json={"labels": labels}).status_code == 202
-        weeks = (
-            pd.Series(pd.to_datetime([r["timestamp"] for r in records], utc=True))
-            .dt.tz_localize(None)
-            .dt.to_period("W-SUN")
-            .value_counts()
-            .sort_index()
-        )
+        events = pd.Series(pd.to_datetime([r["timestamp"] for r in records], utc=True))
+        weeks = ((events - events.min()) // pd.Timedelta(weeks=1)).value_counts().sort_index()
         deadline = time.monotonic() + 180
         chunks: list[dict[str, Any]] = []
         while time.monotonic() < deadline and len(chunks) < len(weeks):
@@ -231,9 +235,11 @@ def test_the_monitor_chunks_posted_records_by_their_event_time(
             time.sleep(1)
         chunks.sort(key=lambda c: c["chunk_index"])
         assert [c["rows"] for c in chunks] == weeks.tolist(), mon.log()
-        monday = pd.Timestamp("1970-01-05")
-        expected = [(w.start_time - monday).days // 7 for w in weeks.index]
-        assert [c["chunk_index"] for c in chunks] == expected
+        # Weeks from the model's first event, numbered from 0, each with its range.
+        assert [c["chunk_index"] for c in chunks] == list(range(len(weeks)))
+        assert [pd.Timestamp(c["period_start"]) for c in chunks] == [
+            events.min() + pd.Timedelta(weeks=int(w)) for w in weeks.index
+        ]
         exposition = client.get("/metrics").text
         assert (
             f'modelguard_chunk_rows_pending{{model="{reg.model}",version="{reg.version}"}} 0.0'

@@ -172,6 +172,11 @@ def test_good_specs_pass_and_defaults_equal_the_policy(schema: dict[str, Any]) -
         ({"chunkSize": "500"}, "spec.chunkSize", "is not of type 'integer'"),
         ({"cooldown": "30 minutes"}, "spec.cooldown", "does not match"),
         (
+            {"chunkPeriod": "30d", "chunkAnchor": "2024-01-01"},
+            "spec.chunkAnchor",
+            "does not match",
+        ),
+        (
             {"releaseGate": {"maxShortfall": 0.02}},
             "spec.releaseGate.maxShortfall",
             "is not of type 'string'",

@@ -95,6 +95,18 @@ def test_the_table_fits_120_columns() -> None:
     assert "0.799" in text and "0.871" in text and "-0.059" in text  # realized, shadow, gap
 
 
+def test_a_realized_figure_is_shown_with_its_sampling_error_and_fits() -> None:
+    chunks = [
+        {**c, "realized_sampling_error": {"roc_auc": 0.0412}} if c.get("realized") else c
+        for c in demo_chunks()
+    ]
+    console = Console(width=120, record=True, file=io.StringIO())
+    console.print(chunk_table(chunks, audit(), sim_times()))
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 120, "\n".join(lines)
+    assert "0.799±0.04" in "\n".join(lines)
+
+
 def test_the_table_is_narrow_by_itself_not_squeezed_by_the_terminal() -> None:
     """At a 300-column console nothing shrinks it: its own width is within 120 columns, so a
     pipe (the CLI prints at 200 there) shows the same table as a 120-column terminal."""

@@ -43,7 +43,9 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
         dependencies=as_reader,
     )
     def get_chunks(model: str, version: str | None = None) -> list[dict[str, Any]]:
-        """ChunkEvidence dicts (monitor/core/evidence.py) in arrival order."""
+        """ChunkEvidence dicts (monitor/core/evidence.py) in arrival order: `chunk_index`
+        0-based per version, realized metrics with `realized_sampling_error`, and for chunks
+        by period `period_start`, `period_end` (RFC 3339) and `partial`."""
         return ctx.store().chunk_dicts(model, version)
 
     @app.get(

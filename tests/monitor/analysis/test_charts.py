@@ -21,6 +21,8 @@ class Chunk:
     chunk_index: int
     start_time: str
     end_time: str = ""
+    period_start: str = ""
+    period_end: str = ""
 
 
 def test_each_chunk_sits_at_the_middle_of_its_event_time_range() -> None:
@@ -34,6 +36,11 @@ def test_each_chunk_sits_at_the_middle_of_its_event_time_range() -> None:
     assert axis.labels == ["chunk 0: 2013-07-01 to 2013-07-03", "chunk 1: 2013-07-03 to 2013-07-09"]
     assert axis.edges == ["2013-07-01 00:00:00", "2013-07-03 00:00:00", "2013-07-09 00:00:00"]
     assert chunk_span(Chunk(2, "2013-07-01T10:00:00")) == ("2013-07-01T10:00:00",) * 2
+    # a chunk by period covers its whole period, not just the days that had rows
+    by_period = Chunk(
+        3, "2013-07-02T00:00:00Z", "2013-07-20T00:00:00Z", "2013-07-01T00Z", "2013-07-31T00Z"
+    )
+    assert chunk_span(by_period) == ("2013-07-01T00Z", "2013-07-31T00Z")
 
 
 def test_chunks_without_times_fall_back_to_their_numbers() -> None:

@@ -13,7 +13,7 @@ from monitor.decision.conditions import merge_conditions
 from monitor.decision.decide import decide
 from monitor.decision.policy import Policy, parse_policy
 from monitor.decision.types import CONDITION_TYPES, Decision, DecisionInput
-from monitor.memory.state import Incident, KnownGood, RollbackRecord
+from monitor.memory.state import ChunkingStatus, Incident, KnownGood, RollbackRecord
 from tests.support.kube import chunk
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
@@ -84,12 +84,48 @@ def test_probation_counts_healthy_chunks_then_promotes() -> None:
     assert cond(d, "Ready") == ("True", "Promoted")
 
 
-def test_small_chunks_are_no_evidence_either_way() -> None:
+def test_small_chunks_pool_for_probation_but_never_judge_a_chunk_alone() -> None:
+    # 100-row chunks under minRowsPerChunk 300: no per-chunk rule reads one (a parity of 0.9
+    # on 100 rows rolls nothing back), probation counts them pooled three by three.
     small = [chunk(BAD, i, rows=100, parity=0.9) for i in range(10)]
     d = decide(inp(small))
     assert d.action == "none"
-    assert d.healthy_chunks == 0
+    assert d.healthy_chunks == 3
     assert cond(d, "Degraded") == ("Unknown", "AwaitingEvidence")
+
+
+def test_partial_chunks_are_left_out_of_per_chunk_rules() -> None:
+    chunks = [*healthy(5), replace(chunk(BAD, 5, parity=0.9), partial=True)]
+    d = decide(inp(chunks))
+    assert d.action == "none"
+    assert d.healthy_chunks == 5
+
+
+def test_the_last_estimate_of_a_period_chunk_carries_its_range() -> None:
+    chunks = [
+        replace(c, period_start=f"2023-0{c.chunk_index + 1}-01T00:00:00Z", period_end="x")
+        for c in healthy(3)
+    ]
+    last = decide(inp(chunks)).last_estimate
+    assert last is not None
+    assert (last["chunk"], last["periodStart"]) == (2, "2023-03-01T00:00:00Z")
+    assert "periodStart" not in (decide(inp(healthy(3))).last_estimate or {})
+
+
+def test_waiting_names_the_gap_rule_short_of_rows() -> None:
+    small = [
+        chunk(BAD, i, rows=100, labelled_rows=40, realized=0.8, known_good_realized=0.8)
+        for i in range(4)
+    ]
+    status = ChunkingStatus("rows", 500, None, 500, 0.025, 4000)
+    d = decide(inp(small, chunking=status))
+    waiting = next(c for c in d.conditions if c.type == "WaitingForData")
+    # estimated: 300 rows pooled from chunks 0-2, chunk 3 waits for 200 more; realized:
+    # 4 x 40 labelled rows of the 200 the rule needs, 40 more.
+    assert "estimated gap pools chunk 3 (100 rows), waits for 200 more rows" in waiting.message
+    assert "realized gap pools chunks 0-3 (400 rows), waits for 40 more labelled rows" in (
+        waiting.message
+    )
 
 
 def test_equivalent_retrain_under_world_drift_is_promoted_not_rolled_back() -> None:

@@ -35,16 +35,22 @@ OWN = {
     },
 }
 
-# (baseline, rows, labelled rows, estimated gap, realized gap): each chunk after the first
-# is one that a filter leaves out -- compared with an older known-good, too few rows (the
-# policy's 300 at 500-row chunks), too few labels for its realized gap (200).
+# (baseline, rows, labelled rows, estimated gap, realized gap): chunk 0 was compared with
+# an older known-good (left out); chunks 2 and 3 hold too few labels (the policy's 200 at
+# 500-row chunks) and too few rows (its 300) on their own, so they are pooled with the
+# next chunk; chunk 5 is a pool still short of the minimum (every consumer waits).
 FIGURES = [
     (OLDER, 500, 500, +0.40, +0.40),
     (GOOD, 500, 500, -0.04, -0.06),
     (GOOD, 500, 150, -0.02, -0.30),
     (GOOD, 200, 200, -0.50, -0.50),
     (GOOD, 500, 400, -0.01, -0.02),
+    (GOOD, 100, 50, -0.90, -0.90),
 ]
+# Pooling never moves the weighted mean: every chunk of a complete pool counts by its rows
+# (estimated) or labelled rows (realized).
+ESTIMATED = (500 * -0.04 + 500 * -0.02 + 200 * -0.50 + 500 * -0.01) / 1700
+REALIZED = (500 * -0.06 + 150 * -0.30 + 200 * -0.50 + 400 * -0.02) / 1250
 
 
 def evidence(same_learner: bool) -> list[ChunkEvidence]:
@@ -133,9 +139,7 @@ def test_every_consumer_reads_the_same_gap_with_every_filter(
     tmp_path: Path, field: GapField
 ) -> None:
     found = consumers(tmp_path, True, field)
-    # Estimated: chunks 1, 2 and 4, by rows; realized: chunks 1 and 4, by labelled rows.
-    estimated = (-0.04 - 0.02 - 0.01) / 3
-    expected = estimated if field == "estimated" else (500 * -0.06 + 400 * -0.02) / 900
+    expected = ESTIMATED if field == "estimated" else REALIZED
     assert found == {k: pytest.approx(expected) for k in found}
 
 
@@ -144,21 +148,20 @@ def test_across_learners_no_consumer_reads_an_estimated_gap_and_all_read_the_lab
 ) -> None:
     assert set(consumers(tmp_path, False, "estimated").values()) == {None}
     realized = consumers(tmp_path, False, "realized")
-    assert realized == {k: pytest.approx((500 * -0.06 + 400 * -0.02) / 900) for k in realized}
+    assert realized == {k: pytest.approx(REALIZED) for k in realized}
 
 
 def test_a_spec_with_its_own_filter_values_is_exported_with_them(tmp_path: Path) -> None:
-    """Only the older baseline's chunk 0 is left out: chunks 1-4 count, by rows (estimated,
-    across learners too) and by labelled rows (realized). The report reads no ModelMonitor:
-    it counts as a spec that sets none of these values does (docs/design.md)."""
+    """Only the older baseline's chunk 0 is left out: with minimums of 100 rows and 100
+    labelled rows chunks 1-5 count on their own by rows (estimated, across learners too),
+    and chunks 1-4 by labelled rows (realized; chunk 5's 50 labels wait). The report reads no
+    ModelMonitor: it counts as a spec that sets none of these values does (docs/design.md)."""
     est = consumers(tmp_path, False, "estimated", OWN)
     assert est.pop("report") is None  # the default: same learner only
-    expected = (500 * -0.04 + 500 * -0.02 + 200 * -0.50 + 500 * -0.01) / 1700
+    expected = (ESTIMATED * 1700 + 100 * -0.90) / 1800
     assert est == {k: pytest.approx(expected) for k in est}
     real = consumers(tmp_path, True, "realized", OWN)
-    assert real.pop("report") == pytest.approx((500 * -0.06 + 400 * -0.02) / 900)
-    expected = (500 * -0.06 + 150 * -0.30 + 200 * -0.50 + 400 * -0.02) / 1250
-    assert real == {k: pytest.approx(expected) for k in real}
+    assert real == {k: pytest.approx(REALIZED) for k in real}
 
 
 def test_the_default_filter_is_the_measured_one_scaled_to_the_chunk() -> None:

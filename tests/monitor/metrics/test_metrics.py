@@ -45,6 +45,7 @@ def chunk(version: str = "v1", realized: float | None = 0.8) -> ChunkEvidence:
         },
         realized={"roc_auc": realized},
         labelled_rows=400,
+        realized_sampling_error={"roc_auc": None if realized is None else 0.02},
         drift=[FeatureDrift("temp", "jensen_shannon", 0.3, 0.1, True)],
         multivariate_error=1.2,
         multivariate_threshold=1.5,
@@ -73,6 +74,8 @@ def test_a_chunk_is_published_under_the_contract_names() -> None:
     assert value(m, "modelguard_estimated_performance_alert", **mv, metric="roc_auc") == 1
     assert value(m, "modelguard_estimated_performance_alert", **mv, metric="f1") == 0
     assert value(m, "modelguard_realized_performance", **est) == 0.8
+    error = "modelguard_realized_performance_sampling_error"
+    assert value(m, error, **mv, metric="roc_auc") == 0.02
     seg = {**est, "segment": "EWR"}
     assert value(m, "modelguard_estimated_performance", **seg) == 0.7
     assert value(m, "modelguard_realized_performance", **seg) == 0.75
@@ -103,6 +106,8 @@ def test_an_unknown_value_removes_the_previous_one() -> None:
     m.publish_chunk(chunk(realized=None))
     est = {"model": "rain", "version": "v1", "metric": "roc_auc", "segment": "all"}
     assert value(m, "modelguard_realized_performance", **est) is None
+    error = "modelguard_realized_performance_sampling_error"
+    assert value(m, error, model="rain", version="v1", metric="roc_auc") is None
 
 
 def test_operator_and_ingest_series() -> None:
