@@ -106,7 +106,8 @@ FULL_COLUMNS = [
     "drifting",
     "decision",
 ]
-# The terminal table: what a reader needs to follow the story, within 120 columns.
+# The terminal table: what a reader needs to follow the story, within 120 columns; a chunk by
+# rows is named by its number and the event-time day it starts (the CSV has its whole range).
 DECISION_WIDTH = 31  # "dry-run-rollback (gate) -> good" on one line
 
 
@@ -132,12 +133,16 @@ def chunk_rows(
         live, shadow = _value(c.get("estimated")), _value(c.get("known_good_estimated"))
         real, shadow_real = _value(c.get("realized")), _value(c.get("known_good_realized"))
         index = int(c["chunk_index"])
+        period = sim_period(sim_times or {}, c["version"], index, chunk_size)
+        # a chunk by period names its period; one by rows the event-time days it spans
+        start = period.split("..")[0]
+        label = chunk_label(c) if c.get("period_start") or period == "-" else f"{index} {start}"
         out.append(
             {
                 "release": release_name(c["version"]),
                 "version": c["version"],
                 "chunk": index,
-                "period": sim_period(sim_times or {}, c["version"], index, chunk_size),
+                "period": period,
                 "first_seq": c.get("first_seq"),
                 "last_seq": c.get("last_seq"),
                 "rows": c.get("rows"),
@@ -155,7 +160,7 @@ def chunk_rows(
                 "period_start": c.get("period_start") or None,
                 "period_end": c.get("period_end") or None,
                 "partial": bool(c.get("partial")),
-                "chunk_label": chunk_label(c),
+                "chunk_label": label,
                 "realized_label": realized_label(c, sep="", error_digits=2),
                 "known_good_version": c.get("known_good_version"),
                 "known_good_estimated": _number(shadow),
@@ -184,15 +189,15 @@ def chunk_table(
     table = Table(
         title=f"Per chunk of {chunk_size} rows: ROC AUC, label-free estimate vs realized",
         caption=f"estimate [{level}]: the label-free estimate and its interval; realized: on "
-        "the labelled rows, ±its sampling error; known-good: the "
-        "known-good version's estimate on the same rows; gap: estimate minus known-good; "
+        "the labelled rows, ±its sampling error; # from: the chunk's number and the event-time "
+        "day it starts; kg: the known-good version's estimate on the same rows; gap: estimate minus known-good; "
         "drift: a feature past its drift threshold",
     )
     table.add_column("release", max_width=16, overflow="fold")
-    table.add_column("#", justify="right")
+    table.add_column("# from", justify="right", no_wrap=True)
     table.add_column(escape(f"estimate [{level}]"), no_wrap=True)
     table.add_column("realized", justify="right")
-    table.add_column("known-good", justify="right")
+    table.add_column("kg", justify="right")
     table.add_column("gap", justify="right")
     table.add_column("drift")
     table.add_column("decision", max_width=DECISION_WIDTH, overflow="fold")

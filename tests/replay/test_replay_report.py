@@ -171,4 +171,5 @@ def test_a_gate_rollback_reads_on_one_row_of_the_table() -> None:
     lines = console.export_text().splitlines()
     row = [line for line in lines if "dry-run-rollback" in line]
     assert len(row) == 1 and "dry-run-rollback (gate) -> good" in row[0]
-    assert row[0].startswith("│ no-key-features │  0 │")
+    # the chunk named by its number and the event-time day it starts (sim_times: 2013-07-01)
+    assert row[0].startswith("│ no-key-features │  0 07-01 │")
