@@ -190,8 +190,8 @@ def chunk_table(
         title=f"Per chunk of {chunk_size} rows: ROC AUC, label-free estimate vs realized",
         caption=f"estimate [{level}]: the label-free estimate and its interval; realized: on "
         "the labelled rows, ±its sampling error; # from: the chunk's number and the event-time "
-        "day it starts; kg: the known-good version's estimate on the same rows; gap: estimate minus known-good; "
-        "drift: a feature past its drift threshold",
+        "day it starts; kg: the known-good version's estimate on the same rows; gap: estimate "
+        "minus known-good; drift: a feature past its drift threshold",
     )
     table.add_column("release", max_width=16, overflow="fold")
     table.add_column("# from", justify="right", no_wrap=True)
