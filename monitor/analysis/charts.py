@@ -35,7 +35,8 @@ _CONFIG = {"displaylogo": False, "responsive": True}
 
 
 class Spanned(Protocol):
-    """What a chunk's place on the time axis is read from (`ChunkEvidence` has it)."""
+    """What a chunk's place on the time axis is read from (`ChunkEvidence`, a candidate's
+    `CandidateChunk`)."""
 
     @property
     def chunk_index(self) -> int: ...
@@ -43,17 +44,16 @@ class Spanned(Protocol):
     def start_time(self) -> str: ...
     @property
     def end_time(self) -> str: ...
-    @property
-    def period_start(self) -> str: ...
-    @property
-    def period_end(self) -> str: ...
 
 
 def chunk_span(chunk: Spanned) -> tuple[str, str]:
     """The event-time range a chunk covers, as ISO-8601: its period for a chunk by period,
     else its first and last record's event time ("" when unknown)."""
-    if chunk.period_start:
-        return chunk.period_start, chunk.period_end or chunk.period_start
+    # only a chunk by period (ChunkEvidence) has one; a candidate's chunk mirrors its
+    # baseline chunk's records and carries no period of its own
+    period_start = str(getattr(chunk, "period_start", "") or "")
+    if period_start:
+        return period_start, str(getattr(chunk, "period_end", "") or "") or period_start
     return chunk.start_time or "", chunk.end_time or chunk.start_time or ""
 
 
