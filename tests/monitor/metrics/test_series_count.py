@@ -10,11 +10,14 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.core.evidence import FeatureDrift
 from monitor.core.gap import summarize
 from monitor.decision.candidates import CandidateVerdict
+from monitor.decision.policy import PolicyError, parse_policy
+from monitor.loops.background import chunk_plans
 from monitor.memory.state import ChunkingStatus
 from monitor.metrics.detail import TOP_K, Detail
 from monitor.metrics.registry import MonitorMetrics
@@ -132,3 +135,15 @@ def test_versions_gone_from_the_store_lose_every_series_candidates_included() ->
     assert m.retain_versions("rain", ["v2"]) > 0
     assert set(per_version(m)) == {("rain", "v2")}
     assert m.retain_versions("rain", ["v2"]) == 0
+
+
+def test_spec_metrics_per_feature_is_parsed_validated_and_planned() -> None:
+    base = {"model": "rain", "targetRef": {"name": "rain"}}
+    assert parse_policy(base).per_feature is False
+    assert parse_policy({**base, "metrics": {"perFeature": True}}).per_feature is True
+    with pytest.raises(PolicyError, match=r"spec\.metrics\.perFeature"):
+        parse_policy({**base, "metrics": {"perFeature": "yes"}})
+    bounds = {"realized": {"f1": {"lower": "0.5"}}}
+    plans = chunk_plans([{"spec": {**base, "metrics": {"perFeature": True}, "thresholds": bounds}}])
+    assert plans["rain"].per_feature is True
+    assert plans["rain"].metrics == frozenset({"roc_auc", "f1"})
