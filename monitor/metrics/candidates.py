@@ -72,10 +72,6 @@ class CandidateMetrics:
                 self.rows.labels(model, v.version).set(v.rows)
                 self.chunks.labels(model, v.version).set(v.chunks)
 
-    def versions(self, model: str) -> set[str]:
-        with self._lock:
-            return set(self._versions.get(model, set()))
-
     def forget(self, model: str, version: str) -> int:
         """Remove one candidate version's series (its version is gone); 1 if it had any."""
         with self._lock:

@@ -305,7 +305,9 @@ class MonitorMetrics:
 
     def retain_versions(self, model: str, versions: Sequence[str]) -> int:
         """Forget every version of `model` not in `versions` (gone from the store: expired
-        by retention or deleted), so its series do not outlive it; returns how many."""
+        by retention or deleted), so its series do not outlive it; returns how many. Only
+        versions the analysis published count: a declared candidate's own series follow its
+        declaration (`CandidateMetrics.publish`)."""
         keep = set(versions)
         with self._lock:
             known = {
@@ -314,7 +316,7 @@ class MonitorMetrics:
                 if list(metric._labelnames)[:2] == ["model", "version"]
                 for labels in label_sets
                 if labels[0] == model
-            } | self.candidates.versions(model)
+            }
         return sum(self.forget_version(model, v) for v in sorted(known - keep))
 
     def set_detail(self, model: str, per_feature: bool, metrics: frozenset[str]) -> None:
