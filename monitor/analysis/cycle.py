@@ -81,6 +81,10 @@ class MetricsSink(Protocol):
 
     def publish_chunking(self, model: str, version: str, status: ChunkingStatus) -> None: ...
 
+    def set_detail(self, model: str, per_feature: bool, metrics: frozenset[str]) -> None: ...
+
+    def retain_versions(self, model: str, versions: Sequence[str]) -> int: ...
+
 
 def known_good_version(
     store: AnalysisStore, model: str, live: str, registered: list[str]
@@ -117,6 +121,8 @@ def run_cycle(
         plan = (plans or {}).get(model, default)
         infos = store.versions(model)
         registered = [v.version for v in infos if v.registered_at]
+        metrics.set_detail(model, plan.per_feature, plan.metrics)
+        metrics.retain_versions(model, [v.version for v in infos])  # expired ones go
         for info in infos:
             if not info.registered_at or info.records == 0:
                 continue

@@ -35,6 +35,10 @@ class ChunkPlan:
     max_sampling_error: float = DEFAULT_MAX_SAMPLING_ERROR
     gaps: GapRules = field(default_factory=GapRules)  # which chunks the exported gap counts
     drift: DriftSettings = field(default_factory=DriftSettings)  # spec.drift, per feature
+    # spec.metrics.perFeature: export every feature's and metric's series, not the bounded
+    # default; `metrics`: the performance metrics the ModelMonitor decides on (exported).
+    per_feature: bool = False
+    metrics: frozenset[str] = frozenset({"roc_auc"})
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,7 @@ class Policy:
     candidates: tuple[str, ...] = ()  # spec.candidates: versions judged before they serve
     candidate_policy: CandidatePolicy = field(default_factory=CandidatePolicy)
     drift: DriftSettings = field(default_factory=DriftSettings)  # spec.drift: per feature
+    per_feature: bool = False  # spec.metrics.perFeature: every feature's and metric's series
     # Spec fields given explicitly (camelCase paths); the rest take derived defaults.
     explicit: frozenset[str] = frozenset()
 
@@ -208,6 +209,7 @@ def parse_policy(spec: Mapping[str, Any]) -> Policy:
         candidates=_candidates(spec.get("candidates")),
         candidate_policy=_candidate_policy(reader.child("candidatePolicy")),
         drift=parse_drift(spec.get("drift")),
+        per_feature=reader.child("metrics").boolean("perFeature", False),
         explicit=explicit,
     )
     return policy

@@ -27,6 +27,7 @@ from monitor.decision.rules import gap_rules
 from monitor.kube.watch import start_spec_watch
 from monitor.loops.wiring import build_operator, build_target
 from monitor.metrics import process as metrics
+from monitor.metrics.detail import decided_metrics
 from monitor.operator.ports import Target
 from monitor.store.protocol import Store
 
@@ -49,6 +50,12 @@ def chunk_plans(monitors: list[dict[str, Any]]) -> dict[str, ChunkPlan]:
             max_sampling_error=policy.max_sampling_error,
             gaps=gap_rules(policy),
             drift=policy.drift,
+            per_feature=policy.per_feature,
+            metrics=decided_metrics(
+                {policy.gate_metric, policy.estimated_gap_metric, policy.realized_gap_metric}
+                | set(policy.estimated_bounds)
+                | set(policy.realized_bounds)
+            ),
         )
     return plans
 

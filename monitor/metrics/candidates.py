@@ -72,6 +72,15 @@ class CandidateMetrics:
                 self.rows.labels(model, v.version).set(v.rows)
                 self.chunks.labels(model, v.version).set(v.chunks)
 
+    def forget(self, model: str, version: str) -> int:
+        """Remove one candidate version's series (its version is gone); 1 if it had any."""
+        with self._lock:
+            if version not in self._versions.get(model, set()):
+                return 0
+            self._versions[model].discard(version)
+            self._remove(model, version)
+            return 1
+
     def _remove(self, model: str, version: str) -> None:
         for name in VERDICTS:
             _discard(self.verdict, model, version, name)

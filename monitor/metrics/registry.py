@@ -14,11 +14,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from monitor.core.evidence import ChunkEvidence, Estimate
+from monitor.core.evidence import ChunkEvidence
 from monitor.core.gap import GapSummary
 from monitor.decision.candidates import CandidateVerdict
 from monitor.memory.state import ChunkingStatus
 from monitor.metrics.candidates import CandidateMetrics
+from monitor.metrics.chunk import publish
+from monitor.metrics.detail import Detail
 from monitor.metrics.fits import CalculatorFits
 
 MV = ("model", "version")
@@ -260,6 +262,8 @@ class MonitorMetrics:
         self.calculator_fits = CalculatorFits()
         r.register(self.calculator_fits)
         self.candidates = CandidateMetrics(self.registry)
+        # model -> export detail (spec.metrics, set by the analysis loop); others: the default
+        self.detail: dict[str, Detail] = {}
 
     def _gauge(self, name: str, doc: str, labels: Iterable[str]) -> Gauge:
         return Gauge(name, doc, list(labels), registry=self.registry)
@@ -285,8 +289,9 @@ class MonitorMetrics:
         self.child(metric, *labels).set(float(value))
 
     def forget_version(self, model: str, version: str) -> int:
-        """Remove every series labelled with this model version; returns how many."""
-        removed = 0
+        """Remove every series labelled with this model version, its candidate series
+        included; returns how many."""
+        removed = self.candidates.forget(model, version)
         with self._lock:
             for metric, label_sets in self._children.items():
                 names = list(metric._labelnames)
@@ -298,82 +303,34 @@ class MonitorMetrics:
                     removed += 1
         return removed
 
+    def retain_versions(self, model: str, versions: Sequence[str]) -> int:
+        """Forget every version of `model` not in `versions` (gone from the store: expired
+        by retention or deleted), so its series do not outlive it; returns how many. Only
+        versions the analysis published count: a declared candidate's own series follow its
+        declaration (`CandidateMetrics.publish`)."""
+        keep = set(versions)
+        with self._lock:
+            known = {
+                labels[1]
+                for metric, label_sets in self._children.items()
+                if list(metric._labelnames)[:2] == ["model", "version"]
+                for labels in label_sets
+                if labels[0] == model
+            }
+        return sum(self.forget_version(model, v) for v in sorted(known - keep))
+
+    def set_detail(self, model: str, per_feature: bool, metrics: frozenset[str]) -> None:
+        """How much `model` exports (spec.metrics); applied from its next chunk on."""
+        self.detail[model] = Detail(per_feature, frozenset(metrics))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
     # -- publishers ------------------------------------------------------------------------
 
-    def _estimates(self, mv: tuple[str, str], est: dict[str, Estimate], segment: str) -> None:
-        for metric, e in est.items():
-            self.set_or_clear(self.estimated, e.value, *mv, metric, segment)
-            self.set_or_clear(self.estimated_lower, e.lower, *mv, metric, segment)
-            self.set_or_clear(self.estimated_upper, e.upper, *mv, metric, segment)
-
     def publish_chunk(self, ev: ChunkEvidence) -> None:
-        """Make the latest chunk's evidence the current value of every per-version gauge."""
-        mv = (ev.model, ev.version)
-        self._estimates(mv, ev.estimated, "all")
-        for metric, e in ev.estimated.items():
-            self.child(self.estimated_alert, *mv, metric).set(1 if e.alert else 0)
-        for metric, value in ev.realized.items():
-            self.set_or_clear(self.realized, value, *mv, metric, "all")
-        for metric, error in ev.realized_sampling_error.items():
-            self.set_or_clear(self.realized_error, error, *mv, metric)
-        self._intervals(mv, ev)
-        for seg in ev.segments:
-            self._estimates(mv, seg.estimated, seg.segment)
-            for metric, value in seg.realized.items():
-                self.set_or_clear(self.realized, value, *mv, metric, seg.segment)
-        for metric, e in ev.known_good_estimated.items():
-            self.set_or_clear(self.known_good_estimated, e.value, *mv, metric)
-        self.set_or_clear(self.rank_correlation, ev.rank_correlation, *mv)
-        self.set_or_clear(self.rank_correlation_floor, ev.rank_correlation_floor, *mv)
-        self.set_or_clear(self.parity_violation, ev.parity_violation_ratio, *mv)
-        for d in ev.drift:
-            self.child(self.feature_drift, *mv, d.feature, d.method).set(d.value)
-            # An ignored series (spec.drift.features) has no alert series at all, so no
-            # alert rule can fire on it; one left from before the setting is removed.
-            alert = None if d.ignored else float(d.alert)
-            self.set_or_clear(self.feature_drift_alert, alert, *mv, d.feature, d.method)
-        for feature, score in ev.drift_ranking:
-            self.child(self.feature_drift_importance, *mv, feature).set(score)
-        for feature, setting in ev.drift_settings.items():
-            if setting.get("ignore"):
-                self.set_or_clear(self.feature_drift_importance, None, *mv, feature)
-        for feature, value in ev.reliance.items():
-            self.child(self.attribution, *mv, feature).set(value)
-        for feature, value in ev.reference_reliance.items():
-            self.child(self.attribution_reference, *mv, feature).set(value)
-        for feature, value in ev.attribution_shift.items():
-            self.child(self.attribution_shift, *mv, feature).set(value)
-        self.set_or_clear(self.multivariate_error, ev.multivariate_error, *mv)
-        self.set_or_clear(self.multivariate_threshold, ev.multivariate_threshold, *mv)
-        self.child(self.multivariate_alert, *mv).set(int(ev.multivariate_alert))
-        for feature, ratio in ev.missing_ratio.items():
-            self.child(self.missing_ratio, *mv, feature).set(ratio)
-        for feature, ratio in ev.out_of_range_ratio.items():
-            self.child(self.out_of_range_ratio, *mv, feature).set(ratio)
-        if ev.rows:
-            self.child(self.unlabelled_ratio, *mv).set((ev.rows - ev.labelled_rows) / ev.rows)
-        self.child(self.chunks_analysed, *mv).inc()
-
-    def _intervals(self, mv: tuple[str, str], ev: ChunkEvidence) -> None:
-        """Calibrated intervals, the nowcast and the track record of the chunk's version."""
-        for metric, e in ev.estimated.items():
-            self.set_or_clear(self.interval_lower, e.interval_lower, *mv, metric)
-            self.set_or_clear(self.interval_upper, e.interval_upper, *mv, metric)
-            if e.interval_level is not None:
-                self.child(self.interval_level, *mv).set(e.interval_level)
-        for metric, e in ev.nowcast.items():
-            self.set_or_clear(self.nowcast, e.value, *mv, metric)
-            self.set_or_clear(self.nowcast_lower, e.interval_lower, *mv, metric)
-            self.set_or_clear(self.nowcast_upper, e.interval_upper, *mv, metric)
-        for metric, t in ev.track_record.items():
-            self.child(self.estimate_abs_error, *mv, metric).set(t.mae)
-            self.child(self.estimate_bias, *mv, metric).set(t.bias)
-            self.set_or_clear(self.interval_coverage, t.interval_coverage, *mv, metric)
-            self.set_or_clear(self.band_coverage, t.band_coverage, *mv, metric)
-            self.child(self.track_record_chunks, *mv, metric).set(t.interval_chunks)
+        """The latest chunk's evidence as the version's current series (`chunk.publish`)."""
+        publish(self, ev)
 
     def publish_cumulative(
         self, model: str, version: str, estimated: GapSummary, realized_gap: float | None

@@ -19,6 +19,7 @@ from monitor.analysis.chunks import FittedVersion, analyse_chunks
 from monitor.analysis.drift import drift_ranking
 from monitor.analysis.report import explain_chunk
 from monitor.core.evidence import ChunkEvidence, FeatureDrift
+from monitor.metrics.detail import Detail
 from monitor.metrics.registry import MonitorMetrics
 from tests.monitor.analysis.test_analysis import replay_rows
 
@@ -159,6 +160,7 @@ def test_attributions_are_published_with_bounded_labels(
     worse = fitted["no-key-features"]
     (ev,) = analyse_chunks(worse, replay_rows(split, worse).iloc[:CHUNK], 0)
     m = MonitorMetrics()
+    m.detail[worse.key[0]] = Detail(per_feature=True)  # every feature (spec.metrics)
     m.publish_chunk(ev)
     got: dict[str, dict[str, float]] = {}
     for family in text_string_to_metric_families(m.exposition().decode()):

@@ -20,6 +20,7 @@ from monitor.analysis.report import drift_settings_table
 from monitor.core.drift_settings import DriftSettings
 from monitor.core.evidence import ChunkEvidence
 from monitor.decision.drift_policy import parse_drift
+from monitor.metrics.detail import Detail
 from monitor.metrics.registry import MonitorMetrics
 
 SEASONS = ["winter", "spring", "summer", "autumn"]
@@ -152,6 +153,7 @@ def test_ignored_features_export_no_alert_series_and_the_report_lists_them(
 ) -> None:
     rows = summer_chunk(fitted)
     metrics = MonitorMetrics()
+    metrics.detail[fitted.key[0]] = Detail(per_feature=True)  # every feature
     [plain] = analyse_chunks(fitted, rows, 0, chunk_size=CHUNK)
     metrics.publish_chunk(plain)
     assert ("season", "chi2") in alert_series(metrics)

@@ -16,6 +16,7 @@ from monitor.analysis.estimation import LABEL, PROBA, PerformanceEstimator, real
 from monitor.analysis.intervals import IntervalCalibrator, residual_of
 from monitor.analysis.track_record import track_record
 from monitor.core.evidence import ChunkEvidence, Estimate, TrackRecord
+from monitor.metrics.detail import Detail
 from monitor.metrics.registry import MonitorMetrics
 
 SIZE, THRESHOLD = 500, 0.5
@@ -139,6 +140,7 @@ def test_a_chunk_never_calibrates_its_own_interval(estimator) -> None:
 
 def test_track_record_and_intervals_are_on_a_fresh_registry() -> None:
     m = MonitorMetrics()
+    m.detail["m"] = Detail(per_feature=True)  # the band's coverage too
     e = Estimate(0.8, 0.75, 0.85, 0.02, interval_lower=0.7, interval_upper=0.9, interval_level=0.9)
     ev = ChunkEvidence(
         model="m",

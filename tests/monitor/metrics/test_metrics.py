@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.core.evidence import ChunkEvidence, Estimate, FeatureDrift, SegmentEvidence
 from monitor.core.gap import summarize
 from monitor.metrics import process as metrics_module
+from monitor.metrics.detail import Detail
 from monitor.metrics.registry import MonitorMetrics
 
 
@@ -65,6 +66,7 @@ def chunk(version: str = "v1", realized: float | None = 0.8) -> ChunkEvidence:
 
 def test_a_chunk_is_published_under_the_contract_names() -> None:
     m = MonitorMetrics()
+    m.detail["rain"] = Detail(per_feature=True)  # every metric and feature
     m.publish_chunk(chunk())
     mv = {"model": "rain", "version": "v1"}
     est = {**mv, "metric": "roc_auc", "segment": "all"}
