@@ -17,9 +17,13 @@ import httpx
 import psycopg
 import pytest
 
+from bentos.training.data import Split
+from bentos.training.data import records as records_of
 from contract.errors import ErrorBody
+from contract.schema import ModelSchema
 from tests.support.monitor import MonitorProcess, RoleAuth, register_as, running_monitor
 from tests.support.postgres import Cluster, NoServerBinariesError, running_cluster
+from tests.support.predictor import running_predictor
 
 VERSION = "v-outage"
 
@@ -114,3 +118,58 @@ def gauge(monitor: MonitorProcess, name: str) -> float | None:
         if line.startswith(name + " "):
             return float(line.split()[1])
     return None
+
+
+def test_a_predictors_spool_holds_its_records_while_the_database_is_away(
+    tmp_path: Path,
+    own_cluster: Cluster,
+    trained_models: dict[str, str],
+    bentoml_home: Path,
+    split: Split,
+    schema: ModelSchema,
+) -> None:
+    """End to end: a real predictor ships to a real monitor on PostgreSQL; the database stops
+    and starts; every prediction it answered ends up stored (0 lost)."""
+    rows = records_of(split.replay[schema.valid_rows(split.replay)].head(120), schema)
+    url = own_cluster.create_database()
+    with running_monitor(tmp_path / "m", env={"MONITOR_DATABASE_URL": url}) as monitor:
+        env = {
+            "BENTOML_HOME": str(bentoml_home),
+            "PREDICTOR_MODEL_TAG": trained_models["good"],
+            "PREDICTOR_MONITOR_URL": monitor.url,
+            "PREDICTOR_MONITOR_TOKEN": monitor.token,
+            "PREDICTOR_SPOOL_DIR": str(tmp_path / "spool"),
+            "PREDICTOR_SHIP_FLUSH_SECONDS": "0.2",
+        }
+        with running_predictor(env, tmp_path / "serve.log") as proc:
+            sent = predict(proc.url, rows[:20])
+            wait_stored(url, sent, 60)
+            own_cluster.stop()
+            for i in range(1, 6):  # the predictor keeps answering while the database is away
+                sent += predict(proc.url, rows[20 * i : 20 * i + 20])
+            time.sleep(3)  # its shipper meets the 503s meanwhile
+            own_cluster.resume()
+            restarted = time.monotonic()
+            wait_stored(url, sent, 120)
+            print(
+                f"\nall {len(sent)} predictions stored {time.monotonic() - restarted:.1f}s"
+                " after the restart"
+            )
+    assert set(sent) <= stored_ids(url)
+
+
+def predict(url: str, recs: list[dict[str, Any]]) -> list[str]:
+    resp = httpx.post(url + "/predict", json={"records": recs}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    return [o["prediction_id"] for o in resp.json()]
+
+
+def wait_stored(url: str, ids: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if set(ids) <= stored_ids(url):
+                return
+        except psycopg.OperationalError:
+            pass
+        time.sleep(0.5)
