@@ -19,6 +19,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contract.errors import ErrorBody
 from monitor.metrics import process as metrics
+from monitor.store.types import StoreUnavailableError
+
+# How long a client waits before retrying while the database is away (seconds).
+STORE_RETRY_AFTER_SECONDS = 5
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -174,6 +178,14 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 with Retry-After while the database is unreachable: nothing was stored, send
+    again (a predictor's spool does)."""
+    metrics.set_store_up(False)
+    body = ErrorBody.about("the monitor's database is unreachable; retry later")
+    return error_response(503, body, {"Retry-After": str(STORE_RETRY_AFTER_SECONDS)})
+
+
 async def server_error(request: Request, exc: Exception) -> JSONResponse:
     """500 for anything unexpected (the server still logs the traceback)."""
     return error_response(500, ErrorBody.about("internal server error (see the monitor's log)"))
@@ -182,6 +194,7 @@ async def server_error(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StoreUnavailableError, store_unavailable)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, server_error)
 

@@ -70,7 +70,7 @@ class CandidateWithdrawn(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "starting"]
+    status: Literal["ok", "starting", "database unreachable"]
 
 
 def _error(description: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from monitor.metrics import process as metrics
 from monitor.metrics.detail import decided_metrics
 from monitor.operator.ports import Target
 from monitor.store.protocol import Store
+from monitor.store.types import StoreUnavailableError
 
 log = logging.getLogger("modelguard.monitor")
 
@@ -201,10 +202,21 @@ class BackgroundLoops:
             return
         if work is None:
             return
+        paused = False  # the database is away: logged once, not at every tick
         while True:
             try:
                 work()
                 self.passes[name] = self.passes.get(name, 0) + 1
+                if paused:
+                    paused = False
+                    metrics.set_store_up(True)
+                    log.info("%s resumed: the database is reachable again", name)
+            except StoreUnavailableError as exc:
+                self.failures[name] = self.failures.get(name, 0) + 1
+                metrics.set_store_up(False)
+                if not paused:
+                    paused = True
+                    log.warning("%s paused: %s (retrying every %.0fs)", name, exc, interval_seconds)
             except Exception:
                 self.failures[name] = self.failures.get(name, 0) + 1
                 log.exception("%s pass failed; retrying in %.0fs", name, interval_seconds)

@@ -61,6 +61,11 @@ def set_leader(leading: bool) -> None:
     METRICS.leader.set(1 if leading else 0)
 
 
+def set_store_up(up: bool) -> None:
+    """`modelguard_monitor_store_up`: 0 while the database is unreachable."""
+    METRICS.store_up.set(1 if up else 0)
+
+
 def records_ingested(model: str, version: str, count: int) -> None:
     METRICS.child(METRICS.records_ingested, model, version).inc(count)
     METRICS.last_record_timestamp.labels(model).set(time.time())

@@ -259,6 +259,12 @@ class MonitorMetrics:
             "1 while this replica holds the leader Lease (always 1 without leader election)",
             registry=r,
         )
+        self.store_up = Gauge(
+            "modelguard_monitor_store_up",
+            "0 while this replica cannot reach its database (readiness and each request)",
+            registry=r,
+        )
+        self.store_up.set(1)
         self.calculator_fits = CalculatorFits()
         r.register(self.calculator_fits)
         self.candidates = CandidateMetrics(self.registry)

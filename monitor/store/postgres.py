@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from monitor.store import frames
 from monitor.store.dialect import PG_WRITE_LOCK, POSTGRES
@@ -37,10 +38,30 @@ from monitor.store.memory import StateAndAudit
 from monitor.store.postgres_schema import migrate
 from monitor.store.records import RecordsAndLabels
 from monitor.store.retention import Retention
-from monitor.store.types import IngestResult, features_json, to_epoch_us
+from monitor.store.types import (
+    IngestResult,
+    StoreUnavailableError,
+    features_json,
+    to_epoch_us,
+)
 from monitor.store.versions import ModelVersions
 
 T = TypeVar("T")
+
+# A server that is down must not hold a request: new connections give up after this, and a
+# request waits at most `ACQUIRE_SECONDS` for a pooled one (the answer is then a 503).
+CONNECT_TIMEOUT_SECONDS = 2
+ACQUIRE_SECONDS = 1.0
+UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+
+
+@contextmanager
+def _unavailable_as_typed() -> Iterator[None]:
+    """A lost server (refused, dropped, pool exhausted) as the store's one typed error."""
+    try:
+        yield
+    except UNREACHABLE as exc:
+        raise StoreUnavailableError(f"PostgreSQL unreachable: {exc}") from exc
 
 
 class _Rows:
@@ -76,7 +97,7 @@ class _Reader:
         self._pool = pool
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> _Rows:
-        with self._pool.connection() as conn:
+        with _unavailable_as_typed(), self._pool.connection(timeout=ACQUIRE_SECONDS) as conn:
             cur = conn.execute(POSTGRES.sql(statement), tuple(params))
             return _Rows(cur.fetchall() if cur.description is not None else [])
 
@@ -113,7 +134,7 @@ class PostgresStore(RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, 
             min_size=1,
             max_size=pool_size,
             timeout=timeout_seconds,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
             open=False,
         )
         self._pool.open(wait=True, timeout=timeout_seconds)
@@ -145,9 +166,20 @@ class PostgresStore(RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, 
         with self._write_lock:
             if self._closed:
                 raise RuntimeError("store is closed")
-            with self._pool.connection() as conn, conn.transaction():
+            with (
+                _unavailable_as_typed(),
+                self._pool.connection(timeout=ACQUIRE_SECONDS) as conn,
+                conn.transaction(),
+            ):
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (PG_WRITE_LOCK,))
                 return work(_Writer(conn))
+
+    def reachable(self) -> bool:
+        try:
+            self._reads.execute("SELECT 1")
+        except StoreUnavailableError:
+            return False
+        return True
 
     def _write_grouped(self, work: Callable[[_Writer], T]) -> T:
         # No group commit here: measured in-process with 4 writer threads, sharing commits
@@ -175,7 +207,8 @@ class PostgresStore(RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, 
         """The rows of one read in batches from a server-side cursor (one snapshot): a long
         window is never all in memory at once."""
         with (
-            self._pool.connection() as conn,
+            _unavailable_as_typed(),
+            self._pool.connection(timeout=ACQUIRE_SECONDS) as conn,
             conn.transaction(),
             conn.cursor(name="records_frame") as cur,
         ):

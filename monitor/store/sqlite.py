@@ -110,6 +110,14 @@ class SqliteStore(RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, Re
             conn.execute("COMMIT")
             return result
 
+    def reachable(self) -> bool:
+        """A local file: reachable while it opens (a locked file waits `busy_timeout`)."""
+        try:
+            self._reader().execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
     def close(self) -> None:
         with self._write_lock:
             if self._closed:

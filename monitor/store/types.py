@@ -19,6 +19,11 @@ class RegistrationConflictError(Exception):
     """The same model version was registered before with different content (HTTP 409)."""
 
 
+class StoreUnavailableError(Exception):
+    """The database cannot be reached now (HTTP 503 with Retry-After): raised within about a
+    second instead of hanging, so callers answer fast and retry later."""
+
+
 class UnknownVersionError(KeyError):
     """No such model version (or artifact) in the store (HTTP 404). A `KeyError`: callers
     that look a version up may treat it as any missing key."""

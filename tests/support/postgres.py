@@ -71,6 +71,10 @@ class Cluster:
             check=True,
             capture_output=True,
         )
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on the existing data directory (after `stop`)."""
         options = f"-c listen_addresses='' -c unix_socket_directories={self.socket}"
         subprocess.run(
             _as_owner(

@@ -1,4 +1,4 @@
-"""`/metrics` (the monitor's own registry), `/livez` and `/readyz` (the server has started)."""
+"""`/metrics` (the monitor's own registry), `/livez` and `/readyz` (started, database reachable)."""
 
 from __future__ import annotations
 
@@ -22,5 +22,8 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
 
     @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
     def readyz() -> Response:
-        ready = ctx.ready()
-        return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)
+        if not ctx.ready():
+            return JSONResponse({"status": "starting"}, 503)
+        up = ctx.store().reachable()
+        metrics.set_store_up(up)
+        return JSONResponse({"status": "ok" if up else "database unreachable"}, 200 if up else 503)
