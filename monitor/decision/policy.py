@@ -20,13 +20,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from monitor.core.drift_settings import DriftSettings
 from monitor.core.gap import FALLBACK_CHUNK_ROWS, GapFilter
 from monitor.decision.drift_policy import parse_drift
 from monitor.decision.errors import PolicyError
+from monitor.decision.spec_reader import SpecReader
 from monitor.memory.state import ChunkingStatus
 
 Mode = Literal["auto", "dryRun", "off"]
@@ -144,7 +144,7 @@ def parse_policy(spec: Mapping[str, Any]) -> Policy:
     """
     if not isinstance(spec, Mapping):
         raise PolicyError("spec", "must be an object")
-    reader = _Reader(spec, "spec")
+    reader = SpecReader(spec, "spec")
     model = reader.string("model", required=True)
     if not _NAME.match(model):
         raise PolicyError("spec.model", f"{model!r} is not a valid model name")
@@ -232,7 +232,7 @@ def _candidates(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _candidate_policy(reader: _Reader) -> CandidatePolicy:
+def _candidate_policy(reader: SpecReader) -> CandidatePolicy:
     return CandidatePolicy(
         min_chunks=reader.integer("minChunks", 3, minimum=2),
         min_rows=reader.integer("minRows", 1000, minimum=1),
@@ -346,7 +346,7 @@ def _unusable(policy: Policy, basis: int, sizing: ChunkingStatus | None) -> list
     return found
 
 
-def _bounds(thresholds: _Reader, kind: str) -> dict[str, Bounds]:
+def _bounds(thresholds: SpecReader, kind: str) -> dict[str, Bounds]:
     section = thresholds.child(kind)
     if not section.data:
         return {"roc_auc": Bounds(lower=0.70)}
@@ -363,77 +363,3 @@ def _bounds(thresholds: _Reader, kind: str) -> dict[str, Bounds]:
             raise PolicyError(f"{entry.path}.lower", f"{lower} is above upper {upper}")
         result[metric] = Bounds(lower=lower, upper=upper)
     return result
-
-
-class _Reader:
-    """Typed access to one object of the spec, with the dotted path for error messages."""
-
-    def __init__(self, data: Mapping[str, Any], path: str) -> None:
-        self.data = data
-        self.path = path
-
-    def _get(self, key: str, required: bool) -> Any:
-        if key not in self.data or self.data[key] is None:
-            if required:
-                raise PolicyError(f"{self.path}.{key}", "is required")
-            return None
-        return self.data[key]
-
-    def child(self, key: str, required: bool = False) -> _Reader:
-        value = self._get(key, required)
-        if value is None:
-            return _Reader({}, f"{self.path}.{key}")
-        if not isinstance(value, Mapping):
-            raise PolicyError(f"{self.path}.{key}", "must be an object")
-        return _Reader(value, f"{self.path}.{key}")
-
-    def string(self, key: str, default: str = "", required: bool = False) -> str:
-        value = self._get(key, required)
-        if value is None:
-            return default
-        if not isinstance(value, str) or not value:
-            raise PolicyError(f"{self.path}.{key}", f"must be a non-empty string, got {value!r}")
-        return value
-
-    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
-        value = self.string(key, default)
-        if value not in allowed:
-            raise PolicyError(
-                f"{self.path}.{key}", f"must be one of {list(allowed)}, got {value!r}"
-            )
-        return value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self._get(key, False)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise PolicyError(f"{self.path}.{key}", f"must be true or false, got {value!r}")
-        return value
-
-    def integer(self, key: str, default: int, minimum: int) -> int:
-        value = self._get(key, False)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise PolicyError(f"{self.path}.{key}", f"must be an integer, got {value!r}")
-        if value < minimum:
-            raise PolicyError(f"{self.path}.{key}", f"must be at least {minimum}, got {value}")
-        return value
-
-    def number(self, key: str, default: str | None, low: float, high: float) -> Any:
-        """A decimal given as a string (or an integer); floats are refused by convention."""
-        value = self._get(key, False)
-        if value is None:
-            return None if default is None else float(Decimal(default))
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise PolicyError(
-                f"{self.path}.{key}", f'must be a decimal string like "0.02", got {value!r}'
-            )
-        try:
-            parsed = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise PolicyError(f"{self.path}.{key}", f"{value!r} is not a decimal number") from None
-        if not parsed.is_finite() or not Decimal(str(low)) <= parsed <= Decimal(str(high)):
-            raise PolicyError(f"{self.path}.{key}", f"{value!r} is outside [{low}, {high}]")
-        return float(parsed)
