@@ -31,6 +31,11 @@ CONDITION_TYPES = (
 )  # and `CandidateEvaluated`, which the operator adds from the candidates' verdicts
 
 
+# Every status condition the operator writes; the CRD's `status.conditions[].type` enum must
+# list exactly these, or a real API server refuses the whole status update.
+STATUS_CONDITION_TYPES = (*CONDITION_TYPES, "CandidateEvaluated")
+
+
 @dataclass(frozen=True)
 class Condition:
     type: str
