@@ -111,6 +111,7 @@ def main() -> int:
     ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server")
     ap.add_argument("--seconds", type=int, default=12)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--rows", type=int, default=1, help="records per request body")
     ap.add_argument(
         "--model-tag", default=os.environ.get("PREDICTOR_MODEL_TAG", "rain_forecast:latest")
     )
@@ -128,16 +129,16 @@ def main() -> int:
     model = serve_scoring.load(args.model_tag, home)
     records = serve_load.replay_records(model.schema, limit=1000)
     with tempfile.TemporaryDirectory(prefix="serve-profile-") as tmp:
-        bodies = serve_load.write_bodies(records, model.schema, "records", 1, Path(tmp) / "b.jsonl")
+        bodies = serve_load.write_bodies(records, model.schema, "records", args.rows, Path(tmp) / "b.jsonl")
         raw = Path(tmp) / "profile.txt"
         with serve_servers.running(spec, Path(tmp) / "logs"):
             url = f"http://127.0.0.1:{spec.port}{spec.predict_path}"
-            serve_load.run_wrk(url, bodies, args.connections, 2, 1)
+            serve_load.run_wrk(url, bodies, args.connections, 2, args.rows)
             result: dict[str, Any] = {}
 
             def load() -> None:
                 res = serve_load.run_wrk(
-                    url, bodies, args.connections, args.seconds + 2, 1, spec.pid
+                    url, bodies, args.connections, args.seconds + 2, args.rows, spec.pid
                 )
                 result["wrk"] = res.as_dict()
 
@@ -152,6 +153,7 @@ def main() -> int:
             )  # fmt: skip
             loader.join()
         summary = {"label": args.label, "env": extra, "endpoint": args.endpoint}
+        summary["rows_per_request"] = args.rows
         summary["load_average"] = list(os.getloadavg())
         summary |= summarise(raw) | result
     print(json.dumps(summary, indent=2))

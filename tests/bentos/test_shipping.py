@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import SecretStr
 
-from bentos.scoring import matrix_builder, new_prediction_ids
+from bentos.scoring import COLUMNS_FROM, matrix_builder, new_prediction_ids
 from bentos.shipping import Shipper, ShippingConfig
 from contract.records import RecordsBatch
 from contract.schema import ModelSchema
@@ -191,6 +191,9 @@ def test_fast_matrix_equals_schema_to_matrix(schema: ModelSchema) -> None:
     assert fast.dtype == slow.dtype == np.float32
     assert np.array_equal(fast, slow, equal_nan=True)
     assert np.array_equal(build(raw), slow, equal_nan=True)  # plain dicts too
+    for n in (1, 3, COLUMNS_FROM - 1, COLUMNS_FROM):  # both conversions, either side of it
+        assert np.array_equal(build(validated[:n]), slow[:n], equal_nan=True)
+        assert np.array_equal(build(raw[:n]), slow[:n], equal_nan=True)
     assert any(math.isnan(v) for v in fast[:, schema.feature_names.index("wind_gust")])
     ids = new_prediction_ids(1000)
     assert len(set(ids)) == 1000 and all(
