@@ -29,7 +29,7 @@ lint: install  ## ruff (lint + format), mypy, and the architecture's import cont
 	$(VENV)/bin/lint-imports
 
 test: install  ## the whole test suite: unit, integration (real servers and tools), e2e
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25 tests
 
 train: $(VENV)/.installed  ## train the good model and a worse release into the BentoML store
 	$(PY) -m bentos.training.train -r good -r no-key-features
