@@ -8,6 +8,8 @@ the 7-day delay when its MAE is below stock CBPE's and below both naive baseline
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,11 @@ import numpy as np
 DECIDING_DELAY = 7
 TARGET_RATIO = 0.6
 NAIVE = ("reference", "persistence")
+REPLAY = Path(__file__).resolve().parent / "results" / "replay_label_delay.json"
+REPLAY_COMMAND = (
+    "python -m replay.cli replay --label-delay-hours 168 --step-seconds 0.5 "
+    "--workdir var/replay_delay7 --out bench/results/replay_label_delay.json"
+)
 
 
 def select(runs: list[dict[str, Any]], candidates: list[str], data: str) -> str:
@@ -60,6 +67,39 @@ def verdict(runs: list[dict[str, Any]], method: str, selected_on: str) -> dict[s
         "held_out": rows,
         "wins_on": wins,
         "earns_its_place": wins >= 2,
+    }
+
+
+def block_bootstrap(diff: np.ndarray, reps: int = 2000, seed: int = 0) -> list[float]:
+    """95% interval of the mean per-chunk difference, resampling blocks of consecutive chunks
+    (~10% of them, at least 3) because neighbouring chunks share their weather or season."""
+    n = len(diff)
+    if n < 3:
+        return [float("nan"), float("nan")]
+    block = max(3, n // 10)
+    rng = np.random.default_rng(seed)
+    means = []
+    for _ in range(reps):
+        starts = rng.integers(0, n - block + 1, size=n // block + 1)
+        idx = np.concatenate([np.arange(s, s + block) for s in starts])[:n]
+        means.append(float(diff[idx].mean()))
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return [round(float(lo), 4), round(float(hi), 4)]
+
+
+def through_the_monitor(replay: Path, root: Path) -> dict[str, Any] | None:
+    """The rain replay at a 7-day label delay through the real predictor and monitor (written
+    by `make bench-estimates`' replay step): the stored estimates as issued vs realized."""
+    if not replay.exists():
+        return None
+    issued = json.loads(replay.read_text())["as_issued"]
+    same = sum(c["estimated_when_issued"] == c["estimated_final"] for c in issued["chunks"])
+    return {
+        "command": REPLAY_COMMAND,
+        "results": str(replay.relative_to(root)),
+        "summary": issued["summary"],
+        "chunks_whose_stored_estimate_never_changed": same,
+        "chunks": issued["chunks"],
     }
 
 
