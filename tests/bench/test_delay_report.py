@@ -57,3 +57,17 @@ def test_beating_cbpe_but_not_a_naive_baseline_is_no_win() -> None:
         if r["data"] == "b":
             r["mae"] |= {"cbpe": 0.20, "new": 0.15}  # better than CBPE, worse than reference
     assert not next(r for r in verdict(runs, "new", "a")["held_out"] if r["data"] == "b")["wins"]
+
+
+def test_the_bootstrap_interval_excludes_zero_only_for_a_consistent_difference() -> None:
+    import numpy as np
+
+    from bench.delay_report import block_bootstrap
+
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 0.01, 200)
+    lo, hi = block_bootstrap(noise - 0.005)
+    assert hi < 0
+    lo, hi = block_bootstrap(noise - noise.mean())
+    assert lo < 0 < hi
+    assert all(np.isnan(block_bootstrap(np.array([0.1, 0.2]))))
