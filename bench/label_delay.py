@@ -68,6 +68,7 @@ SPLIT_MONTH = 10  # selection on chunks closing before October (Jul-Sep), holdou
 SELECT_ON = ("flights", "rain", "stops")
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "label_delay.json"
+FROM_CACHE: list[str] = []  # data sets whose estimates came from var/label_delay/ this run
 # What the cached estimates depend on (var/label_delay/, keyed by these files' bytes).
 CACHE_KEYED = (
     "bench/delay_methods.py",
@@ -284,6 +285,7 @@ def computed(make: Callable[[], DataSet], methods: dict[str, Any]) -> list[Kept]
     path = ROOT / "var" / "label_delay" / f"{make.__name__}-{key.hexdigest()[:16]}.pkl"
     if path.exists():
         print(f"{make.__name__}: cached {path.name}", flush=True)
+        FROM_CACHE.append(make.__name__)
         cached: list[Kept] = pickle.loads(path.read_bytes())
         return cached
     t0 = time.perf_counter()
@@ -384,6 +386,8 @@ def main() -> None:
                 "through_the_monitor": through_the_monitor(REPLAY, ROOT),
                 "cost": cost(),
                 "seconds": round(time.perf_counter() - started, 1),
+                "estimates_from_cache": FROM_CACHE,
+                "cold_run_wall_seconds_on_the_loaded_machine": "~600 (2026-12-08, load ~8)",
                 "runs": runs,
             },
             indent=1,
