@@ -53,8 +53,9 @@ bench-analysis: install  ## estimation accuracy on the replay (offline) and anal
 	$(PY) bench/replay_accuracy.py
 	$(PY) bench/analysis_scaling.py
 
-bench-estimates: install  ## interval coverage/width, MAE, nowcast per chunk size; estimates by label delay 1/7/30 d (offline)
+bench-estimates: install  ## interval coverage/width, MAE, nowcast per chunk size; estimates by label delay 1/7/30 d (offline; rain at 7 d through predictor + monitor)
 	$(PY) bench/estimates_bench.py
+	$(PY) -m replay.cli replay --label-delay-hours 168 --step-seconds 0.5 --workdir var/replay_delay7 --out bench/results/replay_label_delay.json
 	$(PY) bench/label_delay.py
 
 bench-candidates: install  ## candidate verdicts on the 2013 replay: right? how soon? CPU per chunk (offline)

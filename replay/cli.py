@@ -38,6 +38,7 @@ from replay.launcher import (
     start_monitor,
     start_predictor,
 )
+from replay.pending import PendingPoller, compare
 from replay.report import (
     DECISION_KINDS,
     chunk_rows,
@@ -145,7 +146,7 @@ def progress_table(step: Step, phase: str) -> Table:
     t.add_row("simulated time", step.sim_time.strftime("%Y-%m-%d %H:%M"))
     t.add_row("serving", phase)
     t.add_row("rows sent", f"{step.stats.rows_sent:,}")
-    t.add_row("labels posted (4 h later)", f"{step.stats.labels_posted:,}")
+    t.add_row("labels posted", f"{step.stats.labels_posted:,}")
     for version, n in step.stats.predictions.items():
         t.add_row(f"  scored by {version}", f"{n:,}")
     return t
@@ -156,6 +157,7 @@ def replay_through(
     routes: list[tuple[pd.Timestamp, Process]],
     step_seconds: float,
     before_switch: dict[str, str] | None = None,
+    label_delay_hours: int = 4,
 ) -> tuple[Replayer, Sampler]:
     """Send each simulated day to the predictor live at that time. `before_switch[name]`:
     before routing to predictor `name`, wait until the monitor holds that version as
@@ -168,6 +170,7 @@ def replay_through(
         monitor.url,
         step_seconds=step_seconds,
         labels_headers=monitor.headers("labels"),
+        label_delay_hours=label_delay_hours,
     )
     sampler = Sampler(monitor.popen.pid)
     sampler.start()
@@ -336,6 +339,12 @@ def replay_cmd(
     workdir: Path = typer.Option(REPO / "var" / "replay"),
     out: Path = typer.Option(REPO / "bench" / "results" / "replay.json"),
     step_seconds: float = typer.Option(0.05, help="Wall seconds per simulated day."),
+    label_delay_hours: int = typer.Option(
+        4,
+        min=1,
+        help="Simulated hours to a label; --out's as_issued scores the estimates "
+        "stored while labels were out (say 168: a week, a chunk's span).",
+    ),
 ) -> None:
     """Measure: estimated vs realized per chunk, live and known-good shadow; losses; cost."""
     tags = ensure_models(["good", "retrain"])
@@ -344,11 +353,17 @@ def replay_cmd(
     no_operator = {"MONITOR_OPERATOR": "false"}
     with two_versions(workdir, tags, "good", "retrain", no_operator) as (monitor, _, live):
         began = time.monotonic()
+        poller = PendingPoller(f"{monitor.url}/v1/models/{MODEL}/chunks")
+        poller.start()
         player, sampler = replay_through(
-            monitor, [(pd.Timestamp("2013-01-01", tz="UTC"), live)], step_seconds
+            monitor,
+            [(pd.Timestamp("2013-01-01", tz="UTC"), live)],
+            step_seconds,
+            label_delay_hours=label_delay_hours,
         )
         expected = {v: n // 500 for v, n in player.stats.predictions.items()}
         chunks = wait_for_analysis(monitor, expected)
+        poller.stop()
         sampler.stop()
         wall = time.monotonic() - began
         stored = stored_count(monitor, len(player.stats.prediction_ids))
@@ -361,6 +376,7 @@ def replay_cmd(
         "rows_stored": stored,
         "records_lost": sent - stored,
         "labels_posted": player.stats.labels_posted,
+        "label_delay_hours": label_delay_hours,
         "chunks": len(chunks),
         "wall_seconds": round(wall, 1),
         "monitor_peak_rss_mib": round(sampler.peak_rss / 2**20),
@@ -374,7 +390,10 @@ def replay_cmd(
         table.add_row(key, f"{value}")
     console.print(table)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"summary": summary, "chunks": chunks}, indent=1, default=str))
+    as_issued = compare(poller.issued, chunks, ref)
+    console.print(f"as issued, labels still out: {as_issued['summary']}")
+    payload = {"summary": summary, "as_issued": as_issued, "chunks": chunks}
+    out.write_text(json.dumps(payload, indent=1, default=str))
     console.print(f"figures: {out}")
 
 

@@ -1,8 +1,9 @@
-"""Drive real traffic: 2013 H2 hour by hour through the predictor, labels 4 simulated hours later.
+"""Drive real traffic: 2013 H2 hour by hour through the predictor, labels 4 simulated hours later
+(`label_delay_hours`).
 
 The clock is simulated: each step sends `step_hours` of observations (all stations) as one
-request, then posts the labels whose 4-hour horizon has passed. Which predictor answers a
-step is the caller's choice (`route`), so a release can go live mid-replay.
+request, then posts the labels whose delay has passed. Which predictor answers a step is the
+caller's choice (`route`), so a release can go live mid-replay.
 """
 
 from __future__ import annotations
