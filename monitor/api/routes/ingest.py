@@ -21,6 +21,7 @@ from monitor.api.http import ApiError, json_body, parse_body
 from monitor.api.models import (
     AUTH_ERRORS,
     BODY_ERRORS,
+    LABEL_AHEAD,
     NOT_REGISTERED,
     LabelsAccepted,
     RecordsAccepted,
@@ -146,7 +147,7 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
         "/v1/labels",
         status_code=202,
         response_model=LabelsAccepted,
-        responses={**BODY_ERRORS, **AUTH_ERRORS},
+        responses={**BODY_ERRORS, **AUTH_ERRORS, **LABEL_AHEAD},
         openapi_extra=json_body(LabelsBatch),
     )
     async def post_labels(request: Request, caller: Caller = Depends(as_labels)) -> LabelsAccepted:
