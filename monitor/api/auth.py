@@ -101,7 +101,7 @@ class Guard:
         `where` names the field, `{i}` the index): nothing is stored on a refusal."""
         if caller.role == "operator":
             return
-        owned = self.model_tokens.models() if caller.model is None else frozenset()
+        owned = self.model_tokens.closed_to_global() if caller.model is None else frozenset()
         for i, model in enumerate(named):
             if caller.model is not None and model != caller.model:
                 message = (

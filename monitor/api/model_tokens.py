@@ -8,9 +8,12 @@ the monitor re-reads the file when it changes and adding a model needs no restar
 
 The file is JSON: `{"<model>": {"predictor": "<token>", "labels": "<token>"}, ...}`. A token
 is given either in clear or as `sha256:<64 hex digits>` (the file then holds no usable
-secret). Every token is kept only as its sha256 digest, compared in constant time, and never
-logged. A file that cannot be read or is invalid at start-up stops the monitor; on a reload
-the last good mapping stays and a warning names the problem (not a token).
+secret). `"global_tokens_too": true` on a model keeps the global predictor/labels tokens
+working for it while its predictors move to their own (a predictor drops records the monitor
+refuses with 401/403, so a switch without it loses the records of the pods not yet rolled).
+Every token is kept only as its sha256 digest, compared in constant time, and never logged.
+A file that cannot be read or is invalid at start-up stops the monitor; on a reload the last
+good mapping stays and a warning names the problem (not a token).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -54,6 +57,11 @@ class ModelCredentials(BaseModel):
 
     predictor: Token = Field(description="Posts this model's records, registers its versions")
     labels: Token = Field(description="Posts labels of this model's records")
+    global_tokens_too: bool = Field(
+        default=False,
+        description="The global predictor/labels tokens still write this model (a migration"
+        " to per-model credentials; off = only its own tokens and the operator's)",
+    )
 
 
 FILE = TypeAdapter(dict[Name, ModelCredentials])
@@ -62,7 +70,12 @@ FILE = TypeAdapter(dict[Name, ModelCredentials])
 Digests = dict[tuple[str, str], bytes]
 
 
-def parse(raw: bytes, where: str, reserved: frozenset[bytes] = frozenset()) -> Digests:
+class Loaded(NamedTuple):
+    digests: Digests
+    global_too: frozenset[str]  # models the global tokens still write
+
+
+def parse(raw: bytes, where: str, reserved: frozenset[bytes] = frozenset()) -> Loaded:
     """The digests of a file's credentials; ValueError naming the problem (not a token).
     `reserved`: the global role tokens' digests, which no model may reuse."""
     try:
@@ -89,7 +102,7 @@ def parse(raw: bytes, where: str, reserved: frozenset[bytes] = frozenset()) -> D
                 f"{seen[value][1]}: give each model and role its own"
             )
         seen[value] = key
-    return found
+    return Loaded(found, frozenset(m for m, c in entries.items() if c.global_tokens_too))
 
 
 def identity(path: Path) -> tuple[int, int, int]:
@@ -104,26 +117,32 @@ class ModelTokens:
     def __init__(self, path: Path | None, reserved: frozenset[bytes] = frozenset()) -> None:
         self.path, self._reserved = path, reserved
         self._lock = threading.Lock()
-        self._digests: Digests = {}
+        self._loaded = Loaded({}, frozenset())
         self._seen: tuple[int, int, int] | None = None
         self._checked = 0.0
         if path is not None:
             self._seen = identity(path)
-            self._digests = parse(path.read_bytes(), str(path), self._reserved)
+            self._loaded = parse(path.read_bytes(), str(path), self._reserved)
             self._checked = time.monotonic()
 
-    def current(self) -> Digests:
-        """The mapping now; re-read first when the file changed since the last look."""
-        if self.path is None:
-            return self._digests
-        if time.monotonic() - self._checked >= RECHECK_SECONDS:
+    def loaded(self) -> Loaded:
+        """The file's credentials now; re-read first when it changed since the last look."""
+        if self.path is not None and time.monotonic() - self._checked >= RECHECK_SECONDS:
             with self._lock:
                 self._reload(self.path)
-        return self._digests
+        return self._loaded
+
+    def current(self) -> Digests:
+        return self.loaded().digests
 
     def models(self) -> frozenset[str]:
         """Models with credentials of their own."""
         return frozenset(model for model, _ in self.current())
+
+    def closed_to_global(self) -> frozenset[str]:
+        """Models the global predictor/labels tokens may not write."""
+        loaded = self.loaded()
+        return frozenset(m for m, _ in loaded.digests) - loaded.global_too
 
     def _reload(self, path: Path) -> None:
         self._checked = time.monotonic()
@@ -139,9 +158,10 @@ class ModelTokens:
             return
         self._seen = now  # a bad file is reported once, not every second
         try:
-            digests = parse(path.read_bytes(), str(path), self._reserved)
+            loaded = parse(path.read_bytes(), str(path), self._reserved)
         except (OSError, ValueError) as exc:
             logger.warning("per-model credentials not reloaded, the last good ones stay: %s", exc)
             return
-        self._digests = digests
-        logger.info("per-model credentials reloaded from %s: %d models", path, len(digests) // 2)
+        self._loaded = loaded
+        n = len(loaded.digests) // 2
+        logger.info("per-model credentials reloaded from %s: %d models", path, n)

@@ -223,3 +223,22 @@ def test_a_per_model_token_may_not_be_a_global_token(tmp_path: Path) -> None:
     path.write_text(json.dumps({"a": {**CREDS["a"], "predictor": GLOBAL["labels"]}}))
     with pytest.raises(ValueError, match="token of a global role"):
         Guard(settings(tmp_path, path))
+
+
+def test_global_tokens_too_keeps_the_global_token_working_during_a_migration(
+    tmp_path: Path, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model moving to its own credentials: with `global_tokens_too` the predictors not yet
+    rolled keep shipping with the global token (a refused batch is dropped by the predictor);
+    removing the flag closes the model to it, without a restart."""
+    monkeypatch.setattr(model_tokens, "RECHECK_SECONDS", 0.0)
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"a": {**CREDS["a"], "global_tokens_too": True}}))
+    server = MonitorServer(settings(tmp_path, path), store, background=False)
+    with TestClient(server.app) as client:
+        assert post_records(client, GLOBAL["predictor"], "a").status_code == 202
+        assert post_records(client, CREDS["a"]["predictor"], "a").status_code == 202
+        assert post_records(client, CREDS["a"]["predictor"], "b").status_code == 403
+        path.write_text(json.dumps({"a": CREDS["a"]}))
+        assert post_records(client, GLOBAL["predictor"], "a").status_code == 403
+    assert rows(store, "records", "a") == 2 and rows(store, "records", "b") == 0
