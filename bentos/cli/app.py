@@ -189,3 +189,42 @@ def validate(
         if problems:
             raise BadInputError(f"{full} does not meet the contract:\n- " + "\n- ".join(problems))
     out.print(Text(f"{full} meets the contract"))
+
+
+@app.command()
+def credentials(
+    model: str = typer.Argument(..., help="The model's name, as its records name it"),
+    tokens_file: Path = typer.Option(
+        ...,
+        "--tokens-file",
+        help="Local copy of the monitor's MONITOR_MODEL_TOKENS_FILE (created if absent)",
+    ),
+    namespace: str = typer.Option("default", "--namespace", "-n", help="The Secrets' namespace"),
+    replace: bool = typer.Option(False, "--replace", help="New tokens for a listed model"),
+    global_tokens_too: bool = typer.Option(
+        False, "--global-tokens-too", help="Keep the global tokens working for it (migration)"
+    ),
+) -> None:
+    """Make a model's own predictor and labels tokens: their digests go into --tokens-file,
+    the model's two Secrets are printed as YAML for `kubectl apply -f -`
+    (docs/monitor.md#per-model-credentials)."""
+    from bentos.cli.credentials import make
+
+    with refusals():
+        manifests = make(
+            model,
+            tokens_file,
+            namespace=namespace,
+            replace=replace,
+            global_tokens_too=global_tokens_too,
+        )
+    print(manifests, end="")
+    err.print(
+        Text(
+            f"{tokens_file}: {model} added. Update the monitor's Secret with it, e.g. kubectl"
+            f" -n {namespace} create secret generic modelguard-model-tokens"
+            f" --from-file=model-tokens.json={tokens_file} --dry-run=client -o yaml"
+            " | kubectl apply -f -"
+        ),
+        soft_wrap=True,
+    )

@@ -93,12 +93,20 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: _error("Missing or unknown bearer token"),
     403: _error(
         "The token of a role that may not do this (or, registering with the"
-        " predictor token: a version not named after its artifact's sha256)"
+        " predictor token: a version not named after its artifact's sha256; or a body naming"
+        " a model the credential may not write: another model's, or, with the global token,"
+        " a model with credentials of its own in MONITOR_MODEL_TOKENS_FILE)"
     ),
     503: _error("The role's token (MONITOR_<ROLE>_TOKEN) is not configured"),
 }
 NOT_REGISTERED: dict[int | str, dict[str, Any]] = {
     425: _error("A record's model version is not registered (yet): retry after Retry-After"),
+}
+LABEL_AHEAD: dict[int | str, dict[str, Any]] = {
+    425: _error(
+        "With per-model credentials (MONITOR_MODEL_TOKENS_FILE): a label's record is not"
+        " stored yet, so its model is unknown: retry after Retry-After"
+    ),
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _error("Unknown model or version")}
 REPORTS_BUSY: dict[int | str, dict[str, Any]] = {

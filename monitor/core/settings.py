@@ -154,7 +154,8 @@ class HttpSettings(Group):
 
 class TokenSettings(Group):
     """One bearer token per role (monitor/api/auth.py, docs/monitor.md#trust-boundary); unset =
-    that role's endpoints answer 503."""
+    that role's endpoints answer 503. Per-model predictor and labels tokens come from a file
+    (monitor/api/model_tokens.py)."""
 
     predictor: SecretStr | None = Field(
         default=None,
@@ -178,6 +179,13 @@ class TokenSettings(Group):
         json_schema_extra=env("MONITOR_READER_TOKEN"),
         description="Readers' bearer token for models, chunks, audit, decisions and reports;"
         " unset = those reads are open (loopback use; the chart always sets it)",
+    )
+    model_tokens_file: Path | None = Field(
+        default=None,
+        description="JSON file (a mounted Secret) of per-model credentials,"
+        ' {"<model>": {"predictor": token, "labels": token}}, each token in clear or as'
+        " sha256:<hex>; a listed model is written only with its own tokens (or the operator's),"
+        " never with the global predictor/labels token; re-read when it changes (no restart)",
     )
 
     def of(self, role: Role) -> str | None:

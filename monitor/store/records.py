@@ -77,6 +77,21 @@ class RecordsAndLabels:
 
         return self._write_grouped(work) if rows else LabelResult()
 
+    def record_models(self: Database, prediction_ids: Sequence[str]) -> dict[str, str]:
+        """prediction_id -> the model of its stored record (ids without a record left out):
+        what a label's model is, for the per-model credentials check before a label write."""
+        found: dict[str, str] = {}
+        ids = list(dict.fromkeys(prediction_ids))
+        conn = self._reader()
+        for start in range(0, len(ids), IN_CHUNK):
+            part = ids[start : start + IN_CHUNK]
+            marks = ",".join("?" * len(part))
+            for pid, model in conn.execute(
+                f"SELECT prediction_id, model FROM records WHERE prediction_id IN ({marks})", part
+            ):
+                found[str(pid)] = str(model)
+        return found
+
     def label_clock(self: Database) -> int:
         """The label clock now: the highest `updated_seq` (0: none changed since migration 3)."""
         (n,) = self._reader().execute("SELECT coalesce(max(updated_seq), 0) FROM labels").fetchone()

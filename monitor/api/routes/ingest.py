@@ -1,20 +1,27 @@
 """Ingest: `POST /v1/records` (predictor token) and `POST /v1/labels` (labels token).
 
 A bad payload is refused before anything is written: the whole body is validated first, then
-stored in one transaction. Records of an unregistered version are a 425 (retry later).
+stored in one transaction. Records of an unregistered version are a 425 (retry later). Each
+model the body names must be the caller's (`Guard.refuse_foreign`, per-model credentials): a
+batch naming another model is refused whole, 403. A label names its model through its
+record, so with per-model credentials configured a label is accepted only once its record is
+stored (earlier: 425, retry later): otherwise a label sent ahead could land on another
+model's record.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from contract.records import LabelsBatch, RecordsBatch
+from monitor.api.auth import Caller
 from monitor.api.context import AppContext
 from monitor.api.http import ApiError, json_body, parse_body
 from monitor.api.models import (
     AUTH_ERRORS,
     BODY_ERRORS,
+    LABEL_AHEAD,
     NOT_REGISTERED,
     LabelsAccepted,
     RecordsAccepted,
@@ -24,8 +31,9 @@ from monitor.metrics import process as metrics
 
 def add_routes(app: FastAPI, ctx: AppContext) -> None:
     settings = ctx.settings
-    as_predictor = ctx.as_role("predictor")
-    as_labels = ctx.as_role("labels")
+    guard = ctx.guard
+    as_predictor = guard.require("predictor")
+    as_labels = guard.require("labels")
     registered: dict[str, set[tuple[str, str]]] = {}  # "pairs": registered (model, version)
 
     def check_registered(batch: RecordsBatch) -> None:
@@ -84,9 +92,10 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
         response_model=RecordsAccepted,
         responses={**BODY_ERRORS, **AUTH_ERRORS, **NOT_REGISTERED},
         openapi_extra=json_body(RecordsBatch),
-        dependencies=as_predictor,
     )
-    async def post_records(request: Request) -> RecordsAccepted:
+    async def post_records(
+        request: Request, caller: Caller = Depends(as_predictor)
+    ) -> RecordsAccepted:
         """Store inference records of registered versions (predictor token); a
         `prediction_id` seen before is ignored (retries).
 
@@ -94,9 +103,29 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
         first): the hot path of ingest. Then stored in one transaction.
         """
         batch = parse_body(RecordsBatch, await request.body())
+        guard.refuse_foreign(caller, [r.model for r in batch.records], "records[{i}].model")
         return await run_in_threadpool(store_records, batch)
 
-    def store_labels(batch: LabelsBatch) -> LabelsAccepted:
+    def check_label_models(caller: Caller, batch: LabelsBatch) -> None:
+        """With per-model credentials configured: every label's record stored (else 425)
+        and of a model the caller may write (else 403), before anything is written."""
+        if caller.role == "operator" or not guard.model_tokens.models():
+            return
+        ids = [lab.prediction_id for lab in batch.labels]
+        models = ctx.store().record_models(ids)
+        for i, pid in enumerate(ids):
+            if pid not in models:
+                raise ApiError(
+                    425,
+                    f"no record of prediction {pid!r} is stored yet: with per-model credentials"
+                    " a label is accepted once its record is (it names the label's model);"
+                    " retry later, nothing was stored",
+                    f"labels[{i}].prediction_id",
+                    headers={"Retry-After": "5"},
+                )
+        guard.refuse_foreign(caller, [models[pid] for pid in ids], "labels[{i}].prediction_id")
+
+    def store_labels(caller: Caller, batch: LabelsBatch) -> LabelsAccepted:
         n = len(batch.labels)
         if n > settings.http.max_records_per_request:
             raise ApiError(
@@ -104,6 +133,7 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
                 f"{n} labels, at most {settings.http.max_records_per_request} allowed",
                 "labels",
             )
+        check_label_models(caller, batch)
         result = ctx.store().append_labels_detailed([lab.model_dump() for lab in batch.labels])
         joined = sum(result.joined_by_model.values())
         for model, count in result.joined_by_model.items():
@@ -117,12 +147,11 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
         "/v1/labels",
         status_code=202,
         response_model=LabelsAccepted,
-        responses={**BODY_ERRORS, **AUTH_ERRORS},
+        responses={**BODY_ERRORS, **AUTH_ERRORS, **LABEL_AHEAD},
         openapi_extra=json_body(LabelsBatch),
-        dependencies=as_labels,
     )
-    async def post_labels(request: Request) -> LabelsAccepted:
+    async def post_labels(request: Request, caller: Caller = Depends(as_labels)) -> LabelsAccepted:
         """Store ground truth by prediction id (labels token): before or after its record; a
         repeat overwrites."""
         batch = parse_body(LabelsBatch, await request.body())
-        return await run_in_threadpool(store_labels, batch)
+        return await run_in_threadpool(store_labels, caller, batch)

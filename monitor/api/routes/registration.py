@@ -1,6 +1,7 @@
 """`POST /v1/models`: register a model version (its artifact vetted in a child process by
 the service, monitor/service/registration.py). The route checks what only HTTP knows (which
-token sent it: a predictor's must name the version after the artifact's sha256).
+token sent it: a predictor's must name the version after the artifact's sha256, and a
+per-model predictor credential registers only its own model).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from contract.registration import Registration, digest_bound
-from monitor.api.auth import Role
+from monitor.api.auth import Caller
 from monitor.api.context import AppContext
 from monitor.api.http import ApiError, json_body, parse_body
 from monitor.api.models import AUTH_ERRORS, BODY_ERRORS, CONFLICT, RegistrationResult
@@ -39,14 +40,16 @@ def add_routes(app: FastAPI, ctx: AppContext) -> None:
     async def post_model(
         request: Request,
         response: Response,
-        role: Role | None = Depends(ctx.guard.require("predictor", "operator")),
+        caller: Caller = Depends(ctx.guard.require("predictor", "operator")),
     ) -> RegistrationResult:
         """Register a model version with its schema, reference set and artifact (predictor
         token: the version must be named after the artifact's sha256; operator token: any
-        name). The artifact is first loaded and scored in an isolated child process."""
+        name; a per-model predictor credential: its own model only). The artifact is first
+        loaded and scored in an isolated child process."""
         reg = parse_body(Registration, await request.body())
+        ctx.guard.refuse_foreign(caller, [reg.model], "model")
         raw = reg.artifact_bytes()
-        if role == "predictor" and not digest_bound(reg.version, raw):
+        if caller.role == "predictor" and not digest_bound(reg.version, raw):
             raise ApiError(
                 403,
                 f"version {reg.version!r} does not end in its artifact's sha256 prefix"

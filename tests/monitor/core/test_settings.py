@@ -50,6 +50,12 @@ OLD_VARIABLES: list[tuple[str, str, Callable[[S], Any], Any]] = [
     ("MONITOR_OPERATOR_TOKEN", "o", lambda s: s.tokens.of("operator"), "o"),
     ("MONITOR_READER_TOKEN", "e", lambda s: s.tokens.of("reader"), "e"),
     (
+        "MONITOR_MODEL_TOKENS_FILE",
+        "/etc/t.json",
+        lambda s: s.tokens.model_tokens_file,
+        Path("/etc/t.json"),
+    ),
+    (
         "MONITOR_ARTIFACT_MEMORY_BYTES",
         str(512 * 1024**2),
         lambda s: s.artifacts.memory_bytes,

@@ -178,3 +178,14 @@ def test_a_frame_read_in_batches_equals_one_read_in_one_go(
         batched[whole.columns], whole, check_dtype=False, check_index_type=False
     )
     assert batched["label"].dtype == "Int64" and batched["label"].notna().sum() == 1
+
+
+def test_record_models_maps_stored_ids_to_their_model_across_in_chunks(store: Store) -> None:
+    """What the per-model labels check reads (monitor/api/routes/ingest.py): more ids than
+    one `IN (...)` query, repeats, and ids without a record left out."""
+    store.append_records([record(i, model="a" if i % 2 else "b") for i in range(1200)])
+    ids = [f"p{i:06d}" for i in range(1200)] + ["p000001", "never-stored"]
+    found = store.record_models(ids)
+    assert len(found) == 1200 and "never-stored" not in found
+    assert (found["p000001"], found["p000002"], found["p001199"]) == ("a", "b", "a")
+    assert store.record_models([]) == {}
