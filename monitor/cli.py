@@ -402,7 +402,23 @@ def _print_results(results: list[Any], dry_run: bool) -> None:
 
 
 def main() -> None:
-    app()
+    """The CLI; an unusable setting is exit code 2 with one line naming it (no traceback)."""
+    from pydantic import ValidationError
+
+    from monitor.core.settings import ConfigError
+
+    try:
+        app()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(settings)'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        console.print(f"[red]invalid settings: {problems}[/]")
+        raise SystemExit(2) from None
+    except ConfigError as exc:
+        console.print(f"[red]invalid settings: {exc}[/]")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

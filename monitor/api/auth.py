@@ -38,7 +38,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from monitor.api.http import ApiError
 from monitor.api.model_tokens import ModelTokens, digest
-from monitor.core.settings import MonitorSettings
+from monitor.core.settings import ConfigError, MonitorSettings
 from monitor.metrics import process as metrics
 
 Role = Literal["predictor", "labels", "operator", "reader"]
@@ -73,7 +73,9 @@ class Guard:
             if token:
                 self._tokens[role] = digest(token)
         if len(set(self._tokens.values())) < len(self._tokens):
-            raise ValueError("two roles share one token: give each role its own")
+            raise ConfigError(
+                "MONITOR_<ROLE>_TOKEN: two roles share one token: give each role its own"
+            )
         self.model_tokens = ModelTokens(
             settings.tokens.model_tokens_file, frozenset(self._tokens.values())
         )

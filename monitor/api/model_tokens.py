@@ -30,6 +30,7 @@ from typing import Annotated, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from contract.records import Name
+from monitor.core.settings import ConfigError
 
 logger = logging.getLogger("modelguard.monitor")
 HASHED = re.compile(r"^sha256:([0-9a-f]{64})$")
@@ -121,8 +122,15 @@ class ModelTokens:
         self._seen: tuple[int, int, int] | None = None
         self._checked = 0.0
         if path is not None:
-            self._seen = identity(path)
-            self._loaded = parse(path.read_bytes(), str(path), self._reserved)
+            try:
+                self._seen = identity(path)
+                raw = path.read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"MONITOR_MODEL_TOKENS_FILE: cannot read {path}: {exc}") from None
+            try:
+                self._loaded = parse(raw, str(path), self._reserved)
+            except ValueError as exc:
+                raise ConfigError(f"MONITOR_MODEL_TOKENS_FILE: {exc}") from None
             self._checked = time.monotonic()
 
     def loaded(self) -> Loaded:

@@ -66,6 +66,11 @@ def variables(name: str, field: FieldInfo) -> list[str]:
     return [str(n) for n in named] if isinstance(named, list) else [f"MONITOR_{name.upper()}"]
 
 
+class ConfigError(ValueError):
+    """A setting (or a file it names) is unusable: `monitor serve` stops with exit code 2
+    and this message, which names the setting and the problem (never a token)."""
+
+
 class _Environment(PydanticBaseSettingsSource):
     """The group's fields from the environment (names case-insensitive), keyed by field name
     so that a value given to the constructor wins."""

@@ -153,3 +153,30 @@ def test_clear_rejection_of_an_unknown_version_says_it_was_not_rejected(tmp_path
     args = ["clear-rejection", "--model", "m", "--version", "v9", "--db", str(db)]
     result = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 1 and "m:v9 was not rejected" in result.output
+
+
+def test_serve_with_an_unusable_setting_exits_2_naming_it(tmp_path: Path) -> None:
+    """A bad value or an unreadable credentials file stops `serve` before it binds: exit
+    code 2 and one line naming the setting, not a traceback."""
+    cases = [
+        ({"MONITOR_PORT": "eighty"}, "port"),
+        ({"MONITOR_MODEL_TOKENS_FILE": str(tmp_path / "absent.json")}, "MONITOR_MODEL_TOKENS_FILE"),
+    ]
+    for env, named in cases:
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor", "serve"],
+            cwd=REPO,
+            env={**_clean_env(), "MONITOR_DB_PATH": str(tmp_path / "m.db"), **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2, done.stderr[-2000:]
+        out = done.stdout + done.stderr
+        assert named in out and "invalid settings" in out and "Traceback" not in out
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
