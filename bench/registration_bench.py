@@ -11,6 +11,9 @@ Against a real `python -m monitor serve` (tests/support/monitor.py) on loopback,
 3. `restart`: the monitor stopped and started on the same database (the start-up time), then
    all 2N registrations sent again at once: every one must be `200 unchanged`, and the
    restarted monitor's log must show no vetting (the count of `vetted` lines).
+4. `vetting_only`: the vetting alone in this process, same run, N artifacts: a child of the
+   warm process against a fresh interpreter that imports what it needs (the old way), as a
+   ratio.
 
 Writes its run under `runs[<label>]` of bench/results/registration.json (other labels kept,
 so a run before a change and one after sit side by side), and prints it.
@@ -129,6 +132,65 @@ def vetted_lines(log: str) -> int:
     return sum(1 for line in log.splitlines() if " vetted " in line)
 
 
+FRESH = """
+import json, os, sys
+os.environ["OMP_NUM_THREADS"] = "1"
+from monitor.analysis.artifact_child import check
+data = json.loads(sys.stdin.read())
+raw = bytes.fromhex(data["artifact"])
+sys.stdout.write(json.dumps(check(raw, data["schema"], data["reference"], 2**31)))
+"""
+
+
+def vetting_only(bodies: list[dict[str, Any]]) -> dict[str, Any]:
+    """`measure_vetting` in a `python -c` interpreter: multiprocessing re-imports a script
+    main module in every forked child (this file's imports would be timed), never `-c`."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump(bodies, f)
+        f.flush()
+        code = (
+            "import json, sys; from bench.registration_bench import measure_vetting;"
+            " print(json.dumps(measure_vetting(sys.argv[1])))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, f.name],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def measure_vetting(path: str) -> dict[str, Any]:
+    """The vetting alone, same run: `artifact.vet` (children of the warm process; the first
+    one also starts it) against a fresh interpreter per artifact that imports what the child
+    needs and runs the same check (what the monitor did before)."""
+    from monitor.analysis.artifact import vet
+
+    bodies = json.loads(Path(path).read_text())
+    warm, fresh = [], []
+    for body in bodies:
+        raw = base64.b64decode(body["artifact"])
+        start = time.perf_counter()
+        vet(raw, body["schema"], body["reference"], memory_bytes=2**31, timeout_seconds=120)
+        warm.append(time.perf_counter() - start)
+        payload = json.dumps({**body, "artifact": raw.hex()})
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", FRESH], input=payload, text=True, capture_output=True, check=True
+        )
+        fresh.append(time.perf_counter() - start)
+    return {
+        "artifacts": len(bodies),
+        "warm_first_seconds": round(warm[0], 3),
+        "warm_median_seconds": round(statistics.median(warm[1:]), 3),
+        "fresh_interpreter_median_seconds": round(statistics.median(fresh), 3),
+        "fresh_over_warm": round(statistics.median(fresh) / statistics.median(warm[1:]), 1),
+    }
+
+
 def run(n: int) -> dict[str, Any]:
     bodies = [tiny_registration(seed) for seed in range(2 * n)]
     with tempfile.TemporaryDirectory() as tmp, running_monitor(Path(tmp)) as monitor:
@@ -143,6 +205,7 @@ def run(n: int) -> dict[str, Any]:
         out["restart_start_seconds"] = round(time.perf_counter() - start, 3)
         out["restart"] = at_once(monitor, bodies)
         out["vetted_after_restart"] = vetted_lines(monitor.log()) - out["vetted_before_restart"]
+    out["vetting_only"] = vetting_only(bodies[:n])
     return out
 
 
