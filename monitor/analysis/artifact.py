@@ -5,7 +5,8 @@ truncated or fuzzed file can make it segfault, or allocate tens of GB (one trunc
 for 22.7 GB and drew the kernel's OOM killer onto the monitor). So `vet` never loads a new
 artifact in the serving process: each artifact gets a child of its own, which sets
 `RLIMIT_AS` (`MONITOR_ARTIFACT_MEMORY_BYTES`) and no core dumps before it touches the bytes,
-runs one OpenMP thread, and is killed after `MONITOR_ARTIFACT_TIMEOUT_SECONDS`
+runs one OpenMP thread, and is killed after `MONITOR_ARTIFACT_TIMEOUT_SECONDS` (with a
+CPU-time limit a second above it, should the monitor be gone)
 (`artifact_child.py`: load, check it takes the schema's features, re-score the reference
 rows -- their stated `probability` must be the booster's own score -- and compute the
 hold-out metrics, `monitor.analysis.holdout`; the monitor stores those, not the
@@ -76,6 +77,7 @@ def vet(
         "schema": dict(schema),
         "reference": [dict(row) for row in reference],
         "memory_bytes": memory_bytes,
+        "timeout_seconds": timeout_seconds,
     }
     with _SLOTS:
         answer, exitcode = _in_child(data, timeout_seconds)

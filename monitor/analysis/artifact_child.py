@@ -7,6 +7,7 @@ the warm process (`artifact_warm`) has imported, so a vetting pays no import.
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 from multiprocessing.connection import Connection
@@ -18,6 +19,9 @@ def main(answer: Connection, data: dict[str, Any]) -> None:
     limit = int(data["memory_bytes"])
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # the parent kills the child at the timeout; this stops it too if the parent is gone
+    seconds = math.ceil(float(data["timeout_seconds"])) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
     _first_to_go()
     try:
         result = check(data["artifact"], data["schema"], data["reference"], limit)
