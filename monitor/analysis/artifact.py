@@ -3,33 +3,47 @@
 Why: the artifact of a registration is untrusted input. XGBoost parses UBJSON in C++, and a
 truncated or fuzzed file can make it segfault, or allocate tens of GB (one truncation asked
 for 22.7 GB and drew the kernel's OOM killer onto the monitor). So `vet` never loads a new
-artifact in the serving process: it runs `python -m monitor.analysis.artifact` with
-`RLIMIT_AS` (`MONITOR_ARTIFACT_MEMORY_BYTES`) set in the child before XGBoost is imported,
-no core dumps, one OpenMP thread, and kills it after `MONITOR_ARTIFACT_TIMEOUT_SECONDS`.
-The child loads the booster, checks it takes the schema's features, re-scores the reference
-rows (their stated `probability` must be the booster's own score) and computes the hold-out
-metrics (`monitor.analysis.holdout`); the monitor stores those, not the registration's.
-A crash, a limit hit, a timeout or a refusal is an `ArtifactRefusedError` naming the problem
-(the API answers 400/422); the monitor keeps running. One child at a time.
+artifact in the serving process: each artifact gets a child of its own, which sets
+`RLIMIT_AS` (`MONITOR_ARTIFACT_MEMORY_BYTES`) and no core dumps before it touches the bytes,
+runs one OpenMP thread, and is killed after `MONITOR_ARTIFACT_TIMEOUT_SECONDS` (with a
+CPU-time limit a second above it, should the monitor be gone)
+(`artifact_child.py`: load, check it takes the schema's features, re-score the reference
+rows -- their stated `probability` must be the booster's own score -- and compute the
+hold-out metrics, `monitor.analysis.holdout`; the monitor stores those, not the
+registration's). A crash, a limit hit, a timeout or a refusal is an `ArtifactRefusedError`
+naming the problem (the API answers 400/422); the monitor keeps running.
+
+Bulk registration (issue 24): the children are forked from a warm process, multiprocessing's
+`forkserver` with XGBoost, pandas and scikit-learn imported once (`artifact_warm.py`), not
+started as fresh interpreters that import them every time (~1.5 s each). A child still
+shares nothing with the monitor and dies after one artifact; the warm process never loads
+an artifact, and one that has died is started again by the next vetting. As many children
+run at once as the monitor has CPUs, two at least (several registrations arriving together
+are vetted in parallel, and one that hangs until its timeout holds only its own slot).
+
+The children are forked by multiprocessing, which makes a child re-import the parent's main
+module when that is a script file; the monitor runs as `python -m monitor` (its image does),
+whose main module is not re-imported.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import multiprocessing
 import os
-import resource
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from typing import Any
 
-_ONE_AT_A_TIME = threading.Lock()
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding `monitor/`
+from monitor.analysis import artifact_child
+
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload(["monitor.analysis.artifact_warm"])
+# two at least: one artifact that runs until its timeout must not hold up every other
+_SLOTS = threading.BoundedSemaphore(max(2, len(os.sched_getaffinity(0))))
 
 
 class ArtifactRefusedError(Exception):
@@ -44,6 +58,9 @@ class ArtifactRefusedError(Exception):
 class Vetted:
     holdout: dict[str, float | None]  # the monitor's own metrics on the reference rows
     features: int
+    warm_pid: (
+        int  # the warm process the child was forked from (the same one, vetting after vetting)
+    )
 
 
 def vet(
@@ -55,103 +72,63 @@ def vet(
     timeout_seconds: float,
 ) -> Vetted:
     """Load and score `raw` in an isolated child; raises `ArtifactRefusedError`."""
-    payload = json.dumps(
-        {
-            "artifact": base64.b64encode(raw).decode("ascii"),
-            "schema": schema,
-            "reference": list(reference),
-            "memory_bytes": memory_bytes,
-        }
-    ).encode()
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p
-        ),
+    data = {
+        "artifact": bytes(raw),
+        "schema": dict(schema),
+        "reference": [dict(row) for row in reference],
+        "memory_bytes": memory_bytes,
+        "timeout_seconds": timeout_seconds,
     }
-    with _ONE_AT_A_TIME:
-        try:
-            done = subprocess.run(
-                [sys.executable, "-m", "monitor.analysis.artifact"],
-                input=payload,
-                capture_output=True,
-                timeout=timeout_seconds,
-                env=env,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise ArtifactRefusedError(
-                f"loading and scoring the booster took longer than {timeout_seconds:g} s"
-            ) from None
-    if done.returncode < 0:
-        name = signal.Signals(-done.returncode).name
-        raise ArtifactRefusedError(f"the booster crashed XGBoost while loading ({name})")
-    try:
-        answer = json.loads(done.stdout)
-    except ValueError:
-        last = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise ArtifactRefusedError(
-            f"loading the booster failed (exit {done.returncode}: {last[0][:200]})"
-        ) from None
+    with _SLOTS:
+        answer, exitcode = _in_child(data, timeout_seconds)
+    if answer is None:
+        if exitcode is not None and exitcode < 0:
+            name = signal.Signals(-exitcode).name
+            raise ArtifactRefusedError(f"the booster crashed XGBoost while loading ({name})")
+        raise ArtifactRefusedError(f"loading the booster failed (exit {exitcode}, no answer)")
     if "error" in answer:
         raise ArtifactRefusedError(answer["error"], answer.get("loc", "artifact"), answer["status"])
-    return Vetted(holdout=answer["holdout"], features=int(answer["features"]))
+    return Vetted(
+        holdout=answer["holdout"], features=int(answer["features"]), warm_pid=answer["warm_pid"]
+    )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-def _child() -> dict[str, Any]:
-    """In the child: limits first, then XGBoost."""
-    data = json.loads(sys.stdin.buffer.read())
-    limit = int(data["memory_bytes"])
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    raw = base64.b64decode(data.pop("artifact"))
-
-    from contract.schema import ModelSchema
-    from monitor.analysis import holdout
-
-    schema = ModelSchema.model_validate(data["schema"])
+def _in_child(
+    data: dict[str, Any], timeout_seconds: float
+) -> tuple[dict[str, Any] | None, int | None]:
+    """The child's answer (None when it died without one) and its exit code."""
+    receiver, sender = _CONTEXT.Pipe(duplex=False)
+    child = _started(sender, data)
     try:
-        booster = holdout.booster_of(raw)
-    except MemoryError:
-        return _refuse(f"loading the booster needs more than {limit} bytes of memory")
-    except Exception as exc:
-        message = _first_line(exc)
-        if "bad_alloc" in message:
-            return _refuse(f"loading the booster needs more than {limit} bytes of memory")
-        return _refuse(f"not a loadable XGBoost booster ({message})")
-    features = int(booster.num_features())
-    if features != len(schema.feature_names):
-        return _refuse(
-            f"the booster takes {features} features, the schema names {len(schema.feature_names)}",
-            status=422,
-        )
-    reference = data["reference"]
+        sender.close()
+        if not wait([receiver, child.sentinel], timeout_seconds):
+            raise ArtifactRefusedError(
+                f"loading and scoring the booster took longer than {timeout_seconds:g} s"
+            )
+        try:
+            answer: dict[str, Any] | None = receiver.recv()
+        except (EOFError, OSError):
+            answer = None  # died without answering: a crash or a limit hit in C++
+        child.join(timeout_seconds)
+        return answer, child.exitcode
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()
+        receiver.close()
+        sender.close()
+
+
+def _started(sender: Connection, data: dict[str, Any]) -> BaseProcess:
+    """A started child; once more if the warm process has died since the last vetting (the
+    forkserver, found dead, is started anew)."""
     try:
-        off = holdout.disagreeing_rows(booster, schema, reference)
-        metrics = holdout.holdout_metrics(booster, schema, reference)
-    except MemoryError:
-        return _refuse(f"scoring the reference needs more than {limit} bytes of memory")
-    except Exception as exc:
-        return _refuse(f"the booster cannot score the reference rows ({_first_line(exc)})")
-    if len(off) > holdout.MAX_DISAGREEING_SHARE * len(reference):
-        return _refuse(
-            f"reference[{off[0]}].probability (and {len(off) - 1} more of {len(reference)} rows)"
-            f" is not the booster's own score (beyond {holdout.SCORE_TOLERANCE:g})",
-            loc="reference",
-            status=422,
-        )
-    return {"holdout": metrics, "features": features}
+        return _start(sender, data)
+    except (OSError, EOFError):
+        return _start(sender, data)
 
 
-def _refuse(message: str, loc: str = "artifact", status: int = 400) -> dict[str, Any]:
-    return {"error": message, "loc": loc, "status": status}
-
-
-if __name__ == "__main__":
-    sys.stdout.write(json.dumps(_child()))
+def _start(sender: Connection, data: dict[str, Any]) -> BaseProcess:
+    child = _CONTEXT.Process(target=artifact_child.main, args=(sender, data), daemon=True)
+    child.start()
+    return child

@@ -3,12 +3,16 @@ arrives as `POST /v1/models` or with a candidate declaration (`candidates.regist
 
 A new version's artifact is first loaded and scored on its reference rows in an isolated
 child (monitor/analysis/artifact.py), so that a booster that crashes, hangs or cannot score
-is refused before anything is stored; the same content again needs no child.
+is refused before anything is stored. A version already stored is never vetted again: the
+same content sent again (a predictor re-registers on every start, also after the monitor
+restarted) is answered from the store, changed content is a conflict, and nothing vets at
+start-up.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -59,6 +63,7 @@ def _vetted_holdout(
     reg: Registration, raw: bytes, limits: ArtifactLimits
 ) -> dict[str, float | None]:
     """The monitor's own metrics of the artifact on the reference rows; raises when refused."""
+    start = time.monotonic()
     try:
         vetted = vet(
             raw,
@@ -72,4 +77,11 @@ def _vetted_holdout(
         # the child answers 422 for rows it cannot score, anything else is an unusable artifact
         refusal = InvalidError if exc.status == 422 else UnusableError
         raise refusal(str(exc), exc.loc) from None
+    log.info(
+        "%s:%s vetted in %.2f s (child of the warm vetting process %d)",
+        reg.model,
+        reg.version,
+        time.monotonic() - start,
+        vetted.warm_pid,
+    )
     return vetted.holdout

@@ -5,6 +5,7 @@ storing nothing. Also `register_and_declare`, which declares only what it regist
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from monitor.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.slow  # trains the session's models (tests/conftest.py)
 LIMITS = ArtifactLimits(memory_bytes=2 * 1024**3, timeout_seconds=60)
+NO_CHILD_PASSES = ArtifactLimits(memory_bytes=1, timeout_seconds=0)
 
 
 def variant(reg: Registration, **change: Any) -> Registration:
@@ -74,3 +76,21 @@ def test_register_and_declare_reports_both(
     again = candidates.register_and_declare(store, reg, reg.artifact_bytes(), LIMITS)
     assert (again.added, again.registration) == (False, "unchanged")
     assert [e["kind"] for e in store.audit(reg.model)] == ["registered", "candidate-added"]
+
+
+def test_a_stored_version_is_not_vetted_again_after_a_restart(
+    tmp_path: Path, registrations: dict[str, Any]
+) -> None:
+    """Nothing vets at start-up, and the same content sent again after a restart (a predictor
+    re-registers on every start) is answered from the store: with limits no child could
+    pass (1 byte of memory, a timeout of 0 s) it is still `unchanged`, not refused."""
+    reg = registrations["good"]
+    with SqliteStore(tmp_path / "m.db") as first:
+        assert register(first, reg, reg.artifact_bytes(), LIMITS) == "created"
+    with SqliteStore(tmp_path / "m.db") as restarted:
+        assert register(restarted, reg, reg.artifact_bytes(), NO_CHILD_PASSES) == "unchanged"
+        assert restarted.registration(reg.model, reg.version)["monitor_holdout"]["roc_auc"]
+        assert len(restarted.audit(reg.model, "registered")) == 1
+    fresh = variant(reg, version="never-vetted")
+    with SqliteStore(tmp_path / "m.db") as restarted, pytest.raises(UnusableError):
+        register(restarted, fresh, fresh.artifact_bytes(), NO_CHILD_PASSES)  # these limits bite
