@@ -129,7 +129,9 @@ def main() -> int:
     model = serve_scoring.load(args.model_tag, home)
     records = serve_load.replay_records(model.schema, limit=1000)
     with tempfile.TemporaryDirectory(prefix="serve-profile-") as tmp:
-        bodies = serve_load.write_bodies(records, model.schema, "records", args.rows, Path(tmp) / "b.jsonl")
+        bodies = serve_load.write_bodies(
+            records, model.schema, "records", args.rows, Path(tmp) / "b.jsonl"
+        )
         raw = Path(tmp) / "profile.txt"
         with serve_servers.running(spec, Path(tmp) / "logs"):
             url = f"http://127.0.0.1:{spec.port}{spec.predict_path}"
