@@ -242,8 +242,8 @@ class AnalysisSettings(Group):
         default=64,
         ge=1,
         json_schema_extra=env("MONITOR_ANALYSIS_CACHE_VERSIONS"),
-        description="Fitted model versions kept in the analysis worker's memory (~6 MB each),"
-        " least recently analysed evicted first; an evicted one is loaded again from the"
+        description="Fitted model versions kept in the analysis worker's memory (~6 MB each"
+        " measured), least recently analysed evicted first; an evicted one is loaded again from the"
         " store's saved fits, not refitted (docs/analysis.md#fitted-state)",
     )
 
