@@ -56,6 +56,13 @@ def reliance(
     return dict(zip(schema.feature_names, (float(v) for v in means), strict=True))
 
 
+def reference_reliance(
+    booster: xgb.Booster, schema: ModelSchema, reference: pd.DataFrame
+) -> dict[str, float]:
+    """The reference's reliance, on `REFERENCE_SAMPLE_ROWS` of its rows evenly spaced."""
+    return reliance(booster, schema, reference, REFERENCE_SAMPLE_ROWS)
+
+
 def sample_positions(starts: Sequence[int], per_chunk: int = SAMPLE_ROWS) -> list[np.ndarray]:
     """Per chunk (rows `starts[i]` to `starts[i+1]`), at most `per_chunk` evenly spaced rows."""
     out = []

@@ -106,9 +106,7 @@ class FittedVersion:
             multivariate=MultivariateDrift.fit(reference, schema, chunk_size),
             intervals=IntervalCalibrator.fit(estimator, reference, chunk_size, interval_level),
             reference_auc=reference_chunks[("roc_auc", "value")].to_numpy(dtype=float),
-            reference_reliance=attribution.reliance(
-                booster, schema, reference, attribution.REFERENCE_SAMPLE_ROWS
-            ),
+            reference_reliance=attribution.reference_reliance(booster, schema, reference),
         )
 
     @property
