@@ -7,6 +7,7 @@ first analysis pass spends its time before and after (py-spy).
   over every reference row (what the monitor did before: the baseline, same run);
 - `load`: `VersionCache.get` in a new cache (a restart, another replica) over a store with
   the saved fit: read, decompress, unpickle, seed the intervals;
+- `resident_mb_per_cached_version`: RSS growth per fitted version held in memory;
 - `reference_sampling_error`: the 1,000-row reliance against the all-rows one, per feature,
   in units of the total reliance (what an attribution shift is measured in);
 - `profile` (with `--profile`, py-spy on PATH): shares of a first pass (`run_cycle` with
@@ -94,6 +95,7 @@ def measure(repeats: int, tmp: Path) -> dict[str, Any]:
             runs["load"].append(seconds)
         row = store._reader().execute("SELECT length(state) FROM fitted_states").fetchall()
         state_bytes = max(int(r[0]) for r in row)
+        per_version_mb = resident_per_version(store)
     schema = fitted.registration.schema
     full = attribution.reliance(fitted.booster, schema, fitted.reference)
     total = sum(full.values())
@@ -108,11 +110,33 @@ def measure(repeats: int, tmp: Path) -> dict[str, Any]:
         "fit_over_load": round(medians["fit"] / medians["load"], 1),
         "full_reference_over_sampled_fit": round(medians["fit_full_reference"] / medians["fit"], 2),
         "saved_state_bytes": state_bytes,
+        "resident_mb_per_cached_version": round(per_version_mb, 1),
         "reference_sampling_error": {
             "max_abs_over_total": round(max(diff.values()), 4),
             "mean_abs_over_total": round(float(np.mean(list(diff.values()))), 4),
         },
     }
+
+
+def resident_per_version(store: Any, copies: int = 10) -> float:
+    """RSS growth per fitted version held in memory: `copies` loads of the saved fit kept
+    alive at once (distinct objects, as distinct versions in the cache would be)."""
+    import gc
+
+    import psutil
+
+    from monitor.analysis import fitstate
+    from monitor.analysis.chunks import FittedVersion
+
+    rows = store._reader().execute("SELECT state FROM fitted_states").fetchall()
+    data = max((bytes(r[0]) for r in rows), key=len)
+    gc.collect()
+    before = psutil.Process().memory_info().rss
+    kept = [fitstate.load(data, FittedVersion) for _ in range(copies)]
+    gc.collect()
+    grown = psutil.Process().memory_info().rss - before
+    assert all(k is not None for k in kept)
+    return grown / copies / 1024**2
 
 
 # ---------------------------------------------------------------- py-spy profile of passes
