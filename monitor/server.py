@@ -76,7 +76,7 @@ class MonitorServer:
 
     def start(self) -> None:
         fits = self.worker if self.worker is not None else self.cache
-        metrics.count_calculator_fits(lambda: fits.fits)
+        metrics.count_calculator_fits(lambda: fits.fits, lambda: fits.loads)
         if self.background:
             self.leader.start()
             self._start_loops()

@@ -3,10 +3,13 @@
 A feature's *reliance* on a set of rows is its mean absolute TreeSHAP contribution, in
 log-odds (XGBoost's exact `pred_contribs=True` with the registered booster, the same
 artifact the shadow re-scoring uses). The reference's reliance is computed once per fitted
-version (`FittedVersion.fit`, on every reference row); a chunk's on an evenly spaced sample
-of at most `SAMPLE_ROWS` of its rows (TreeSHAP costs ~50 us per row and tree ensemble of
-the shipped size, 10-100x a plain prediction; 100 rows estimate a mean well enough to
-compare with the reference and keep a 100k-row cycle within its budget).
+version (`FittedVersion.fit`, saved with the fitted state) on an evenly spaced sample of at
+most `REFERENCE_SAMPLE_ROWS` reference rows; a chunk's on an evenly spaced sample of at most
+`SAMPLE_ROWS` of its rows. TreeSHAP costs ~50-250 us per row with the shipped ensemble on
+one thread, 10-100x a plain prediction: all 4,400 reference rows were a quarter of every
+version's first analysis pass, the 1,000 sampled estimate the reference mean to about 1% of
+the total reliance (bench/fit_cache.py measures it), ten times finer than the 100 rows a
+chunk's figure rests on.
 
 The *attribution shift* of a feature is `(reliance now - reliance on the reference) / total
 reliance on the reference`: the share of the model's whole reliance that moved to (> 0) or
@@ -28,6 +31,7 @@ import xgboost as xgb
 from contract.schema import ModelSchema
 
 SAMPLE_ROWS = 100  # rows per chunk explained with TreeSHAP
+REFERENCE_SAMPLE_ROWS = 1_000  # reference rows explained, once per fitted version
 
 
 def contributions(booster: xgb.Booster, x: np.ndarray) -> np.ndarray:
@@ -39,12 +43,24 @@ def contributions(booster: xgb.Booster, x: np.ndarray) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)[:, :-1]
 
 
-def reliance(booster: xgb.Booster, schema: ModelSchema, frame: pd.DataFrame) -> dict[str, float]:
-    """Mean |contribution| per feature over all rows of `frame` (the reference: once per fit)."""
+def reliance(
+    booster: xgb.Booster, schema: ModelSchema, frame: pd.DataFrame, max_rows: int | None = None
+) -> dict[str, float]:
+    """Mean |contribution| per feature over the rows of `frame`, or over `max_rows` of them
+    evenly spaced (the reference: once per fit)."""
     if len(frame) == 0:
         return {}
+    if max_rows is not None and len(frame) > max_rows:
+        frame = frame.iloc[sample_positions([0, len(frame)], max_rows)[0]]
     means = np.abs(contributions(booster, schema.to_matrix(frame))).mean(axis=0)
     return dict(zip(schema.feature_names, (float(v) for v in means), strict=True))
+
+
+def reference_reliance(
+    booster: xgb.Booster, schema: ModelSchema, reference: pd.DataFrame
+) -> dict[str, float]:
+    """The reference's reliance, on `REFERENCE_SAMPLE_ROWS` of its rows evenly spaced."""
+    return reliance(booster, schema, reference, REFERENCE_SAMPLE_ROWS)
 
 
 def sample_positions(starts: Sequence[int], per_chunk: int = SAMPLE_ROWS) -> list[np.ndarray]:

@@ -70,7 +70,7 @@ class FittedVersion:
     # Estimated ROC AUC on the reference chunks, kept from fitting: the NannyML objects'
     # `result` changes whenever the report draws NannyML's figures.
     reference_auc: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    # Mean |TreeSHAP contribution| per feature on the reference (attribution.py), fitted once.
+    # Mean |TreeSHAP contribution| per feature on (a sample of) the reference, fitted once.
     reference_reliance: dict[str, float] = field(default_factory=dict)
     _floors: dict[str, float | None] = field(default_factory=dict, repr=False)
     # The reconstruction refitted without ignored features, per set ignored (fitted lazily).
@@ -106,7 +106,7 @@ class FittedVersion:
             multivariate=MultivariateDrift.fit(reference, schema, chunk_size),
             intervals=IntervalCalibrator.fit(estimator, reference, chunk_size, interval_level),
             reference_auc=reference_chunks[("roc_auc", "value")].to_numpy(dtype=float),
-            reference_reliance=attribution.reliance(booster, schema, reference),
+            reference_reliance=attribution.reference_reliance(booster, schema, reference),
         )
 
     @property

@@ -36,7 +36,19 @@ class VersionView(Protocol):
     def records(self) -> int: ...
 
 
-class AnalysisStore(StateStore, Protocol):
+class FittedStateStore(Protocol):
+    """Where fitted calculators persist (monitor/store/fits.py): opaque bytes under a
+    fingerprint of what the fit depends on, so a restart or another replica loads them.
+    Only the monitor writes them (the trust this takes: monitor/store/fits.py)."""
+
+    def registration_digest(self, model: str, version: str) -> str: ...
+    def fitted_state(self, model: str, version: str, fingerprint: str) -> bytes | None: ...
+    def save_fitted_state(
+        self, model: str, version: str, fingerprint: str, state: bytes
+    ) -> None: ...
+
+
+class AnalysisStore(StateStore, FittedStateStore, Protocol):
     def models(self) -> list[str]: ...
     def versions(self, model: str | None = None) -> Sequence[VersionView]: ...
     def registration(

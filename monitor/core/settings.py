@@ -251,6 +251,15 @@ class AnalysisSettings(Group):
     report_dir: Path = Field(
         default=Path("var/reports"), description="Where the CLI and the server write reports"
     )
+    cache_versions: int = Field(
+        default=64,
+        ge=1,
+        json_schema_extra=env("MONITOR_ANALYSIS_CACHE_VERSIONS"),
+        description="Fitted model versions kept in the analysis worker's memory (~3 MB each,"
+        " bench/fit_cache.py), least recently analysed evicted first; an evicted one is"
+        " loaded again from the store's saved fits, not refitted"
+        " (docs/analysis.md#fitted-state)",
+    )
 
 
 class OperatorSettings(Group):

@@ -48,6 +48,7 @@ class Outcome:
     value: Any = None
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     fits: int = 0
+    loads: int = 0  # the VersionCache's loads of saved fits (versions.py)
 
 
 class Recorder:
@@ -76,6 +77,7 @@ class AnalysisWorker:
         self._lock = threading.Lock()
         self._closed = False
         self.fits = 0  # the worker's VersionCache fits, as of its last answer
+        self.loads = 0  # and its loads of saved fits
 
     def cycle(self) -> list[ChunkEvidence]:
         """One analysis cycle in the worker; its metrics published here."""
@@ -110,7 +112,7 @@ class AnalysisWorker:
                 if self._pool is pool:
                     self._pool = None  # the next call starts a new worker
             raise
-        self.fits = outcome.fits
+        self.fits, self.loads = outcome.fits, outcome.loads
         return outcome
 
     def close(self) -> None:
@@ -161,7 +163,7 @@ def _task_cycle() -> Outcome:
     recorder = Recorder()
     w = _WORKER
     evidence = run_cycle(w["store"], w["options"], w["cache"], cast(Any, recorder), w["plans"]())
-    return Outcome(evidence, recorder.calls, w["cache"].fits)
+    return Outcome(evidence, recorder.calls, w["cache"].fits, w["cache"].loads)
 
 
 def _task_report(model: str) -> Outcome:
@@ -172,4 +174,4 @@ def _task_report(model: str) -> Outcome:
     cached = w["reports"].get(model)
     if cached is None or cached[0] != key:
         cached = w["reports"][model] = (key, render_report(w["store"], model, cache=w["cache"]))
-    return Outcome(cached[1], [], w["cache"].fits)
+    return Outcome(cached[1], [], w["cache"].fits, w["cache"].loads)

@@ -1,4 +1,5 @@
-"""`modelguard_monitor_calculator_fits_total`, read from the analysis cache at scrape time."""
+"""`modelguard_monitor_calculator_fits_total` and its sibling `..._loads_total`, read from the
+analysis cache at scrape time."""
 
 from __future__ import annotations
 
@@ -18,13 +19,24 @@ class CalculatorFits:
     name = "modelguard_monitor_calculator_fits"
     documentation = "Model versions whose calculators the analysis cache fitted (loop and reports)"
 
+    loads_name = "modelguard_monitor_calculator_loads"
+    loads_documentation = (
+        "Model versions whose fitted calculators the analysis cache loaded from the store's"
+        " saved fits instead of fitting them (a restart, another replica, an evicted version)"
+    )
+
     def __init__(self) -> None:
         self.count: Callable[[], int] | None = None
+        self.loads: Callable[[], int] | None = None
 
     def describe(self) -> Iterator[CounterMetricFamily]:
         yield CounterMetricFamily(self.name, self.documentation)
+        yield CounterMetricFamily(self.loads_name, self.loads_documentation)
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(self.name, self.documentation)
         family.add_metric([], float(self.count() if self.count is not None else 0))
         yield family
+        loads = CounterMetricFamily(self.loads_name, self.loads_documentation)
+        loads.add_metric([], float(self.loads() if self.loads is not None else 0))
+        yield loads

@@ -87,6 +87,10 @@ def labels_joined(model: str, count: int) -> None:
     METRICS.labels_joined.labels(model).inc(count)
 
 
-def count_calculator_fits(count: Callable[[], int] | None) -> None:
-    """Report `count()` (the server's `VersionCache.fits`) as the fits counter; None detaches."""
+def count_calculator_fits(
+    count: Callable[[], int] | None, loads: Callable[[], int] | None = None
+) -> None:
+    """Report `count()` (the server's `VersionCache.fits`) as the fits counter and `loads()`
+    (its `.loads`) as the loads counter; None detaches."""
     METRICS.calculator_fits.count = count
+    METRICS.calculator_fits.loads = loads

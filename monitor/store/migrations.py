@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from monitor.store.fits import FITTED_TABLE
+
 MIGRATIONS: list[list[str]] = [
     [
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -89,6 +91,11 @@ MIGRATIONS: list[list[str]] = [
         # retention pass; records at or below the seq of a mark older than the retention
         # age are deleted. No per-record column, so ingest pays nothing for it.
         "CREATE TABLE seq_marks (at_us INTEGER PRIMARY KEY, seq INTEGER NOT NULL)",
+    ],
+    [
+        # 4: fitted analysis state (fits.py): a version's fitted calculators, pickled by the
+        # monitor, keyed by the fingerprint of everything the fit depends on.
+        FITTED_TABLE.format(blob="BLOB"),
     ],
 ]
 

@@ -34,6 +34,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from monitor.store import frames
 from monitor.store.dialect import PG_WRITE_LOCK, POSTGRES
 from monitor.store.evidence import ChunkStore
+from monitor.store.fits import FittedStates
 from monitor.store.memory import StateAndAudit
 from monitor.store.postgres_schema import migrate
 from monitor.store.records import RecordsAndLabels
@@ -117,7 +118,9 @@ class _Writer:
         return cur
 
 
-class PostgresStore(RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, Retention):
+class PostgresStore(
+    RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, Retention, FittedStates
+):
     """Thread-safe access to one monitor database on a PostgreSQL server."""
 
     dialect = POSTGRES

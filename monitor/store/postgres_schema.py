@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 
+from monitor.store.fits import FITTED_TABLE
 from monitor.store.migrations import SchemaTooNewError
 
 MIGRATIONS: list[list[str]] = [
@@ -71,6 +72,7 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX audit_by_model ON audit (model, id)",
         "CREATE TABLE seq_marks (at_us BIGINT PRIMARY KEY, seq BIGINT NOT NULL)",
     ],
+    [FITTED_TABLE.format(blob="BYTEA")],  # 2: as SQLite's migration 4 (fits.py)
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -26,6 +26,7 @@ from monitor.store import frames
 from monitor.store.commit import GroupCommit
 from monitor.store.dialect import SQLITE
 from monitor.store.evidence import ChunkStore
+from monitor.store.fits import FittedStates
 from monitor.store.memory import StateAndAudit
 from monitor.store.migrations import migrate
 from monitor.store.records import RecordsAndLabels
@@ -38,7 +39,9 @@ T = TypeVar("T")
 WAL_CHECKPOINT_PAGES = 16_384  # ~64 MB of 4 KiB pages
 
 
-class SqliteStore(RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, Retention):
+class SqliteStore(
+    RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, Retention, FittedStates
+):
     """Thread-safe access to one monitor database file."""
 
     dialect = SQLITE

@@ -180,3 +180,15 @@ def test_attributions_are_published_with_bounded_labels(
     assert got["modelguard_feature_attribution_reference"]["humid"] == 0.0
     assert m.forget_version(*worse.key) > 0
     assert "modelguard_feature_attribution{" not in m.exposition().decode()
+
+
+def test_the_sampled_reference_reliance_is_close_to_the_all_rows_one(
+    synthetic_booster: xgb.Booster,
+) -> None:
+    reference = synthetic_frame(np.random.default_rng(2), 4000, ignored_shift=0.0)
+    full = attribution.reliance(synthetic_booster, SYNTHETIC, reference)
+    sampled = attribution.reliance(synthetic_booster, SYNTHETIC, reference, max_rows=1000)
+    assert attribution.reliance(synthetic_booster, SYNTHETIC, reference, max_rows=4000) == full
+    total = sum(full.values())
+    assert sampled["ignored"] == 0.0 and sampled != full
+    assert all(abs(sampled[f] - full[f]) < 0.02 * total for f in full)
