@@ -62,7 +62,8 @@ def populated(store: SqliteStore, models: int) -> None:
 def test_a_pass_lists_the_models_once_and_an_idle_pass_parses_no_registration(
     tmp_path: Path, models: int
 ) -> None:
-    with CountingStore(tmp_path / "monitor.db") as store:
+    store = CountingStore(tmp_path / "monitor.db")
+    with store:
         populated(store, models)
         operator = Operator(store, offline_target(store), clock=lambda: NOW)
 
