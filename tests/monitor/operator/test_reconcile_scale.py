@@ -65,7 +65,8 @@ def test_a_pass_lists_the_models_once_and_an_idle_pass_parses_no_registration(
     store = CountingStore(tmp_path / "monitor.db")
     with store:
         populated(store, models)
-        operator = Operator(store, offline_target(store), clock=lambda: NOW)
+        real: SqliteStore = store  # the Store protocol wants `__enter__ -> Self`
+        operator = Operator(store, offline_target(real), clock=lambda: NOW)
 
         first = operator.reconcile_once()
         assert len(first) == models
