@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from replay import launcher
 
 TOKEN = "bench-scale-token"
 CHUNK = 500
+REGISTERING = 4  # registrations in flight at once, as predictors starting together send them
 SEND = Path(__file__).with_name("scale_send.py")
 
 
@@ -144,13 +146,14 @@ def _measure(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     t0 = time.monotonic()
-    with httpx.Client(base_url=urls[0], timeout=300, headers=procs[0].auth) as client:
-        for name in names:
-            resp = client.post("/v1/models", json={**registration, "model": name})
-            if resp.status_code not in (200, 201):
-                raise RuntimeError(f"registering {name}: {resp.status_code} {resp.text[:300]}")
+    with (
+        httpx.Client(base_url=urls[0], timeout=600, headers=procs[0].auth) as client,
+        ThreadPoolExecutor(REGISTERING) as pool,
+    ):
+        list(pool.map(lambda name: _register(client, registration, name), names))
     out["registration_seconds"] = round(time.monotonic() - t0, 1)
     out["registration_seconds_each"] = round(out["registration_seconds"] / len(names), 2)
+    out["registrations_in_flight"] = REGISTERING
     bodies = _interleaved({m: recs for m, (recs, _) in data.items()})
     half = len(bodies) // 2
     cpu0 = probe.cpu_seconds(pids)
@@ -160,6 +163,12 @@ def _measure(
     out["labels_rec_per_s"] = round(send(urls, labels, 1, workdir, "/v1/labels"))
     out["cpu_seconds_ingest_and_labels"] = round(probe.cpu_seconds(pids) - cpu0, 1)
     return out
+
+
+def _register(client: httpx.Client, registration: dict[str, Any], name: str) -> None:
+    resp = client.post("/v1/models", json={**registration, "model": name})
+    if resp.status_code not in (200, 201):
+        raise RuntimeError(f"registering {name}: {resp.status_code} {resp.text[:300]}")
 
 
 def _interleaved(per_model: dict[str, list[dict]], key: str = "records") -> list[bytes]:
@@ -223,23 +232,29 @@ def _steady(
     cpu0 = probe.cpu_seconds(pids)
     sent = 0
 
+    templates = {  # one model's chunk, its prediction ids to be filled in per POST
+        m: json.dumps(
+            {
+                "records": [
+                    {**r, "prediction_id": f"{m}-steady-@@@@@@-{j}"}
+                    for j, r in enumerate(data[m][0][:CHUNK])
+                ]
+            }
+        )
+        for m in names
+    }
+
     def post_all() -> None:
         nonlocal sent
         clients = [httpx.Client(base_url=u, timeout=120) for u in urls]
-        headers = {"Authorization": f"Bearer {TOKEN}"}
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
         k = 0
         tick = time.monotonic()
         while time.monotonic() < stop_at:
             model = names[k % len(names)]
-            base = data[model][0]
             index = next_index[model]
-            body = [
-                {**r, "prediction_id": f"{model}-steady-{index}-{j}"}
-                for j, r in enumerate(base[:CHUNK])
-            ]
-            resp = clients[k % len(clients)].post(
-                "/v1/records", json={"records": body}, headers=headers
-            )
+            body = templates[model].replace("@@@@@@", f"{index:06d}").encode()
+            resp = clients[k % len(clients)].post("/v1/records", content=body, headers=headers)
             if resp.status_code != 202:
                 raise RuntimeError(f"steady POST: {resp.status_code} {resp.text[:300]}")
             filled[(model, index)] = time.monotonic()
