@@ -32,6 +32,7 @@ from replay import launcher
 
 TOKEN = "bench-scale-token"
 CHUNK = 500
+POSTERS = 4  # steady-state POSTs in flight at once: one alone is bound by its latency
 REGISTERING = 4  # registrations in flight at once, as predictors starting together send them
 SEND = Path(__file__).with_name("scale_send.py")
 
@@ -244,33 +245,42 @@ def _steady(
         for m in names
     }
 
+    lock, slots = threading.Lock(), iter(range(10**9))
+    start = time.monotonic()
+
     def post_all() -> None:
+        """One of POSTERS threads: takes the next slot (model in turn), waits for its time."""
         nonlocal sent
         clients = [httpx.Client(base_url=u, timeout=120) for u in urls]
         headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-        k = 0
-        tick = time.monotonic()
-        while time.monotonic() < stop_at:
-            model = names[k % len(names)]
-            index = next_index[model]
+        while True:
+            with lock:
+                k = next(slots)
+                model = names[k % len(names)]
+                index = next_index[model]
+                next_index[model] += 1
+            due = start + k * period
+            if due >= stop_at:
+                break
+            time.sleep(max(0.0, due - time.monotonic()))
             body = templates[model].replace("@@@@@@", f"{index:06d}").encode()
             resp = clients[k % len(clients)].post("/v1/records", content=body, headers=headers)
             if resp.status_code != 202:
                 raise RuntimeError(f"steady POST: {resp.status_code} {resp.text[:300]}")
-            filled[(model, index)] = time.monotonic()
-            next_index[model] += 1
-            sent += CHUNK
-            k += 1
-            tick += period
-            time.sleep(max(0.0, tick - time.monotonic()))
+            with lock:
+                filled[(model, index)] = time.monotonic()
+                sent += CHUNK
         for c in clients:
             c.close()
 
-    poster = threading.Thread(target=post_all, daemon=True)
+    posters = [threading.Thread(target=post_all, daemon=True) for _ in range(POSTERS)]
     t0 = time.monotonic()
-    poster.start()
+    for poster in posters:
+        poster.start()
     stored: dict[tuple[str, int], float] = {}
-    while poster.is_alive() or (set(filled) - set(stored) and time.monotonic() - stop_at < timeout):
+    while any(p.is_alive() for p in posters) or (
+        set(filled) - set(stored) and time.monotonic() - stop_at < timeout
+    ):
         for key, at in probe.chunk_times(store, names).items():
             stored.setdefault(key, at)
         time.sleep(1)
@@ -280,6 +290,7 @@ def _steady(
     return {
         "target_rec_per_s": rate,
         "achieved_rec_per_s": round(sent / seconds),
+        "posters": POSTERS,
         "seconds": seconds,
         "chunks_filled": len(filled),
         "chunks_analysed": len(lags),
