@@ -63,7 +63,7 @@ bench-candidates: install  ## candidate verdicts on the 2013 replay: right? how 
 bench-store: install  ## SQLite vs PostgreSQL: ingest records/s (1/2/4 senders, 2 replicas), cycle at 100k rows
 	$(PY) bench/store_backends.py
 
-bench-scale: install  ## many models: N=10/50/200 on SQLite and PostgreSQL (1, 2 replicas); bench/results/scale.json (~1 h on 2 cores)
+bench-scale: install  ## many models: N=10/50/200 on SQLite and PostgreSQL (1, 2 replicas); bench/results/scale.json (~1.5 h on 2 cores)
 	$(PY) bench/scale_bench.py
 
 bench-all: bench bench-logging bench-ingest bench-analysis bench-estimates bench-policy bench-candidates bench-store  ## every benchmark
