@@ -8,7 +8,7 @@ export BENTOML_DO_NOT_TRACK := true
 export NML_DISABLE_USAGE_LOGGING := 1
 PORT ?= 3000
 
-.PHONY: install test lint train serve build bench bench-logging bench-ingest bench-analysis bench-estimates bench-store bench-all bench-policy bench-candidates replay monitor demo demo-flights manifests clean
+.PHONY: install test lint train serve build bench bench-logging bench-ingest bench-analysis bench-estimates bench-store bench-all bench-policy bench-candidates bench-scale replay monitor demo demo-flights manifests clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -63,6 +63,9 @@ bench-candidates: install  ## candidate verdicts on the 2013 replay: right? how 
 
 bench-store: install  ## SQLite vs PostgreSQL: ingest records/s (1/2/4 senders, 2 replicas), cycle at 100k rows
 	$(PY) bench/store_backends.py
+
+bench-scale: install  ## many models: N=10/50/200 on SQLite and PostgreSQL (1, 2 replicas); bench/results/scale.json (~1.5 h on 2 cores)
+	$(PY) bench/scale_bench.py
 
 bench-all: bench bench-logging bench-ingest bench-analysis bench-estimates bench-policy bench-candidates bench-store  ## every benchmark
 

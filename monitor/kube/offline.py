@@ -52,9 +52,13 @@ class OfflineTarget:
     live_version: Callable[[str], str | None]
     events: list[dict[str, Any]] = field(default_factory=list)
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Deployment -> model, as of the last `list_monitors` (once per pass: issue 24, asking
+    # the store for every model once per model made a pass quadratic in the models).
+    _targets: dict[str, str] = field(default_factory=dict)
 
     def list_monitors(self) -> list[dict[str, Any]]:
         monitors = copy.deepcopy(self.monitors())
+        self._targets = _targets_of(monitors)
         for monitor in monitors:  # as an API server would: the last status written
             status = self.statuses.get(ModelMonitor.from_body(monitor).name)
             if status is not None:
@@ -62,11 +66,9 @@ class OfflineTarget:
         return monitors
 
     def _model_of(self, deployment: str) -> str:
-        for body in self.monitors():
-            monitor = ModelMonitor.from_body(body)
-            if monitor.target_name == deployment and monitor.declared_model:
-                return monitor.declared_model
-        raise KeyError(deployment)
+        if deployment not in self._targets:  # not listed yet (a model registered since)
+            self._targets = _targets_of(self.monitors())
+        return self._targets[deployment]
 
     def observe(self, namespace: str, deployment: str) -> Observation | None:
         model = self._model_of(deployment)
@@ -109,6 +111,16 @@ class OfflineTarget:
 
     def publish_status(self, monitor: ModelMonitor, status: dict[str, Any]) -> None:
         self.statuses[monitor.name] = status
+
+
+def _targets_of(monitors: list[dict[str, Any]]) -> dict[str, str]:
+    """Deployment name -> the model its ModelMonitor declares."""
+    targets: dict[str, str] = {}
+    for body in monitors:
+        monitor = ModelMonitor.from_body(body)
+        if monitor.declared_model and monitor.target_name:
+            targets.setdefault(monitor.target_name, monitor.declared_model)
+    return targets
 
 
 def synthesized_replicaset(

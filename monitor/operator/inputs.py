@@ -117,11 +117,7 @@ def candidate_verdict(
 def registered(store: OperatorStore, model: str, version: str | None) -> bool:
     if version is None:
         return False
-    try:
-        store.registration(model, version)
-    except (KeyError, LookupError):
-        return False
-    return True
+    return _registration(store, model, version) is not None
 
 
 def gate_holdouts(
@@ -131,13 +127,21 @@ def gate_holdouts(
     monitor (never a registration's own `metrics`): the known-good's on its reference rows
     (stored at registration, `monitor_holdout`), the live version's re-scored by its
     artifact on those same rows (`monitor.analysis.holdout.gate_holdout`; when that cannot be
-    done, its own `monitor_holdout`). None: unknown."""
-    kg_reg = _registration(store, model, known_good)
-    live_reg = _registration(store, model, live)
-    if live_reg is None or kg_reg is None:
+    done, its own `monitor_holdout`). None: unknown.
+
+    Only the registrations' heads are read (no reference rows): the rows are parsed only
+    when a pair is scored for the first time (`_scored`), so a pass with nothing new to
+    gate parses no registration (issue 24: a 1.3 MB parse per model per pass)."""
+    if live is None or known_good is None:
         return None, None
-    kg_metrics = kg_reg.get("monitor_holdout") or _scored(store, model, known_good, kg_reg, None)
-    live_metrics = _scored(store, model, live, live_reg, kg_reg) or live_reg.get("monitor_holdout")
+    kg_head = _registration(store, model, known_good)
+    live_head = _registration(store, model, live)
+    if live_head is None or kg_head is None:
+        return None, None
+    kg_metrics = kg_head.get("monitor_holdout") or _scored(store, model, known_good, kg_head, None)
+    live_metrics = _scored(store, model, live, live_head, kg_head) or live_head.get(
+        "monitor_holdout"
+    )
     return live_metrics, kg_metrics
 
 
@@ -148,34 +152,48 @@ def _scored(
     store: OperatorStore,
     model: str,
     version: str | None,
-    reg: Mapping[str, Any],
+    head: Mapping[str, Any],
     on: Mapping[str, Any] | None,
 ) -> dict[str, float | None] | None:
     """Metrics of `version`'s artifact on `on`'s reference rows (None: its own), once per
-    pair of registrations (a registration never changes; its digest names it)."""
+    pair of registrations (a registration never changes: its artifact digest and
+    registration time name it, with the store it lives in). The full registrations, with
+    their reference rows, are read here only, on a miss."""
     key = (
+        _location(store),
         model,
         str(version),
-        str(reg.get("artifact_sha256")),
+        str(head.get("artifact_sha256")),
+        str(head.get("registered_at")),
         str(on.get("version") if on else ""),
+        str(on.get("artifact_sha256") if on else ""),
         str(on.get("registered_at") if on else ""),
     )
     if key not in _SCORED:
-        if len(_SCORED) > 256:
+        if len(_SCORED) > 1024:
             _SCORED.clear()
         try:
+            reg = store.registration(model, str(version))
+            theirs = store.registration(model, str(on["version"])) if on else None
             artifact = store.artifact(model, str(version))
-            _SCORED[key] = gate_holdout(reg, artifact, on)
+            _SCORED[key] = gate_holdout(reg, artifact, theirs)
         except (KeyError, LookupError, ValueError):
             _SCORED[key] = None
     return _SCORED[key]
 
 
+def _location(store: OperatorStore) -> str:
+    """Which database a cached score belongs to (two stores may hold the same names)."""
+    location = getattr(store, "location", None)
+    return str(location if location is not None else id(store))
+
+
 def _registration(store: OperatorStore, model: str, version: str | None) -> dict[str, Any] | None:
+    """The registration's head: everything but the reference rows and the artifact."""
     if version is None:
         return None
     try:
-        return store.registration(model, version) or None
+        return store.registration(model, version, with_reference=False) or None
     except (KeyError, LookupError):
         return None
 

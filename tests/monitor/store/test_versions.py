@@ -64,3 +64,26 @@ def test_the_same_registration_read_by_a_newer_contract_is_unchanged(store: Stor
     assert store.register(again) == "unchanged"
     with pytest.raises(RegistrationConflictError):
         store.register(Registration.model_validate(v1_registration(description="changed")))
+
+
+def test_models_lists_registered_and_record_only_models_each_once(store: Store) -> None:
+    """The records' models are found by a loose index scan (one seek per model): every model,
+    once, sorted, whether it has a registration, records, or both."""
+    assert store.models() == []
+    store.register({**registration("v1"), "model": "b"})
+    store.append_records(
+        [{**record(i), "model": "c"} for i in range(3)]
+        + [{**record(10 + i), "model": "a", "version": "v7"} for i in range(2)]
+        + [{**record(20), "model": "b"}]
+    )
+    assert store.models() == ["a", "b", "c"]
+
+
+def test_a_version_registered_later_is_listed_with_its_registration(store: Store) -> None:
+    """Registration heads are kept per open store; a version registered since is still seen."""
+    store.register(registration("v1"))
+    assert [v.version for v in store.versions("m")] == ["v1"]
+    store.register(registration("v2", description="second"))
+    infos = {v.version: v for v in store.versions("m")}
+    assert infos["v2"].registered_at is not None and infos["v2"].state == "registered"
+    assert store.registration("m", "v2", with_reference=False)["description"] == "second"
