@@ -38,6 +38,7 @@ from monitor.store.memory import StateAndAudit
 from monitor.store.postgres_schema import migrate
 from monitor.store.records import RecordsAndLabels
 from monitor.store.retention import Retention
+from monitor.store.sharing import WorkSharing
 from monitor.store.types import (
     IngestResult,
     StoreUnavailableError,
@@ -117,7 +118,9 @@ class _Writer:
         return cur
 
 
-class PostgresStore(RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, Retention):
+class PostgresStore(
+    RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, Retention, WorkSharing
+):
     """Thread-safe access to one monitor database on a PostgreSQL server."""
 
     dialect = POSTGRES

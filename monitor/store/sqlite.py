@@ -30,6 +30,7 @@ from monitor.store.memory import StateAndAudit
 from monitor.store.migrations import migrate
 from monitor.store.records import RecordsAndLabels
 from monitor.store.retention import Retention
+from monitor.store.sharing import WorkSharing
 from monitor.store.types import IngestResult, features_json, to_epoch_us
 from monitor.store.versions import ModelVersions
 
@@ -38,7 +39,9 @@ T = TypeVar("T")
 WAL_CHECKPOINT_PAGES = 16_384  # ~64 MB of 4 KiB pages
 
 
-class SqliteStore(RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, Retention):
+class SqliteStore(
+    RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, Retention, WorkSharing
+):
     """Thread-safe access to one monitor database file."""
 
     dialect = SQLITE
