@@ -160,7 +160,7 @@ def finish_model(
 ) -> None:
     """After a model's versions: its candidates scored, its label lag published."""
     _score_candidates(store, cache, model, store.versions(model) if infos is None else infos)
-    _publish_label_lag(store, metrics, model)
+    publish_label_lag(store, metrics, model)
 
 
 def analyse_unit(
@@ -237,7 +237,7 @@ def _score_candidates(
         log.exception("candidate scoring of %s failed", model)
 
 
-def _publish_label_lag(store: AnalysisStore, metrics: MetricsSink, model: str) -> None:
+def publish_label_lag(store: AnalysisStore, metrics: MetricsSink, model: str) -> None:
     """Age of the oldest record still waiting for its label (0 when all are labelled)."""
     oldest = store.oldest_unlabelled_us(model)
     lag = 0.0 if oldest is None else max(0.0, time.time() - oldest / 1e6)
@@ -370,5 +370,6 @@ __all__ = [
     "begin_model",
     "finish_model",
     "known_good_version",
+    "publish_label_lag",
     "run_cycle",
 ]
