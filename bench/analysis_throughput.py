@@ -135,8 +135,10 @@ def run_config(cluster: Any, regs: Path, models: int, replicas: int, workers: in
         go = Path(tmp) / "go"
         children = [
             subprocess.Popen(
-                [sys.executable, __file__, "--replica", url, str(workers), f"r{r}", str(go)]
-                + ["--models", str(models)],
+                [
+                    *(sys.executable, __file__, "--replica", url, str(workers), f"r{r}", str(go)),
+                    *("--models", str(models)),
+                ],
                 stdout=subprocess.PIPE,
                 text=True,
             )

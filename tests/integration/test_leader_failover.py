@@ -278,8 +278,10 @@ def test_one_leader_and_a_failover_without_a_second_rollback(
                 # chunks analysed
                 wait_for(
                     "each replica analysing its share",
-                    lambda: len(set(store.lease_holders().values())) == 2
-                    and all(n > 0 for n in analysed(store).values()),
+                    lambda: (
+                        len(set(store.lease_holders().values())) == 2
+                        and all(n > 0 for n in analysed(store).values())
+                    ),
                     timeout=60,
                 )
                 holders = store.lease_holders()
@@ -308,10 +310,12 @@ def test_one_leader_and_a_failover_without_a_second_rollback(
                 # the killed replica's model is analysed by the survivor within the lease
                 wait_for(
                     "the survivor analysing the killed replica's model",
-                    lambda: set(store.lease_holders()) == {MODEL, OTHER}
-                    and {h.split("/")[0] for h in store.lease_holders().values()}
-                    == {second_name(holder)}
-                    and analysed(store)[mine] > before,
+                    lambda: (
+                        set(store.lease_holders()) == {MODEL, OTHER}
+                        and {h.split("/")[0] for h in store.lease_holders().values()}
+                        == {second_name(holder)}
+                        and analysed(store)[mine] > before
+                    ),
                     timeout=LEASE_SECONDS + ANALYSIS_SECONDS + 30,
                 )
                 time.sleep(RECONCILE_SECONDS * 3)  # a few more passes of the new leader
