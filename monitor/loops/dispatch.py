@@ -13,7 +13,8 @@ A pass (`AnalysisDispatcher.__call__`, run by the analysis loop every
 4. runs them on `runner.slots` threads, one per worker slot, each taking the oldest unit whose
    model no other slot is analysing (a version is never analysed by two workers at once, nor
    two versions of one model: they share its candidates and operator state), and skipping
-   a model whose lease this replica lost meanwhile.
+   a model whose lease this replica lost meanwhile (its version series are dropped here:
+   the replica that holds it now publishes them).
 Units that failed are retried at the next pass. The reconcile pass (the operator's rollbacks)
 stays on the one Lease leader (`leadership.py`); the analysis runs on every replica.
 """
@@ -170,7 +171,10 @@ class AnalysisDispatcher:
         if not force and time.monotonic() - self._claimed_at < self.lease_seconds / 3:
             return
         models = self.store.models()
-        self._held = set(self.store.claim_models(self.holder, models, self.lease_seconds))
+        held = set(self.store.claim_models(self.holder, models, self.lease_seconds))
+        for lost in sorted(self._held - held):  # another replica publishes them now
+            self.metrics.retain_versions(lost, [])
+        self._held = held
         self._claimed_at = time.monotonic()
 
     def close(self) -> None:

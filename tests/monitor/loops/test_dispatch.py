@@ -95,11 +95,14 @@ def test_two_replicas_analyse_disjoint_shares(tmp_path: Path) -> None:
         ]
     )
     two()  # b is live now, but a still holds everything: b serves nothing
+    assert two.served == []
     one()  # a keeps its share (half) and releases the rest
+    kept_by_one = {m for m, _ in one.served}
     two()  # b takes the rest: their late chunks are b's to analyse
     held = store.lease_holders()
     assert sorted(held) == MODELS and len(set(held.values())) == 2
     assert {m for m, _ in two.served} == {m for m, h in held.items() if h == two.holder}
+    assert kept_by_one == {m for m, h in held.items() if h == one.holder}  # nothing twice
     one.close()  # a stops: b takes its models at its next pass
     two()
     assert set(store.lease_holders().values()) == {two.holder}
