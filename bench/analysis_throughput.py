@@ -110,7 +110,7 @@ def replica(url: str, workers: int, identity: str, go: Path, models: int) -> dic
         )
         for slot in range(workers):  # processes spawned and imported before the clock
             worker.unit(slot, "none", "none", dispatch.default)
-        store.claim_models(dispatch.holder, [], LEASE_SECONDS)  # live before the start
+        dispatch.start()  # live (and renewing) before the start: the share is half
         while not go.exists():
             time.sleep(0.05)
         started = time.perf_counter()

@@ -4,8 +4,9 @@ evidence first, spread over the worker slots.
 A pass (`AnalysisDispatcher.__call__`, run by the analysis loop every
 `analysis.interval_seconds`):
 1. claims this replica's share of the models (`Store.claim_models`, per-model leases in the
-   database, `monitor/store/sharing.py`; on SQLite the one replica holds them all), renewed
-   every third of `MONITOR_ANALYSIS_LEASE_SECONDS` while the pass runs;
+   database, `monitor/store/sharing.py`; on SQLite the one replica holds them all); a thread
+   renews them every third of `MONITOR_ANALYSIS_LEASE_SECONDS` from the first pass on, also
+   while a long unit runs and between passes (a pass interval may exceed the lease);
 2. for each model held: its series detail, expired versions' series dropped and its label
    lag published (cheap, here in the server);
 3. asks the queue (`monitor.analysis.queue`) which versions have pending work, ordered by the
@@ -98,11 +99,34 @@ class AnalysisDispatcher:
         self._lock = threading.Condition()
         self._held: set[str] = set()
         self._claimed_at = 0.0
+        self._renewer: threading.Thread | None = None
+        self._busy: set[str] = set()  # models a slot is analysing now (kept at a rebalance)
+        self._closed = threading.Event()
         self.served: list[tuple[str, str]] = []  # the last pass's units, in serving order
+
+    def start(self) -> None:
+        """Claim now and keep renewing in a daemon thread until `close()` (idempotent)."""
+        with self._lock:
+            if self._renewer is not None:
+                return
+            self._claim(force=True)
+            self._renewer = threading.Thread(target=self._renew, name="analysis-leases")
+            self._renewer.daemon = True
+            self._renewer.start()
+
+    def _renew(self) -> None:
+        while not self._closed.wait(self.lease_seconds / 3):
+            try:
+                with self._lock:
+                    self._claim(force=True)
+            except Exception:  # the database is away: the pass itself reports it
+                log.debug("renewing the analysis leases failed", exc_info=True)
 
     def __call__(self) -> list[ChunkEvidence]:
         plans = self.plans()
-        self._claim(force=True)
+        self.start()
+        with self._lock:
+            self._claim(force=True)
         versions = {}
         for model in sorted(self._held):
             versions[model] = begin_model(
@@ -111,7 +135,7 @@ class AnalysisDispatcher:
             publish_label_lag(self.store, self.metrics, model)
         waiting = self.queue.pending(self.store, versions, plans)
         produced: list[ChunkEvidence] = []
-        busy: set[str] = set()
+        busy = self._busy
         self.served = []
 
         errors: list[Exception] = []
@@ -170,7 +194,7 @@ class AnalysisDispatcher:
         """Claim or renew this replica's share (every third of the lease time, or `force`)."""
         if not force and time.monotonic() - self._claimed_at < self.lease_seconds / 3:
             return
-        models = self.store.models()
+        models = sorted(self.store.models(), key=lambda m: (m not in self._busy, m))
         held = set(self.store.claim_models(self.holder, models, self.lease_seconds))
         for lost in sorted(self._held - held):  # another replica publishes them now
             self.metrics.retain_versions(lost, [])
@@ -179,6 +203,9 @@ class AnalysisDispatcher:
 
     def close(self) -> None:
         """This replica stops: its models go to the others at their next claim."""
+        self._closed.set()
+        if self._renewer is not None:
+            self._renewer.join(10)
         try:
             self.store.release_models(self.holder)
         except Exception:

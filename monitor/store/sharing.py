@@ -55,8 +55,10 @@ class WorkSharing:
         now_us: int | None = None,
     ) -> list[str]:
         """Renew `holder`'s leases, release its surplus over its share and claim free or
-        expired models up to its share; the models it holds now, sorted. One transaction."""
-        wanted = sorted(set(models))
+        expired models up to its share; the models it holds now, sorted. One transaction.
+        `models` in order of preference: the first are kept when some must go (a replica
+        lists the models it is analysing first, so no unit in progress is handed over)."""
+        wanted = list(dict.fromkeys(models))
 
         def work(conn: Connection) -> list[str]:
             for ddl in _TABLES:

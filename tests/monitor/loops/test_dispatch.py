@@ -21,7 +21,8 @@ MODELS = ["m0", "m1", "m2", "m3"]
 class Recording:
     """A unit runner that records what runs at once (the analysis itself is not the point)."""
 
-    def __init__(self, store: SqliteStore, slots: int) -> None:
+    def __init__(self, store: SqliteStore, slots: int, seconds: float = 0.05) -> None:
+        self.seconds = seconds
         self.store = store
         self.slots = slots
         self.running: set[tuple[str, str]] = set()
@@ -35,7 +36,7 @@ class Recording:
                 self.overlaps.append((model, version))
             self.running.add((model, version))
             self.max_parallel = max(self.max_parallel, len(self.running))
-        time.sleep(0.05)
+        time.sleep(self.seconds)
         with self.lock:
             self.running.discard((model, version))
         top = int(self.store.records_frame(model, version)["seq"].max())
@@ -62,9 +63,11 @@ def _store(tmp_path: Path) -> SqliteStore:
     return store
 
 
-def _dispatcher(store: SqliteStore, runner: Recording, identity: str) -> AnalysisDispatcher:
+def _dispatcher(
+    store: SqliteStore, runner: Recording, identity: str, lease: float = 30
+) -> AnalysisDispatcher:
     return AnalysisDispatcher(
-        store, runner, dict, MonitorMetrics(), identity=identity, chunk_size=10, lease_seconds=30
+        store, runner, dict, MonitorMetrics(), identity=identity, chunk_size=10, lease_seconds=lease
     )
 
 
@@ -106,3 +109,25 @@ def test_two_replicas_analyse_disjoint_shares(tmp_path: Path) -> None:
     one.close()  # a stops: b takes its models at its next pass
     two()
     assert set(store.lease_holders().values()) == {two.holder}
+
+
+def test_leases_are_renewed_while_a_unit_outlasts_them(tmp_path: Path) -> None:
+    """A unit three times longer than the lease: the renewing thread keeps the model, and
+    another replica's claims meanwhile get none of the models being analysed."""
+    store = _store(tmp_path)
+    slow = Recording(store, 1, seconds=4.5)
+    one = _dispatcher(store, slow, "a", lease=1.5)
+    other = SqliteStore(tmp_path / "m.db")
+    passing = threading.Thread(target=one)
+    passing.start()
+    try:
+        time.sleep(2.5)  # past the first claim's expiry
+        for _ in range(4):
+            taken = other.claim_models("b", MODELS, 1.5)
+            busy = {m for m, _ in slow.running}
+            assert not busy & set(taken)
+            time.sleep(0.4)
+    finally:
+        passing.join()
+        one.close()
+        other.close()

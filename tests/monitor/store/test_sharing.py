@@ -67,3 +67,13 @@ def test_first_record_after_a_seq(store: Store) -> None:
     assert first == 1_372_636_800 * S + 2 * 3600 * S  # 2013-07-01T02:00:00Z, the third record
     assert store.first_record_us("m", "v1", seqs[-1]) is None
     assert store.first_record_us("m", "v2", 0) is None
+
+
+def test_a_replica_keeps_the_models_it_names_first_when_it_must_give_some_up(
+    store: Store,
+) -> None:
+    """The dispatcher names the models it is analysing first: those are never handed over."""
+    store.claim_models("a", MODELS, 30, now_us=T0)
+    store.claim_models("b", MODELS, 30, now_us=T0 + S)
+    busy_first = ["m5", "m4", "m3", "m0", "m1", "m2"]
+    assert store.claim_models("a", busy_first, 30, now_us=T0 + 2 * S) == ["m3", "m4", "m5"]
