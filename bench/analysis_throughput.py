@@ -10,9 +10,11 @@ real analysis loop's pass (`monitor.loops.dispatch.AnalysisDispatcher` over
 - `2-replicas-1-worker`: two replica processes on one database, each its share of the models
   (per-model leases, `monitor/store/sharing.py`), one worker process each.
 
-The machine is shared: read the ratios to the one-worker baseline of the same run, not the
-absolute rates. Run: `.venv/bin/python bench/analysis_throughput.py` (a few minutes;
-`--models 10` for less). Writes bench/results/analysis_throughput.json.
+The machine is shared: the configurations run interleaved (`--rounds`, the order reversed
+every other round), each with the load average at its start; read the ratios of the medians
+to the one-worker baseline of the same run, not the absolute rates.
+Run: `.venv/bin/python bench/analysis_throughput.py` (a few minutes; `--models 10` for less).
+Writes bench/results/analysis_throughput.json.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -111,6 +114,7 @@ def replica(url: str, workers: int, identity: str, go: Path, models: int) -> dic
         for slot in range(workers):  # processes spawned and imported before the clock
             worker.unit(slot, "none", "none", dispatch.default)
         dispatch.start()  # live (and renewing) before the start: the share is half
+        (go.parent / f"ready-{identity}").touch()
         while not go.exists():
             time.sleep(0.05)
         started = time.perf_counter()
@@ -128,7 +132,9 @@ def replica(url: str, workers: int, identity: str, go: Path, models: int) -> dic
     return {"identity": identity, "seconds": seconds, "units": served}
 
 
-def run_config(cluster: Any, regs: Path, models: int, replicas: int, workers: int) -> dict:
+def run_config(
+    cluster: Any, regs: Path, models: int, replicas: int, workers: int
+) -> dict[str, Any]:
     url = cluster.create_database()
     prepare(url, regs, models)
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,7 +150,9 @@ def run_config(cluster: Any, regs: Path, models: int, replicas: int, workers: in
             )
             for r in range(replicas)
         ]
-        time.sleep(15)  # every replica up, its workers spawned and imported
+        while len(list(Path(tmp).glob("ready-*"))) < replicas:  # workers spawned, imported
+            time.sleep(0.1)
+        load = os.getloadavg()[0]
         started = time.perf_counter()
         go.touch()
         outs = [json.loads(c.communicate()[0].strip().splitlines()[-1]) for c in children]
@@ -155,6 +163,7 @@ def run_config(cluster: Any, regs: Path, models: int, replicas: int, workers: in
         "models": models,
         "seconds": round(wall, 2),
         "versions_per_minute": round(models / wall * 60, 2),
+        "load_average_1m_at_start": round(load, 2),
         "per_replica": outs,
     }
 
@@ -162,6 +171,7 @@ def run_config(cluster: Any, regs: Path, models: int, replicas: int, workers: in
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--replica", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.replica:
@@ -177,28 +187,35 @@ def main() -> None:
     schema = weather_schema()
     split = time_split(load_weather(), schema)
     reg = registration_of(train_release(RELEASES["good"], split, schema), schema)
-    results = {}
+    results: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp, running_cluster() as cluster:
         regs = Path(tmp) / "good.json"
         regs.write_text(json.dumps(reg.model_dump(by_alias=True, mode="json")))
-        for name, replicas, workers in (
+        configs = [
             ("1-replica-1-worker", 1, 1),
             ("1-replica-2-workers", 1, 2),
             ("2-replicas-1-worker", 2, 1),
-        ):
-            results[name] = run_config(cluster, regs, args.models, replicas, workers)
-            print(name, results[name]["seconds"], "s", results[name]["versions_per_minute"], "/min")
-    base = results["1-replica-1-worker"]["versions_per_minute"]
+        ]
+        for r in range(args.rounds):  # interleaved, the order reversed every other round
+            for name, replicas, workers in configs if r % 2 == 0 else configs[::-1]:
+                res = run_config(cluster, regs, args.models, replicas, workers)
+                results.setdefault(name, []).append(res)
+                print(name, res["seconds"], "s", res["versions_per_minute"], "/min")
+
+    def median(name: str) -> float:
+        return statistics.median(r["versions_per_minute"] for r in results[name])
+
+    base = median("1-replica-1-worker")
     out = {
-        "command": "python bench/analysis_throughput.py" + f" --models {args.models}",
+        "command": f"python bench/analysis_throughput.py --models {args.models}"
+        f" --rounds {args.rounds}",
         "chunk_size": CHUNK,
         "chunks_per_version": CHUNKS,
         "cpus": len(os.sched_getaffinity(0)),
         "note": "shared 2-core machine (other jobs ran): compare the ratios of this one run",
         "results": results,
-        "ratios_to_1_worker": {
-            k: round(v["versions_per_minute"] / base, 2) for k, v in results.items()
-        },
+        "median_versions_per_minute": {k: median(k) for k in results},
+        "ratios_to_1_worker": {k: round(median(k) / base, 2) for k in results},
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=1))
