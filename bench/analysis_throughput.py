@@ -119,9 +119,11 @@ def replica(url: str, workers: int, identity: str, go: Path, models: int) -> dic
             time.sleep(0.05)
         started = time.perf_counter()
         served = 0
+        order: list[str] = []
         while True:
             dispatch()
             served += len(dispatch.served)
+            order.extend(f"{m}@{time.perf_counter() - started:.1f}" for m, _ in dispatch.served)
             done = sum(1 for v in store.versions() if store.chunks(v.model, v.version))
             if done >= models:
                 break
@@ -129,7 +131,7 @@ def replica(url: str, workers: int, identity: str, go: Path, models: int) -> dic
         seconds = time.perf_counter() - started
         dispatch.close()
     worker.close()
-    return {"identity": identity, "seconds": seconds, "units": served}
+    return {"identity": identity, "seconds": seconds, "units": served, "served": order}
 
 
 def run_config(

@@ -17,7 +17,9 @@ the version's last unit found (`Marker`, from its `UnitResult`):
   labels changed (new or corrected); aged from when the queue first saw it;
 - a model with declared candidates: one unit per pass (they are scored on the baseline's
   chunks, `candidates.py`), as young as it gets;
-- a version never looked at (a restart): pending, aged by its first record.
+- a version this process never served (a restart, a model handed over): its marker is read
+  from the store (its chunks, chunking status, label clock); never analysed: pending, aged
+  by its first record.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from dataclasses import dataclass, field
 from monitor.analysis.cycle import UnitResult
 from monitor.analysis.plan import ChunkPlan
 from monitor.analysis.ports import QueueStore, VersionView
+from monitor.analysis.relabel import RELABEL_LOOKBACK_CHUNKS
 from monitor.memory.candidates import CandidateState
+from monitor.memory.state import OperatorState
 
 
 @dataclass(frozen=True, order=True)
@@ -114,10 +118,11 @@ class WorkQueue:
         now: int,
     ) -> Pending | None:
         key = (model, version)
-        mark = self.markers.get(key)
+        mark = self.markers.get(key) or self._stored_marker(store, model, version)
         if mark is None:
             first = store.first_record_us(model, version, 0)
             return Pending(now if first is None else first, model, version)
+        self.markers[key] = mark
         ages: list[int] = []
         plan = plans.get(model)
         by_period = plan is not None and plan.period is not None
@@ -132,6 +137,21 @@ class WorkQueue:
         if clock > mark.label_clock and store.label_changes(model, version, mark.label_clock):
             ages.append(self.labels_seen_us.setdefault(key, now))
         return Pending(min(ages), model, version) if ages else None
+
+    @staticmethod
+    def _stored_marker(store: QueueStore, model: str, version: str) -> Marker | None:
+        """A version this process never served (a restart, a model handed over by another
+        replica): its marker from what the store says was analysed (its chunks, chunking
+        status and label clock), so it is not re-analysed from the start; None: never."""
+        stored = store.chunks(model, version)
+        status = OperatorState(store).chunking(model, version)
+        if not stored or status is None:
+            return None
+        seen = store.chunk_labels_seen(model, version)
+        recent = sorted(stored, key=lambda c: c.chunk_index)[-RELABEL_LOOKBACK_CHUNKS:]
+        clock = min((seen.get(c.chunk_index, 0) for c in recent), default=0)
+        after = max(c.last_seq for c in stored)
+        return Marker(after, status.chunk_rows, clock, looked_us=0)
 
 
 def _now_us() -> int:

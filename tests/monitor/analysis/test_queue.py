@@ -81,3 +81,22 @@ def test_a_version_without_a_complete_chunk_is_not_pending(tmp_path: Path) -> No
     # a failed unit keeps its old marker: still not pending, retried by age when it is
     queue.done("b", "v1", UnitResult([], failed=True))
     assert queue.markers[("b", "v1")].chunk_rows == 500
+
+
+def test_a_version_another_process_analysed_is_not_pending_again(tmp_path: Path) -> None:
+    """After a restart or a handover the queue reads where the analysis stands from the store
+    (chunks, chunking status, label clock): nothing new, nothing to do."""
+    from dataclasses import replace
+
+    from monitor.memory.state import ChunkingStatus, OperatorState
+    from tests.monitor.store.samples import evidence
+
+    store = _store(tmp_path)
+    _send(store, "b", 0, 10, hour=1)
+    seqs = sorted(store.records_frame("b", "v1")["seq"])
+    chunk = replace(evidence(0, 0.8), model="b", rows=10, first_seq=seqs[0], last_seq=seqs[-1])
+    store.save_chunks([chunk])
+    OperatorState(store).set_chunking("b", "v1", ChunkingStatus("rows", 10, None, None, 0.025, 1))
+    assert WorkQueue().pending(store, {"b": store.versions("b")}, {}) == []
+    _send(store, "b", 100, 10, hour=2)  # a new complete chunk: pending again
+    assert [p.model for p in WorkQueue().pending(store, {"b": store.versions("b")}, {})] == ["b"]
