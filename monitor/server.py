@@ -5,7 +5,8 @@ cache, the analysis worker, the background loops, the leadership) and then the H
 them (`monitor.api.app.create_app`), as MLServer's `server.py` does. It owns the start and
 stop order, run as the app's lifespan around serving: on start the calculator-fit counter,
 the leadership and the loops; on stop the loops first (a pass in progress finishes under the
-Lease), then the leadership (the Lease is given up), the worker, and the store it opened.
+Lease), then the analysis leases (this replica's models go to the others), the leadership
+(the Lease is given up), the worker, and the store it opened.
 `MonitorServer(settings, store, background=False).app` is an app over a given store with
 nothing started (tests).
 """
@@ -13,8 +14,9 @@ nothing started (tests).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -24,11 +26,13 @@ from monitor.api.context import AppPieces
 from monitor.core.settings import MonitorSettings, log_effective
 from monitor.loops.background import (
     BackgroundLoops,
-    analysis_pass,
+    analysis_dispatcher,
     reconcile_pass,
     retention_pass,
     waking,
 )
+from monitor.loops.cpus import analysis_workers
+from monitor.loops.dispatch import AnalysisDispatcher
 from monitor.loops.leadership import Leadership, leader_of, leading
 from monitor.loops.worker import AnalysisWorker
 from monitor.metrics import process as metrics
@@ -54,8 +58,11 @@ class MonitorServer:
         # The analysis cycle and the reports run in a worker process (monitor/loops/worker.py)
         # so a cycle never holds this process's interpreter while it serves ingest.
         self.worker = (
-            AnalysisWorker(settings, metrics.METRICS) if settings.analysis.worker else None
+            AnalysisWorker(settings, metrics.METRICS, analysis_workers(settings.analysis.workers))
+            if settings.analysis.worker
+            else None
         )
+        self.dispatcher: AnalysisDispatcher | None = None
         self.loops = BackgroundLoops()
         # Every replica serves the API; only the leader (the Lease's holder with
         # MONITOR_LEADER_ELECTION, else this process) analyses, deletes and reconciles.
@@ -86,19 +93,14 @@ class MonitorServer:
         settings, store, loops = self.settings, self.store, self.loops
         lead = self.leader.is_leader
         worker = self.worker
-        loops.start(
-            "analysis",
-            lambda: leading(
-                waking(
-                    worker.cycle
-                    if worker is not None
-                    else analysis_pass(store, settings, self.cache),
-                    loops.waker("reconcile"),
-                ),
-                lead,
-            ),
-            settings.analysis.interval_seconds,
-        )
+
+        def analysis() -> Callable[[], Any] | None:
+            # Every replica analyses its share of the models (per-model leases in the
+            # database, monitor/loops/dispatch.py); only the leader reconciles.
+            self.dispatcher = analysis_dispatcher(store, settings, worker, self.cache)
+            return waking(self.dispatcher, loops.waker("reconcile"))
+
+        loops.start("analysis", analysis, settings.analysis.interval_seconds)
         loops.start(
             "retention",
             lambda: leading(retention_pass(store, settings), lead),
@@ -115,6 +117,8 @@ class MonitorServer:
     def stop(self) -> None:
         self.started = False
         self.loops.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.close()  # after the loops: this replica's models go to the others
         self.leader.stop()  # after the loops: a pass in progress finished under the Lease
         if self.worker is not None:
             self.worker.close()

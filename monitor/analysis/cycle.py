@@ -28,18 +28,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
-import pandas as pd
-
 from monitor.analysis.candidates import score_candidates
-from monitor.analysis.chunks import FittedVersion, analyse_chunks
+from monitor.analysis.chunks import analyse_chunks
 from monitor.analysis.intervals import DEFAULT_LEVEL
 from monitor.analysis.periods import analyse_due, due_periods, iso_us
 from monitor.analysis.plan import ChunkPlan
 from monitor.analysis.ports import AnalysisStore, VersionView
 from monitor.analysis.relabel import RELABEL_LOOKBACK_CHUNKS, LabelChanges
+from monitor.analysis.relabelled import reanalyse_labelled
 from monitor.analysis.versions import VersionCache
 from monitor.core.drift_settings import DriftSettings
 from monitor.core.evidence import ChunkEvidence
@@ -103,6 +102,20 @@ def known_good_version(
     return None if chosen == live else chosen
 
 
+@dataclass(frozen=True)
+class UnitResult:
+    """What analysing one version found: its new evidence, and where its pending work now
+    starts (for the queue, `queue.py`): the last record seq inside a chunk, the rows of a
+    chunk (None by event time: a period may close without new rows) and the
+    label clock the version was checked at."""
+
+    evidence: list[ChunkEvidence]
+    after_seq: int = 0
+    chunk_rows: int | None = None
+    label_clock: int = 0
+    failed: bool = False
+
+
 def run_cycle(
     store: AnalysisStore,
     options: CycleOptions,
@@ -110,53 +123,91 @@ def run_cycle(
     metrics: MetricsSink,
     plans: Mapping[str, ChunkPlan] | None = None,
 ) -> list[ChunkEvidence]:
-    """Analyse every registered version's new and newly labelled chunks; save and publish.
+    """Analyse every registered version's new and newly labelled chunks; save and publish:
+    the sum of `analyse_unit` over every version (the queue, `queue.py`, runs them one by one).
 
     `plans` (model -> ChunkPlan) comes from the ModelMonitors; a model without one is
     chunked by `options.chunk_size` rows.
     """
-    default = ChunkPlan(rows=options.chunk_size)
     produced: list[ChunkEvidence] = []
     for model in store.models():
-        plan = (plans or {}).get(model, default)
-        infos = store.versions(model)
-        registered = [v.version for v in infos if v.registered_at]
-        metrics.set_detail(model, plan.per_feature, plan.metrics)
-        metrics.retain_versions(model, [v.version for v in infos])  # expired ones go
+        plan = (plans or {}).get(model, ChunkPlan(rows=options.chunk_size))
+        infos = begin_model(store, metrics, model, plan)
         for info in infos:
-            if not info.registered_at or info.records == 0:
-                continue
-            started = time.perf_counter()
-            try:
-                stored = store.chunks(model, info.version)
-                labels = LabelChanges.read(store, model, info.version, stored)
-                evidence, status = _analyse_version(
-                    store, cache, model, info.version, registered, plan, default, stored, labels
-                )
-            except Exception:
-                log.exception("analysis of %s:%s failed", model, info.version)
-                metrics.observe_analysis(time.perf_counter() - started, False, model)
-                continue
-            _save(store, evidence)
-            labels.mark_seen(store, saved=bool(evidence))
-            OperatorState(store).set_chunking(model, info.version, status)
-            metrics.publish_chunking(model, info.version, status)
-            for ev in evidence:
-                metrics.publish_chunk(ev)
-            if evidence and plan.period is not None:
-                # Period chunks may have been renumbered (re-analysis drops the old ones).
-                stored = store.chunks(model, info.version)
-            if evidence:
-                merged = {c.chunk_index: c for c in stored} | {e.chunk_index: e for e in evidence}
-                history = [merged[k] for k in sorted(merged)]
-                level = options.interval_level
-                estimated, realized = published_gaps(history, status, level, plan.gaps)
-                metrics.publish_cumulative(model, info.version, estimated, realized.gap)
-            metrics.observe_analysis(time.perf_counter() - started, True, model)
-            produced.extend(evidence)
-        _score_candidates(store, cache, model, infos)
-        _publish_label_lag(store, metrics, model)
+            if info.registered_at and info.records:
+                result = analyse_unit(store, options, cache, metrics, plan, model, info.version)
+                produced.extend(result.evidence)
+        finish_model(store, cache, metrics, model, infos)
     return produced
+
+
+def begin_model(
+    store: AnalysisStore, metrics: MetricsSink, model: str, plan: ChunkPlan
+) -> Sequence[VersionView]:
+    """The model's versions, its series detail set and its expired versions' series dropped."""
+    infos = store.versions(model)
+    metrics.set_detail(model, plan.per_feature, plan.metrics)
+    metrics.retain_versions(model, [v.version for v in infos])  # expired ones go
+    return infos
+
+
+def finish_model(
+    store: AnalysisStore,
+    cache: VersionCache,
+    metrics: MetricsSink,
+    model: str,
+    infos: Sequence[VersionView] | None = None,
+) -> None:
+    """After a model's versions: its candidates scored, its label lag published."""
+    _score_candidates(store, cache, model, store.versions(model) if infos is None else infos)
+    publish_label_lag(store, metrics, model)
+
+
+def analyse_unit(
+    store: AnalysisStore,
+    options: CycleOptions,
+    cache: VersionCache,
+    metrics: MetricsSink,
+    plan: ChunkPlan,
+    model: str,
+    version: str,
+) -> UnitResult:
+    """One version's new and newly labelled chunks analysed, saved and published (a failure
+    is logged and counted, never raised: the other versions go on)."""
+    default = ChunkPlan(rows=options.chunk_size)
+    started = time.perf_counter()
+    try:
+        registered = [v.version for v in store.versions(model) if v.registered_at]
+        stored = store.chunks(model, version)
+        labels = LabelChanges.read(store, model, version, stored)
+        evidence, status = _analyse_version(
+            store, cache, model, version, registered, plan, default, stored, labels
+        )
+    except Exception:
+        log.exception("analysis of %s:%s failed", model, version)
+        metrics.observe_analysis(time.perf_counter() - started, False, model)
+        return UnitResult([], failed=True)
+    _save(store, evidence)
+    labels.mark_seen(store, saved=bool(evidence))
+    OperatorState(store).set_chunking(model, version, status)
+    metrics.publish_chunking(model, version, status)
+    for ev in evidence:
+        metrics.publish_chunk(ev)
+    if evidence and plan.period is not None:
+        # Period chunks may have been renumbered (re-analysis drops the old ones).
+        stored = store.chunks(model, version)
+    merged = {c.chunk_index: c for c in stored} | {e.chunk_index: e for e in evidence}
+    history = [merged[k] for k in sorted(merged)]
+    if evidence:
+        estimated, realized = published_gaps(history, status, options.interval_level, plan.gaps)
+        metrics.publish_cumulative(model, version, estimated, realized.gap)
+    metrics.observe_analysis(time.perf_counter() - started, True, model)
+    return UnitResult(
+        evidence,
+        after_seq=max((c.last_seq for c in history), default=0),
+        chunk_rows=status.chunk_rows,
+        label_clock=labels.clock,
+    )
 
 
 def published_gaps(
@@ -186,7 +237,7 @@ def _score_candidates(
         log.exception("candidate scoring of %s failed", model)
 
 
-def _publish_label_lag(store: AnalysisStore, metrics: MetricsSink, model: str) -> None:
+def publish_label_lag(store: AnalysisStore, metrics: MetricsSink, model: str) -> None:
     """Age of the oldest record still waiting for its label (0 when all are labelled)."""
     oldest = store.oldest_unlabelled_us(model)
     lag = 0.0 if oldest is None else max(0.0, time.time() - oldest / 1e6)
@@ -272,7 +323,7 @@ def _by_rows(
     kg_version = known_good_version(store, model, version, registered)
     known_good = cache.get(model, kg_version, size) if kg_version else None
 
-    out = _reanalyse_labelled(store, live, known_good, relabel, size, corrected, drift)
+    out = reanalyse_labelled(store, live, known_good, relabel, size, corrected, drift)
     if complete:
         rows = store.records_frame(model, version, after_seq=after_seq, limit=complete * size)
         out += analyse_chunks(
@@ -310,40 +361,15 @@ def _by_period(
     return analyse_due(live, known_good, frame, changed, ranges, plan.drift), pending, where
 
 
-def _reanalyse_labelled(
-    store: AnalysisStore,
-    live: FittedVersion,
-    known_good: FittedVersion | None,
-    candidates: list[ChunkEvidence],
-    size: int,
-    corrected: set[int] | None = None,
-    drift: DriftSettings | None = None,
-) -> list[ChunkEvidence]:
-    """Re-analyse, in one batch, the stored chunks whose labelled-row count grew or whose
-    labels were corrected (`corrected`: their indexes)."""
-    if not candidates:
-        return []
-    model, version = live.key
-    first, last = candidates[0], candidates[-1]
-    span = store.records_frame(
-        model,
-        version,
-        after_seq=first.first_seq - 1,
-        limit=(last.chunk_index - first.chunk_index + 1) * size,
-    )
-    grown: list[tuple[ChunkEvidence, pd.DataFrame]] = []
-    for chunk in candidates:
-        rows = span[(span["seq"] >= chunk.first_seq) & (span["seq"] <= chunk.last_seq)]
-        grew = int(rows["label"].notna().sum()) > chunk.labelled_rows
-        if (grew or chunk.chunk_index in (corrected or ())) and len(rows) == chunk.rows:
-            grown.append((chunk, rows))
-    if not grown:
-        return []
-    batch = pd.concat([rows for _, rows in grown], ignore_index=True)
-    fresh = analyse_chunks(live, batch, 0, known_good, chunk_size=size, drift_settings=drift)
-    return [
-        replace(ev, chunk_index=old.chunk_index) for ev, (old, _) in zip(fresh, grown, strict=True)
-    ]
-
-
-__all__ = ["CycleOptions", "MetricsSink", "VersionCache", "known_good_version", "run_cycle"]
+__all__ = [
+    "CycleOptions",
+    "MetricsSink",
+    "UnitResult",
+    "VersionCache",
+    "analyse_unit",
+    "begin_model",
+    "finish_model",
+    "known_good_version",
+    "publish_label_lag",
+    "run_cycle",
+]

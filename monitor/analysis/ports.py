@@ -75,3 +75,9 @@ class AnalysisStore(StateStore, FittedStateStore, Protocol):
     def audit(
         self, model: str | None = None, kind: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]: ...
+
+
+class QueueStore(AnalysisStore, Protocol):
+    """What the analysis queue (queue.py) reads besides: the oldest record not yet in a chunk."""
+
+    def first_record_us(self, model: str, version: str, after_seq: int) -> int | None: ...

@@ -260,6 +260,22 @@ class AnalysisSettings(Group):
         " loaded again from the store's saved fits, not refitted"
         " (docs/analysis.md#fitted-state)",
     )
+    workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        json_schema_extra=env("MONITOR_ANALYSIS_WORKERS"),
+        description="Analysis worker processes (each analyses one model version at a time,"
+        " oldest pending evidence first); 0 = one per CPU available to the process"
+        " (its CPU affinity and the cgroup's cpu.max quota)",
+    )
+    lease_seconds: float = Field(
+        default=30.0,
+        ge=2.0,
+        json_schema_extra=env("MONITOR_ANALYSIS_LEASE_SECONDS"),
+        description="How long a replica's claim on its share of the models lasts unrenewed"
+        " (renewed every third of it): a replica that dies hands its models over after it",
+    )
 
 
 class OperatorSettings(Group):

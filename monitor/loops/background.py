@@ -1,8 +1,10 @@
 """The monitor's periodic work, run in background threads of the server process.
 
-Three loops, started by `monitor.server`: analysis (`monitor.analysis.cycle.run_cycle` every
-`analysis.interval_seconds`, with one cache of fitted calculators for the life of the process,
-each model chunked as its ModelMonitor's spec says: `chunk_plans`), retention (`Store.expire`
+Three loops, started by `monitor.server`: analysis (every `analysis.interval_seconds`, an
+`AnalysisDispatcher` pass, `analysis_dispatcher`: this replica's share of the models, their
+pending versions oldest evidence first over the worker processes, each model chunked as its
+ModelMonitor's spec says: `chunk_plans`; `analysis_pass` is the whole `run_cycle` in this
+process, for the CLI and the tests), retention (`Store.expire`
 every `store.retention_interval_seconds`) and reconcile (the operator's `reconcile_once` every
 `operator.reconcile_interval_seconds`, woken early by a ModelMonitor watch and by fresh
 evidence). One failing pass is logged and retried on the next tick; it
@@ -25,6 +27,7 @@ from monitor.core.settings import MonitorSettings
 from monitor.decision.policy import PolicyError, parse_policy
 from monitor.decision.rules import gap_rules
 from monitor.kube.watch import start_spec_watch
+from monitor.loops.dispatch import AnalysisDispatcher, InProcess, UnitRunner
 from monitor.loops.wiring import build_operator, build_target
 from monitor.metrics import process as metrics
 from monitor.metrics.detail import decided_metrics
@@ -90,6 +93,32 @@ def analysis_pass(
     fitted = cache if cache is not None else VersionCache.of(store, settings)
     plans = plan_reader(settings, store)
     return lambda: run_cycle(store, CycleOptions.of(settings), fitted, metrics.METRICS, plans())
+
+
+def analysis_dispatcher(
+    store: Store,
+    settings: MonitorSettings,
+    worker: UnitRunner | None,
+    cache: VersionCache | None = None,
+) -> AnalysisDispatcher:
+    """The analysis loop's pass: this replica's share of the models (per-model leases), their
+    pending versions oldest evidence first, over `worker`'s slots (`dispatch.py`); without a
+    worker, in this process with `cache`."""
+    runner = worker or InProcess(
+        store,
+        CycleOptions.of(settings),
+        cache if cache is not None else VersionCache.of(store, settings),
+        metrics.METRICS,
+    )
+    return AnalysisDispatcher(
+        store,
+        runner,
+        plan_reader(settings, store),
+        metrics.METRICS,
+        identity=settings.leadership.identity,
+        chunk_size=settings.analysis.chunk_size,
+        lease_seconds=settings.analysis.lease_seconds,
+    )
 
 
 def plan_reader(settings: MonitorSettings, store: Store) -> Callable[[], dict[str, ChunkPlan]]:

@@ -1,23 +1,28 @@
-"""The analysis worker: the analysis cycle and the reports, in a process of their own.
+"""The analysis workers: analysis units and the reports, in processes of their own.
 
-Why a process: an analysis cycle is seconds of CPU in pandas, numpy and NannyML, much of it
+Why processes: an analysis is seconds of CPU in pandas, numpy and NannyML, much of it
 holding the interpreter lock. In a thread of the server it held ingest up (an analysis over
 152k rows raised ingest p99 from 46 ms to 769 ms). Here the server keeps the HTTP requests
-and the operator; one worker process (spawned, so it shares no locks with the server's
-threads) opens the same store (`open_store`; on SQLite the same file in WAL mode: its reads
-never block the server's writes, and its few writes, chunk evidence and chunking status, are
-short transactions) and runs:
+and the operator; `MONITOR_ANALYSIS_WORKERS` worker processes (default: one per CPU the pod
+may use, `cpus.py`; spawned, so they share no locks with the server's threads), each a slot
+of its own, open the same store (`open_store`; on SQLite the same file in WAL mode: its
+reads never block the server's writes, and its few writes, chunk evidence and chunking
+status, are short transactions) and run:
 
-- `cycle()`: one `run_cycle` with the worker's `VersionCache`. What the cycle publishes is
-  recorded in the worker and replayed onto the server's own metrics registry, so `/metrics`
-  is exactly what an in-process cycle would have published.
-- `report(model)`: the HTML report, built with the same `VersionCache` (the calculators the
-  analysis fitted are reused, `modelguard_monitor_calculator_fits_total` counts the worker's
-  fits), and cached in the worker until the model's analysis, versions or audit change.
+- `unit(slot, model, version, plan)`: one version's `analyse_unit` and its model's
+  candidates and label lag (`cycle.finish_model`), with the slot's `VersionCache`. The
+  analysis loop (`dispatch.py`) gives each slot one unit at a time, never two units of one
+  model at once. What a unit publishes is recorded in the worker and replayed onto the
+  server's own metrics registry (one replay at a time), so `/metrics` is exactly what an
+  in-process cycle would have published.
+- `cycle()`: one whole `run_cycle` on slot 0 (what the loop ran before the queue).
+- `report(model)`: the HTML report, built on slot 0 with its `VersionCache` (the calculators
+  the analysis fitted are reused, `modelguard_monitor_calculator_fits_total` counts every
+  slot's fits), and cached in the worker until the model's analysis, versions or audit change.
 
-Tasks run one at a time. The worker exits when the server does (it watches its parent), and
-ignores SIGTERM and SIGINT: the server stops it after the loops, letting a cycle in progress
-finish its write. A crashed worker is replaced at the next call.
+The workers exit when the server does (each watches its parent), and ignore SIGTERM and
+SIGINT: the server stops them after the loops, letting a unit in progress finish its write.
+A crashed worker is replaced at its slot's next call.
 """
 
 from __future__ import annotations
@@ -32,13 +37,14 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
+from monitor.analysis.cycle import UnitResult
+from monitor.analysis.plan import ChunkPlan
 from monitor.core.evidence import ChunkEvidence
 from monitor.core.settings import MonitorSettings
 
 log = logging.getLogger("modelguard.monitor")
-T = TypeVar("T")
 
 
 @dataclass
@@ -68,59 +74,86 @@ class Recorder:
 
 
 class AnalysisWorker:
-    """The server's handle on its worker process (started at the first call)."""
+    """The server's handle on its worker processes (each started at its slot's first call)."""
 
-    def __init__(self, settings: MonitorSettings, publish_to: Any) -> None:
+    def __init__(self, settings: MonitorSettings, publish_to: Any, slots: int = 1) -> None:
         self._settings = settings
         self._publish_to = publish_to
-        self._pool: ProcessPoolExecutor | None = None
+        self._pools: list[ProcessPoolExecutor | None] = [None] * max(1, slots)
+        self._fits = [0] * max(1, slots)
+        self._loads = [0] * max(1, slots)
         self._lock = threading.Lock()
+        self._replay = threading.Lock()
         self._closed = False
-        self.fits = 0  # the worker's VersionCache fits, as of its last answer
-        self.loads = 0  # and its loads of saved fits
+
+    @property
+    def slots(self) -> int:
+        return len(self._pools)
+
+    @property
+    def fits(self) -> int:
+        """The workers' VersionCache fits, as of each one's last answer."""
+        return sum(self._fits)
+
+    @property
+    def loads(self) -> int:
+        """The workers' VersionCache loads of saved fits, as of each one's last answer."""
+        return sum(self._loads)
+
+    def unit(self, slot: int, model: str, version: str, plan: ChunkPlan) -> UnitResult:
+        """One version analysed on worker `slot`; its metrics published here."""
+        outcome = self._call(slot, _task_unit, model, version, plan)
+        self._publish(outcome)
+        return cast(UnitResult, outcome.value)
 
     def cycle(self) -> list[ChunkEvidence]:
-        """One analysis cycle in the worker; its metrics published here."""
-        outcome = self._call(_task_cycle)
-        for name, args in outcome.calls:
-            getattr(self._publish_to, name)(*args)
+        """One whole analysis cycle on slot 0; its metrics published here."""
+        outcome = self._call(0, _task_cycle)
+        self._publish(outcome)
         return cast(list[ChunkEvidence], outcome.value)
 
     def report(self, model: str) -> str:
-        """The HTML report of `model`, built (or reused) by the worker."""
-        return cast(str, self._call(_task_report, model).value)
+        """The HTML report of `model`, built (or reused) by worker 0."""
+        return cast(str, self._call(0, _task_report, model).value)
 
-    def _executor(self) -> ProcessPoolExecutor:
+    def _publish(self, outcome: Outcome) -> None:
+        with self._replay:
+            for name, args in outcome.calls:
+                getattr(self._publish_to, name)(*args)
+
+    def _executor(self, slot: int) -> ProcessPoolExecutor:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the analysis worker is stopped")
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(
+            pool = self._pools[slot]
+            if pool is None:
+                pool = self._pools[slot] = ProcessPoolExecutor(
                     max_workers=1,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_init_worker,
                     initargs=(self._settings, os.getpid()),
                 )
-            return self._pool
+            return pool
 
-    def _call(self, task: Callable[..., Outcome], *args: Any) -> Outcome:
-        pool = self._executor()
+    def _call(self, slot: int, task: Callable[..., Outcome], *args: Any) -> Outcome:
+        pool = self._executor(slot)
         try:
             outcome = pool.submit(task, *args).result()
         except BrokenProcessPool:
             with self._lock:
-                if self._pool is pool:
-                    self._pool = None  # the next call starts a new worker
+                if self._pools[slot] is pool:
+                    self._pools[slot] = None  # the next call starts a new worker
             raise
-        self.fits, self.loads = outcome.fits, outcome.loads
+        self._fits[slot], self._loads[slot] = outcome.fits, outcome.loads
         return outcome
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pools, self._pools = self._pools, [None] * len(self._pools)
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ------------------------------------------------------------------ in the worker process
@@ -164,6 +197,17 @@ def _task_cycle() -> Outcome:
     w = _WORKER
     evidence = run_cycle(w["store"], w["options"], w["cache"], cast(Any, recorder), w["plans"]())
     return Outcome(evidence, recorder.calls, w["cache"].fits, w["cache"].loads)
+
+
+def _task_unit(model: str, version: str, plan: ChunkPlan) -> Outcome:
+    from monitor.analysis.cycle import analyse_unit, finish_model
+
+    recorder = Recorder()
+    w = _WORKER
+    sink = cast(Any, recorder)
+    result = analyse_unit(w["store"], w["options"], w["cache"], sink, plan, model, version)
+    finish_model(w["store"], w["cache"], sink, model)
+    return Outcome(result, recorder.calls, w["cache"].fits, w["cache"].loads)
 
 
 def _task_report(model: str) -> Outcome:

@@ -39,6 +39,7 @@ from monitor.store.memory import StateAndAudit
 from monitor.store.postgres_schema import migrate
 from monitor.store.records import RecordsAndLabels
 from monitor.store.retention import Retention
+from monitor.store.sharing import WorkSharing
 from monitor.store.types import (
     IngestResult,
     StoreUnavailableError,
@@ -119,7 +120,7 @@ class _Writer:
 
 
 class PostgresStore(
-    RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, Retention, FittedStates
+    RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, Retention, FittedStates, WorkSharing
 ):
     """Thread-safe access to one monitor database on a PostgreSQL server."""
 

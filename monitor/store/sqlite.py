@@ -31,6 +31,7 @@ from monitor.store.memory import StateAndAudit
 from monitor.store.migrations import migrate
 from monitor.store.records import RecordsAndLabels
 from monitor.store.retention import Retention
+from monitor.store.sharing import WorkSharing
 from monitor.store.types import IngestResult, features_json, to_epoch_us
 from monitor.store.versions import ModelVersions
 
@@ -40,7 +41,7 @@ WAL_CHECKPOINT_PAGES = 16_384  # ~64 MB of 4 KiB pages
 
 
 class SqliteStore(
-    RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, Retention, FittedStates
+    RecordsAndLabels, StateAndAudit, ModelVersions, ChunkStore, Retention, FittedStates, WorkSharing
 ):
     """Thread-safe access to one monitor database file."""
 

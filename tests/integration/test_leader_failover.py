@@ -1,6 +1,8 @@
 """Several monitor replicas, one leader: two real monitor processes on one real PostgreSQL
 store, both against kmock's Kubernetes emulator over HTTP (a kubeconfig points them there),
-electing a leader with a `coordination.k8s.io/v1` Lease.
+electing a leader with a `coordination.k8s.io/v1` Lease. Both analyse, each its share of
+the models (per-model leases in the database, monitor/store/sharing.py); only the leader
+reconciles, so each bad release is still rolled back exactly once.
 
 What the emulator cannot prove, and how the tests deal with it (docs/monitor.md#several-replicas):
 - kmock checks no resourceVersion; `tests.support.kube.ModelguardEmulator` answers a merge
@@ -52,10 +54,12 @@ from tests.support.monitor import RoleAuth, register_as, running_monitor
 from tests.support.postgres import pg_cluster, pg_database_url  # noqa: F401 (fixtures)
 
 NS, DEP, MM = "ml", "predictor", "rain"
+OTHER = "other_model"  # a second model, so that each replica has a share to analyse
 GOOD, BAD1, BAD2 = "good-1111", "bad-2222", "bad-3333"
 LEASES = "coordination.k8s.io/v1/leases"
 LEASE_NAME = "modelguard-monitor"
 LEASE_SECONDS, RENEW_SECONDS, RECONCILE_SECONDS = 3.0, 1.0, 1.0
+ANALYSIS_SECONDS = 1.0  # the analysis loop's interval; its per-model leases last LEASE_SECONDS
 # The issue's bound: a dead leader's work resumes within the lease duration plus one
 # reconcile interval. The margin on top covers the follower's renew period (it notices the
 # expiry at its next try) and a loaded 2-core CI machine; it is not a performance target.
@@ -121,6 +125,10 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float) -> float:
     raise TimeoutError(f"{what} not within {timeout:.0f}s")
 
 
+def second_name(first: str) -> str:
+    return "monitor-b" if first == "monitor-a" else "monitor-a"
+
+
 def live_version(kube: KubeEmulator) -> str:
     dep = kube.get(DEPLOYMENTS, NS, DEP)
     return str(dep["spec"]["template"]["metadata"]["annotations"][VERSION_ANNOTATION])
@@ -150,11 +158,12 @@ class Sender:
                 if self.stop.is_set():
                     return
                 monitor, client = self.monitors[i % 2], clients[i % 2]
+                model = (MODEL, OTHER)[(i // 2) % 2]
                 ids = [uuid.uuid4().hex for _ in range(50)]
                 records = [
                     {
                         "prediction_id": pid,
-                        "model": MODEL,
+                        "model": model,
                         "version": GOOD,
                         "timestamp": "2013-08-01T00:00:00+00:00",
                         "features": {"temp": float(n), "origin": "JFK"},
@@ -190,8 +199,15 @@ def env(identity: str, kubeconfig: Path, database_url: str) -> dict[str, str]:
         "MONITOR_LEADER_IDENTITY": identity,
         "MONITOR_LEASE_DURATION_SECONDS": f"{LEASE_SECONDS:g}",
         "MONITOR_LEASE_RENEW_SECONDS": f"{RENEW_SECONDS:g}",
-        "MONITOR_ANALYSIS_WORKER": "false",  # analysis never runs here (interval: an hour)
+        "MONITOR_ANALYSIS_WORKER": "false",  # analysis in a thread: fewer processes
+        "MONITOR_ANALYSIS_LEASE_SECONDS": f"{LEASE_SECONDS:g}",
+        "MONITOR_CHUNK_SIZE": "200",
     }
+
+
+def analysed(store: Any) -> dict[str, int]:
+    """model -> chunks stored for its GOOD version."""
+    return {m: len(store.chunks(m, GOOD)) for m in (MODEL, OTHER)}
 
 
 def test_one_leader_and_a_failover_without_a_second_rollback(
@@ -218,13 +234,16 @@ def test_one_leader_and_a_failover_without_a_second_rollback(
             running_monitor(
                 tmp_path / "a",
                 env=env("monitor-a", kubeconfig, database_url),
+                analysis_interval_seconds=ANALYSIS_SECONDS,
                 reconcile_interval_seconds=RECONCILE_SECONDS,
             ) as a,
             running_monitor(
                 tmp_path / "b",
                 env=env("monitor-b", kubeconfig, database_url),
+                analysis_interval_seconds=ANALYSIS_SECONDS,
                 reconcile_interval_seconds=RECONCILE_SECONDS,
             ) as b,
+            open_store(where) as store,
         ):
             monitors = {"monitor-a": a, "monitor-b": b}
             # exactly one leader, and the Lease names it
@@ -241,6 +260,7 @@ def test_one_leader_and_a_failover_without_a_second_rollback(
             # registrations through one replica are the other's too (one store)
             register_as(first, registrations["good"], GOOD)
             register_as(second, registrations["no-key-features"], BAD1, BAD2)
+            register_as(first, registrations["good"].model_copy(update={"model": OTHER}), GOOD)
 
             with Sender([a, b]) as sender:
                 # the leader rolls the first bad release back (the release gate: its own
@@ -254,6 +274,19 @@ def test_one_leader_and_a_failover_without_a_second_rollback(
                     lambda: all(len(ids) >= 500 for ids in sender.acked.values()),
                     timeout=60,
                 )
+                # both replicas analyse: each holds one of the two models, and both have
+                # chunks analysed
+                wait_for(
+                    "each replica analysing its share",
+                    lambda: (
+                        len(set(store.lease_holders().values())) == 2
+                        and all(n > 0 for n in analysed(store).values())
+                    ),
+                    timeout=60,
+                )
+                holders = store.lease_holders()
+                mine = next(m for m, h in holders.items() if h.startswith(f"{holder}/"))
+                before = analysed(store)[mine]
 
                 # kill -9 the leader; a second bad release arrives while nobody leads
                 killed = time.monotonic()
@@ -273,6 +306,17 @@ def test_one_leader_and_a_failover_without_a_second_rollback(
                     "the new leader keeps acknowledging records",
                     lambda: len(sender.acked[second.port]) > acked_after + 200,
                     timeout=30,
+                )
+                # the killed replica's model is analysed by the survivor within the lease
+                wait_for(
+                    "the survivor analysing the killed replica's model",
+                    lambda: (
+                        set(store.lease_holders()) == {MODEL, OTHER}
+                        and {h.split("/")[0] for h in store.lease_holders().values()}
+                        == {second_name(holder)}
+                        and analysed(store)[mine] > before
+                    ),
+                    timeout=LEASE_SECONDS + ANALYSIS_SECONDS + 30,
                 )
                 time.sleep(RECONCILE_SECONDS * 3)  # a few more passes of the new leader
 
@@ -301,7 +345,9 @@ def test_one_leader_and_a_failover_without_a_second_rollback(
             audit = store.audit(model=MODEL, kind="rollback")
             assert sorted(entry["fromVersion"] for entry in audit) == [BAD1, BAD2]
             assert store.get_state(f"pending_rollback/{NS}/{MM}") == {}
-            stored = set(store.records_frame(MODEL, GOOD)["prediction_id"])
+            stored = set(store.records_frame(MODEL, GOOD)["prediction_id"]) | set(
+                store.records_frame(OTHER, GOOD)["prediction_id"]
+            )
         # no acknowledged record is lost, whichever replica acknowledged it
         for port, ids in sender.acked.items():
             assert set(ids) <= stored, f"{len(set(ids) - stored)} records acked on :{port} lost"

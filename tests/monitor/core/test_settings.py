@@ -67,6 +67,8 @@ OLD_VARIABLES: list[tuple[str, str, Callable[[S], Any], Any]] = [
     ("MONITOR_ANALYSIS_INTERVAL_SECONDS", "2.5", lambda s: s.analysis.interval_seconds, 2.5),
     ("MONITOR_ANALYSIS_WORKER", "false", lambda s: s.analysis.worker, False),
     ("MONITOR_ANALYSIS_CACHE_VERSIONS", "3", lambda s: s.analysis.cache_versions, 3),
+    ("MONITOR_ANALYSIS_WORKERS", "3", lambda s: s.analysis.workers, 3),
+    ("MONITOR_ANALYSIS_LEASE_SECONDS", "12", lambda s: s.analysis.lease_seconds, 12.0),
     ("MONITOR_REPORT_DIR", "/r", lambda s: s.analysis.report_dir, Path("/r")),
     ("MONITOR_OPERATOR", "false", lambda s: s.operator.enabled, False),
     ("MONITOR_RECONCILE_INTERVAL_SECONDS", "3", lambda s: s.operator.reconcile_interval_seconds, 3),
