@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 
 from monitor.store.fits import FITTED_TABLE
+from monitor.store.sharing import LEASE_TABLES
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -97,6 +98,8 @@ MIGRATIONS: list[list[str]] = [
         # monitor, keyed by the fingerprint of everything the fit depends on.
         FITTED_TABLE.format(blob="BLOB"),
     ],
+    # 5: per-model analysis leases and the replicas' heartbeats (sharing.py).
+    list(LEASE_TABLES),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -15,6 +15,7 @@ import psycopg
 
 from monitor.store.fits import FITTED_TABLE
 from monitor.store.migrations import SchemaTooNewError
+from monitor.store.sharing import LEASE_TABLES
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -73,6 +74,7 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE seq_marks (at_us BIGINT PRIMARY KEY, seq BIGINT NOT NULL)",
     ],
     [FITTED_TABLE.format(blob="BYTEA")],  # 2: as SQLite's migration 4 (fits.py)
+    list(LEASE_TABLES),  # 3: as SQLite's migration 5 (sharing.py)
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

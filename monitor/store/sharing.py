@@ -11,8 +11,7 @@ hands its share over within `MONITOR_ANALYSIS_LEASE_SECONDS`), and it can be rea
 Each replica also heartbeats a row in `analysis_replicas`; its share is ceil(models / live
 replicas), so a second replica takes half of the models from the first (which releases its
 surplus at its next claim). Time is the database's clock (one clock for every replica).
-The tables are created at first use (`CREATE TABLE IF NOT EXISTS`, in the write transaction:
-on PostgreSQL under the store's advisory write lock), so they need no schema migration.
+The tables are made by the schema migrations (SQLite's 5, PostgreSQL's 3, from `LEASE_TABLES`).
 """
 
 from __future__ import annotations
@@ -22,13 +21,13 @@ from collections.abc import Sequence
 
 from monitor.store.backend import Connection, Database
 
-_TABLES = (
-    """CREATE TABLE IF NOT EXISTS analysis_leases (
+LEASE_TABLES = (
+    """CREATE TABLE analysis_leases (
         model TEXT PRIMARY KEY,
         holder TEXT NOT NULL,
         expires_us BIGINT NOT NULL
     )""",
-    """CREATE TABLE IF NOT EXISTS analysis_replicas (
+    """CREATE TABLE analysis_replicas (
         holder TEXT PRIMARY KEY,
         expires_us BIGINT NOT NULL
     )""",
@@ -61,8 +60,6 @@ class WorkSharing:
         wanted = list(dict.fromkeys(models))
 
         def work(conn: Connection) -> list[str]:
-            for ddl in _TABLES:
-                conn.execute(ddl)
             now = int(conn.execute(_NOW_US[self.dialect.name]).fetchone()[0])
             now = now if now_us is None else now_us
             until = now + int(ttl_seconds * 1e6)
@@ -108,8 +105,6 @@ class WorkSharing:
         takes its share at its next claim, not after the lease time)."""
 
         def work(conn: Connection) -> None:
-            for ddl in _TABLES:
-                conn.execute(ddl)
             conn.execute("DELETE FROM analysis_leases WHERE holder = ?", (holder,))
             conn.execute("DELETE FROM analysis_replicas WHERE holder = ?", (holder,))
 
