@@ -28,6 +28,7 @@ whose main module is not re-imported.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -120,12 +121,40 @@ def _in_child(
 
 
 def _started(sender: Connection, data: dict[str, Any]) -> BaseProcess:
-    """A started child; once more if the warm process has died since the last vetting (the
-    forkserver, found dead, is started anew)."""
-    try:
-        return _start(sender, data)
-    except (OSError, EOFError):
-        return _start(sender, data)
+    """A started child; the warm process replaced when it has died since the last vetting.
+
+    multiprocessing starts a new forkserver only when it has reaped the old one; one killed
+    between that check and the connection (or reaped elsewhere) fails the start, so the
+    handle on it is dropped and the start tried again (at most twice more)."""
+    for attempt in range(3):
+        try:
+            return _start(sender, data)
+        except (OSError, EOFError):
+            if attempt == 2:
+                raise
+            _forget_warm_process()
+    raise AssertionError("unreachable")
+
+
+def _forget_warm_process() -> None:
+    """Kill and forget multiprocessing's forkserver, so the next start launches a new one."""
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    with getattr(server, "_lock", threading.Lock()):
+        pid = getattr(server, "_forkserver_pid", None)
+        alive_fd = getattr(server, "_forkserver_alive_fd", None)
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass  # already gone, or reaped elsewhere
+        if alive_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(alive_fd)
+        for name in ("_forkserver_pid", "_forkserver_alive_fd", "_forkserver_address"):
+            setattr(server, name, None)
 
 
 def _start(sender: Connection, data: dict[str, Any]) -> BaseProcess:
